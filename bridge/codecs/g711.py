@@ -1,0 +1,45 @@
+"""G.711 mu-law (ITU-T G.711 §3, Table 2a) via `audioop`.
+
+`audioop` is stdlib up to Python 3.12; from 3.13 the `audioop-lts` distribution provides the same
+module. Linear samples are 16-bit: audioop scales the 14-bit G.711 range by 4, so decoded values
+lie in [-32124, 32124].
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import numpy as np
+import numpy.typing as npt
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+FRAME_SAMPLES = 160
+FRAME_BYTES = 160
+SILENCE_BYTE = 0xFF
+SILENCE_FRAME = bytes([SILENCE_BYTE]) * FRAME_BYTES
+_NATIVE_LE = sys.byteorder == "little"
+
+Int16Array = npt.NDArray[np.int16]
+
+
+def ulaw_decode(data: bytes) -> Int16Array:
+    """mu-law bytes to 16-bit linear samples."""
+    return _from_native(audioop.ulaw2lin(data, 2))
+
+
+def ulaw_encode(samples: Int16Array) -> bytes:
+    """16-bit linear samples to mu-law bytes (G.711 §3 segment encoding)."""
+    return bytes(audioop.lin2ulaw(_to_native(samples), 2))
+
+
+def _from_native(raw: bytes) -> Int16Array:
+    return np.frombuffer(raw, dtype=np.int16 if _NATIVE_LE else ">i2").astype(np.int16)
+
+
+def _to_native(samples: Int16Array) -> bytes:
+    arr = np.asarray(samples, dtype=np.int16)
+    return arr.tobytes() if _NATIVE_LE else arr.astype(">i2").tobytes()

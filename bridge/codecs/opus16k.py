@@ -1,0 +1,38 @@
+"""AI side = Opus 16 kHz mono, 20 ms packets (RFC 6716), as OpenAI Realtime uses over WebRTC."""
+
+from __future__ import annotations
+
+from bridge.codecs.base import Delay
+from bridge.codecs.g711 import Int16Array
+from bridge.codecs.opus import OpusDecoder, OpusEncoder
+from bridge.codecs.resample import RESAMPLE_DELAY_MS
+from bridge.codecs.resampling import ResamplingTranscoder
+
+
+class Opus16kTranscoder(ResamplingTranscoder):
+    """Each AI payload is one Opus packet; a lost one is concealed by the libopus decoder PLC.
+
+    The codec delay (encoder lookahead, 6.5 ms for VOIP at 16 kHz) is counted on the to-AI
+    direction, where this side encodes; decoding adds none beyond the sender's lookahead.
+    """
+
+    fmt = "opus16k"
+    ai_rate = 16000
+
+    def __init__(self, bitrate: int = 24000) -> None:
+        super().__init__(factor=2)
+        self._enc = OpusEncoder(bitrate)
+        self._dec = OpusDecoder()
+        self.bitrate = bitrate
+        self.delay_to_ai = Delay(resample_ms=RESAMPLE_DELAY_MS, codec_ms=self._enc.delay_ms)
+        self.delay_to_caller = Delay(resample_ms=RESAMPLE_DELAY_MS, codec_ms=0.0)
+
+    def _encode_ai(self, samples: Int16Array) -> list[bytes]:
+        return [self._enc.encode(samples)]
+
+    def _decode_ai(self, payload: bytes) -> Int16Array:
+        return self._dec.decode(payload)
+
+    def lost_from_ai(self) -> list[bytes]:
+        self.concealed_to_caller += 1
+        return self._emit(self._down.process(self._dec.conceal()), concealed=True)

@@ -1,0 +1,73 @@
+"""Streaming latency percentiles in bounded memory (log-linear buckets, ~1 % resolution)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+_SUB = 100  # buckets per power of ten: values are kept to two significant digits
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """Percentiles in milliseconds; ``count`` samples summarised."""
+
+    count: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+
+
+class LatencyHistogram:
+    """Records durations (seconds) in log-linear buckets; memory grows with spread, not count.
+
+    A recorded value v > 0 lands in bucket floor(log10(v) * 100); a percentile reports the
+    upper edge of its bucket (at most 2.3 % above the true value), and ``max`` is exact.
+    """
+
+    __slots__ = ("_buckets", "_count", "_max", "_sum", "_zero")
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, int] = {}
+        self._zero = 0
+        self._count = 0
+        self._sum = 0.0
+        self._max = 0.0
+
+    def record(self, seconds: float) -> None:
+        self._count += 1
+        if seconds <= 0.0:
+            self._zero += 1
+            return
+        self._sum += seconds
+        if seconds > self._max:
+            self._max = seconds
+        k = math.floor(math.log10(seconds) * _SUB)
+        self._buckets[k] = self._buckets.get(k, 0) + 1
+
+    def percentile(self, pct: float) -> float:
+        """The ``pct`` percentile in seconds (0 if nothing recorded)."""
+        if not self._count:
+            return 0.0
+        rank = math.ceil(pct / 100.0 * self._count)
+        seen = self._zero
+        if rank <= seen:
+            return 0.0
+        for k in sorted(self._buckets):
+            seen += self._buckets[k]
+            if seen >= rank:
+                return min(math.pow(10.0, (k + 1) / _SUB), self._max)
+        return self._max
+
+    def summary(self) -> LatencySummary:
+        ms = 1000.0
+        return LatencySummary(
+            count=self._count,
+            p50_ms=self.percentile(50) * ms,
+            p95_ms=self.percentile(95) * ms,
+            p99_ms=self.percentile(99) * ms,
+            max_ms=self._max * ms,
+            mean_ms=self._sum / self._count * ms if self._count else 0.0,
+        )

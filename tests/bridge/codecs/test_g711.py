@@ -1,0 +1,60 @@
+"""G.711 mu-law against ITU-T G.711 Table 2a (decoder outputs), 14-bit values scaled by 4."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bridge.codecs.g711 import ulaw_decode, ulaw_encode
+
+SEGMENT_FIRST_OUTPUT = (0, 33, 99, 231, 495, 1023, 2079, 4191)
+SEGMENT_LAST_OUTPUT = (30, 93, 219, 471, 975, 1983, 3999, 8031)
+SEGMENT_STEP = (2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def table_2a(code: int) -> int:
+    inverted = ~code & 0xFF
+    segment = (inverted >> 4) & 0x7
+    magnitude = SEGMENT_FIRST_OUTPUT[segment] + SEGMENT_STEP[segment] * (inverted & 0xF)
+    return 4 * (-magnitude if inverted & 0x80 else magnitude)
+
+
+@pytest.mark.parametrize(
+    ("code", "value"),
+    [(0xFF, 0), (0x7F, 0), (0x80, 32124), (0x00, -32124), (0xEF, 132), (0x3F, -1980), (0x70, -120)],
+)
+def test_known_code_points(code: int, value: int) -> None:
+    assert int(ulaw_decode(bytes([code]))[0]) == value
+
+
+def test_segment_endpoints_match_table_2a() -> None:
+    for seg in range(8):
+        first = 0xFF - (seg << 4)
+        last = 0xFF - (seg << 4 | 0xF)
+        assert int(ulaw_decode(bytes([first]))[0]) == 4 * SEGMENT_FIRST_OUTPUT[seg]
+        assert int(ulaw_decode(bytes([last]))[0]) == 4 * SEGMENT_LAST_OUTPUT[seg]
+        assert int(ulaw_decode(bytes([first & 0x7F]))[0]) == -4 * SEGMENT_FIRST_OUTPUT[seg]
+
+
+def test_all_256_codes_match_table_2a() -> None:
+    decoded = ulaw_decode(bytes(range(256)))
+    assert [int(v) for v in decoded] == [table_2a(c) for c in range(256)]
+
+
+def test_every_code_except_negative_zero_reencodes_to_itself() -> None:
+    codes = [c for c in range(256) if c != 0x7F]
+    assert ulaw_encode(ulaw_decode(bytes(codes))) == bytes(codes)
+    assert ulaw_encode(ulaw_decode(b"\x7f")) == b"\xff"
+
+
+def test_round_trip_error_bound() -> None:
+    """Half a Table 2a interval (2^(s+1) in a segment whose outputs are >= 33·2^s - 33, so
+    <= |x|/32) plus two 14-bit LSBs (x>>2 truncation, ones'-complement of negatives), times 4;
+    beyond the top decision level 8159·4 the encoder clips to 32124."""
+    x = np.arange(-32768, 32768, dtype=np.int64)
+    y = ulaw_decode(ulaw_encode(x.astype(np.int16))).astype(np.int64)
+    err = np.abs(y - x)
+    in_range = np.abs(x) < 4 * 8159
+    assert np.all(err[in_range] <= np.abs(x[in_range]) / 32 + 8)
+    assert np.all(np.abs(y[~in_range]) == 32124)
+    assert np.all(np.sign(y[np.abs(x) > 8]) == np.sign(x[np.abs(x) > 8]))

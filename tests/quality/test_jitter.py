@@ -1,0 +1,37 @@
+"""RFC 3550 §6.4.1 / A.8 interarrival jitter on hand-worked sequences."""
+
+import pytest
+
+from quality.jitter import InterarrivalJitter
+
+TICK = 1 / 8000  # an 8 kHz RTP clock
+
+
+def test_worked_sequence_from_the_rfc_formula() -> None:
+    # RTP ts 0, 160, 320, 480 arrive at ticks 1000, 1160, 1400, 1480: transits 1000, 1000,
+    # 1080, 1000, so |D| = 0, 80, 80 and J = 0, 80/16 = 5, 5 + (80 - 5)/16 = 9.6875 ticks.
+    j = InterarrivalJitter()
+    got = [j.update(a * TICK, ts * TICK) for ts, a in [(0, 1000), (160, 1160), (320, 1400), (480, 1480)]]
+    assert got[0] == 0.0
+    assert got[1] == pytest.approx(0.0)
+    assert got[2] == pytest.approx(5 * TICK)
+    assert got[3] == pytest.approx(9.6875 * TICK)
+    assert j.jitter_ms == pytest.approx(9.6875 / 8, rel=1e-12)
+    assert j.samples == 3
+
+
+def test_constant_deviation_converges_to_it() -> None:
+    j = InterarrivalJitter()
+    now = 0.0
+    for i in range(400):
+        # transit alternates 0 / 10 ms, so |D| = 10 ms every packet
+        j.update(now + (0.010 if i % 2 else 0.0), now)
+        now += 0.020
+    assert j.jitter_ms == pytest.approx(10.0, rel=1e-6)
+
+
+def test_constant_transit_is_zero_jitter_and_uses_arrival_order() -> None:
+    j = InterarrivalJitter()
+    for ts in (0.0, 0.020, 0.060, 0.040, 0.080):  # reordered but each with transit 50 ms
+        j.update(ts + 0.050, ts)
+    assert j.jitter_s == pytest.approx(0.0, abs=1e-15)
