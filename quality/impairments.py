@@ -9,7 +9,7 @@ edge, whose concealment we do not control, hence ``g711`` without PLC by default
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from quality.emodel import mos_to_r
 
@@ -61,6 +61,11 @@ CODECS: dict[str, Codec] = {
               bpl_wb=4.7, frame_ms=20.0, lookahead_ms=_OPUS_LOOKAHEAD_MS, standard=False, source=_DERIVED),
     )
 }
+
+
+# The bridge's AI-side format names resolve too: ``pcmu`` pass-through is G.711 end to end.
+CODECS["pcmu"] = replace(CODECS["g711"], name="pcmu",
+                         description="mu-law pass-through to the AI side: G.711 end to end (same as g711)")
 
 
 def get_codec(name: str) -> Codec:

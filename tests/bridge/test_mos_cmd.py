@@ -57,6 +57,7 @@ def test_list_codecs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["mos", "--list-codecs", "--json"]) == 0
     names = {row["name"] for row in json.loads(capsys.readouterr().out)}
     assert {"g711", "g711-plc", "opus16k"} <= names
+    assert {"pcmu", "pcm24k", "opus16k"} <= names  # the AI-side format names of bridge/codecs
 
 
 @pytest.mark.parametrize(
