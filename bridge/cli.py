@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bridge import __version__, mos_cmd, transcode_cmd
+from bridge import __version__, fake_realtime_cmd, mos_cmd, report_cmd, serve_cmd, transcode_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,8 +17,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mosbridge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    serve_cmd.add_parser(sub)
+    report_cmd.add_parsers(sub)
     mos_cmd.add_parser(sub)
     transcode_cmd.add_parser(sub)
+    fake_realtime_cmd.add_parser(sub)
     return parser
 
 

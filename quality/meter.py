@@ -50,7 +50,7 @@ class DirectionMeter:
     timestamp and its arrival time, all in seconds; ``arrival_s=None`` means unknown.
     """
 
-    __slots__ = ("_jitter", "_playout", "_seq", "_timed", "_ts")
+    __slots__ = ("_jitter", "_playout", "_seq", "_timed", "_ts", "last_missing")
 
     def __init__(self, playout: Playout | None = None, frame_s: float = 0.020,
                  reorder_window: int = 32, seq_modulus: int | None = None) -> None:
@@ -59,9 +59,10 @@ class DirectionMeter:
         self._jitter = InterarrivalJitter()
         self._playout: Playout = playout if playout is not None else FixedPlayout()
         self._timed = False
+        self.last_missing = 0  # frames skipped just before the last one fed (0 unless a gap)
 
     def update(self, seq: int, media_ts_s: float, arrival_s: float | None) -> Arrival:
-        arrival, _ = self._seq.update(seq)
+        arrival, self.last_missing = self._seq.update(seq)
         if arrival in (Arrival.DUPLICATE, Arrival.TOO_LATE):
             return arrival
         self._ts.update(media_ts_s)

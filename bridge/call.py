@@ -1,0 +1,473 @@
+"""The call core: one phone call between Twilio Media Streams and an OpenAI Realtime session.
+
+Sans-I/O (like h11 or websockets' protocol layer): the driver feeds it messages with the
+monotonic time they arrived, and drains messages to send and events to act on. It never
+touches a socket, a clock or a random source, so a replayed capture yields the same report as
+the live call did.
+
+    receive_twilio(text, now)      one Media Streams message
+    receive_realtime(text, now)    one Realtime server event
+    realtime_connected(now)        a (new) AI connection is up: configure the session
+    realtime_closed(now, reason)   the AI connection is gone
+    twilio_closed(now)             Twilio's socket closed (with or without ``stop``)
+    record_sent(items, now)        the driver sent these items now (bridge latency)
+    record_rtt(peer, rtt_s, now)   a WebSocket ping round trip
+    get_timer() / handle_timer(now)
+    data_to_send() / next_event()
+
+States: CONNECTED (socket open) -> STARTED (``start`` seen) -> ENDED. Anything after ENDED is
+ignored; every bad input is counted and reported as a Problem, and the call goes on.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+from collections import Counter
+from collections.abc import Iterable
+from typing import Literal
+
+from bridge import realtime as rt
+from bridge import twilio as tw
+from bridge.call_config import CallConfig
+from bridge.call_report import Measurements, build_report
+from bridge.codecs import CodecError, Transcoder, make_transcoder
+from bridge.events import (
+    CallEnded,
+    CallStarted,
+    Direction,
+    Event,
+    Outgoing,
+    Peer,
+    Problem,
+    ReconnectRealtime,
+)
+from bridge.playback import MarkFate, Playback
+from bridge.tags import CallTags, call_tags
+from quality.latency import LatencyHistogram
+from quality.meter import DirectionMeter
+from quality.playout import AdaptivePlayout, FixedPlayout, Playout
+from quality.sequence import Arrival
+
+_AI_FORMATS: dict[str, rt.AudioFormat] = {"pcmu": "audio/pcmu", "pcm24k": "audio/pcm"}
+
+
+class State(enum.Enum):
+    CONNECTED = "connected"
+    STARTED = "started"
+    ENDED = "ended"
+
+
+class CallCore:
+    def __init__(self, config: CallConfig, now: float, transcoder: Transcoder | None = None) -> None:
+        self.config = config
+        self.state = State.CONNECTED
+        self.created_at = now
+        self.started_at: float | None = None
+        self.counters: Counter[str] = Counter()
+        self.call_sid = ""
+        self.stream_sid = ""
+        self.tags = CallTags(tenant=None)
+        self.transcoder = transcoder if transcoder is not None else make_transcoder(
+            config.ai_format, config.opus_bitrate)
+        self.inbound = DirectionMeter(self._playout())
+        self.playback = Playback()
+        self.latency = {Direction.INBOUND: LatencyHistogram(), Direction.OUTBOUND: LatencyHistogram()}
+        self.rtt = {Peer.TWILIO: LatencyHistogram(), Peer.REALTIME: LatencyHistogram()}
+        self.turn_to_sent = LatencyHistogram()
+        self.turn_to_played = LatencyHistogram()
+        self.intervals: list[tuple[float, float, dict[str, float]]] = []
+        self._interval_start = now
+        self._interval_base = self._interval_snapshot()
+        self._out: list[Outgoing] = []
+        self._events: list[Event] = []
+        self._ai_up = False
+        self._ai_since = now
+        self._reconnects = 0
+        self._response_id: str | None = None
+        self._cancelled: set[str] = set()
+        self._last_delta_at: float | None = None
+        self._speech_stopped_at: float | None = None
+        self._awaiting_first_audio: str | None = None  # response id whose first frame starts a turn
+        self._awaiting_first_play: dict[str, float] = {}  # response id -> turn start
+        self._transcript: list[tuple[Literal['user', 'assistant'], str]] = []  # context for a reconnect
+        self._ended_reason: str | None = None
+
+    # ------------------------------------------------------------------ driver API
+
+    @property
+    def ended(self) -> bool:
+        return self.state is State.ENDED
+
+    def data_to_send(self) -> list[Outgoing]:
+        out, self._out = self._out, []
+        return out
+
+    def next_event(self) -> Event | None:
+        return self._events.pop(0) if self._events else None
+
+    def record_sent(self, items: Iterable[Outgoing], now: float) -> None:
+        for item in items:
+            if item.direction is not None:
+                self.latency[item.direction].record(now - item.ingress)
+
+    def record_rtt(self, peer: Peer, rtt_s: float, now: float) -> None:
+        self.rtt[peer].record(rtt_s)
+
+    def get_timer(self) -> float | None:
+        if self.state is State.ENDED:
+            return None
+        deadline = self._interval_start + self.config.interval_s
+        if self._response_id is not None and self._last_delta_at is not None:
+            deadline = min(deadline, self._last_delta_at + self.config.ai_stall_s)
+        return deadline
+
+    def handle_timer(self, now: float) -> None:
+        if self.state is State.ENDED:
+            return
+        while now >= self._interval_start + self.config.interval_s:
+            self._close_interval(self._interval_start + self.config.interval_s)
+        if (self._response_id is not None and self._last_delta_at is not None
+                and now >= self._last_delta_at + self.config.ai_stall_s):
+            self.counters["ai_stalls"] += 1
+            self._problem("ai_stall", f"response {self._response_id} sent no audio for "
+                          f"{now - self._last_delta_at:.1f} s")
+            self._last_delta_at = None
+
+    def realtime_connected(self, now: float) -> None:
+        """A Realtime connection is open: configure it, and on a reconnect restore the context."""
+        self._ai_up = True
+        self._ai_since = now
+        fmt = _AI_FORMATS.get(self.config.ai_format)
+        if fmt is None:  # opus16k travels over the WebRTC leg, which carries its own audio track
+            self._problem("ai_format", f"{self.config.ai_format} cannot be sent over the Realtime "
+                          "WebSocket (it takes audio/pcm and audio/pcmu)", "error")
+            fmt = "audio/pcmu"
+        update = rt.SessionUpdate(input_format=fmt, output_format=fmt, instructions=self.config.instructions,
+                                  voice=self.config.voice, model=self.config.model)
+        self._send_ai(update.serialize(), now)
+        for role, text in self._transcript:
+            self._send_ai(rt.ContextItemCreate(role=role, text=text).serialize(), now)
+
+    def realtime_closed(self, now: float, reason: str) -> None:
+        """The AI connection closed or could not be opened."""
+        if self.state is State.ENDED:
+            return
+        self._ai_up = False
+        self.counters["ai_disconnects"] += 1
+        if now - self._ai_since >= self.config.ai_healthy_s:
+            self._reconnects = 0  # a long healthy session (e.g. the 60-minute cap) renews the budget
+        self._response_id = None
+        if self._reconnects < self.config.max_ai_reconnects:
+            self._reconnects += 1
+            self.counters["ai_reconnects"] += 1
+            self._problem("ai_closed", f"Realtime connection closed ({reason}); reconnecting "
+                          f"({self._reconnects}/{self.config.max_ai_reconnects})")
+            self._events.append(ReconnectRealtime(reason))
+        else:
+            self._problem("ai_closed", f"Realtime connection closed ({reason}); giving up", "error")
+            self._end(now, f"ai_failed: {reason}")
+
+    def twilio_closed(self, now: float) -> None:
+        if self.state is not State.ENDED:
+            self._end(now, "twilio_closed")
+
+    def end(self, now: float, reason: str) -> None:
+        """End the call from the driver's side (e.g. SIGTERM drain timeout)."""
+        if self.state is not State.ENDED:
+            self._end(now, reason)
+
+    # ------------------------------------------------------------------ Twilio side
+
+    def receive_twilio(self, text: str | bytes, now: float) -> None:
+        if self.state is State.ENDED:
+            return
+        try:
+            msg = tw.parse_twilio(text, max_bytes=self.config.max_message_bytes)
+        except tw.MessageTooLarge as exc:
+            self._bad("oversize", str(exc))
+            return
+        except tw.MalformedJson as exc:
+            self._bad("bad_json", str(exc))
+            return
+        except tw.TwilioProtocolError as exc:
+            self._bad("bad_message", str(exc))
+            return
+        if isinstance(msg, tw.MediaMessage):
+            self._on_media(msg, now)
+        elif isinstance(msg, tw.MarkMessage):
+            self._on_mark(msg, now)
+        elif isinstance(msg, tw.StartMessage):
+            self._on_start(msg, now)
+        elif isinstance(msg, tw.DtmfMessage):
+            self._on_dtmf(msg, now)
+        elif isinstance(msg, tw.StopMessage):
+            self._end(now, "stop")
+        elif isinstance(msg, tw.UnknownTwilioEvent):
+            self._bad("unknown_twilio_event", f"unknown Twilio event {msg.event!r}")
+
+    def _on_start(self, msg: tw.StartMessage, now: float) -> None:
+        if self.state is State.STARTED:
+            self._bad("duplicate_start", "a second start message on one stream")
+            return
+        fmt = msg.media_format
+        if (fmt.encoding, fmt.sample_rate, fmt.channels) != ("audio/x-mulaw", 8000, 1):
+            self._problem("media_format", f"Twilio media format {fmt.encoding}/{fmt.sample_rate}/"
+                          f"{fmt.channels}; the bridge expects audio/x-mulaw/8000/1", "error")
+        self.state = State.STARTED
+        self.started_at = now
+        self.call_sid = msg.call_sid
+        self.stream_sid = msg.stream_sid
+        self.tags = call_tags(msg.custom_parameters, self.config.pseudonym_key, self.config.phi_keys)
+        self._events.append(CallStarted(self.call_sid, self.stream_sid, self.tags.tenant, dict(self.tags.tags)))
+
+    def _on_media(self, msg: tw.MediaMessage, now: float) -> None:
+        if self.state is not State.STARTED:
+            self._bad("media_before_start", "media before the start message: dropped")
+            return
+        if msg.track != "inbound":
+            self._bad("wrong_track", f"media on track {msg.track!r}: only inbound is bridged")
+            return
+        try:
+            audio = msg.audio()
+        except tw.BadBase64 as exc:
+            self._bad("bad_base64", f"chunk {msg.chunk}: {exc}")
+            return
+        arrival = self.inbound.update(msg.chunk, msg.timestamp / 1000.0, now)
+        if arrival is Arrival.DUPLICATE or arrival is Arrival.TOO_LATE:
+            self.counters[f"{arrival.value}_frames"] += 1
+            return
+        if arrival is Arrival.LATE:
+            # Its slot was already concealed and sent on: the AI's buffer is a stream.
+            self.counters["reordered_frames"] += 1
+            return
+        try:
+            if arrival is Arrival.GAP:
+                self._conceal_gap(now)
+            payloads = self.transcoder.to_ai(audio)
+        except CodecError as exc:
+            self._bad("bad_frame", f"chunk {msg.chunk}: {exc}")
+            return
+        for payload in payloads:
+            self._send_audio(payload, now)
+
+    def _conceal_gap(self, now: float) -> None:
+        missing = self.inbound.last_missing
+        fill = min(missing, self.config.max_conceal_frames)
+        self.counters["concealed_frames"] += fill
+        for _ in range(fill):
+            for payload in self.transcoder.conceal_to_ai():
+                self._send_audio(payload, now)
+
+    def _on_mark(self, msg: tw.MarkMessage, now: float) -> None:
+        fate, response_id = self.playback.mark_echoed(msg.name, now)
+        self.counters[f"marks_{fate.value}"] += 1
+        if fate is MarkFate.PLAYED and response_id is not None:
+            turn_start = self._awaiting_first_play.pop(response_id, None)
+            if turn_start is not None:
+                self.turn_to_played.record(now - turn_start)
+
+    def _on_dtmf(self, msg: tw.DtmfMessage, now: float) -> None:
+        self.counters["dtmf_digits"] += 1
+        self._send_ai(rt.DtmfItemCreate(digit=msg.digit).serialize(), now)
+
+    # ------------------------------------------------------------------ Realtime side
+
+    def receive_realtime(self, text: str | bytes, now: float) -> None:
+        if self.state is State.ENDED:
+            return
+        try:
+            ev = rt.parse_realtime(text)
+        except rt.RealtimeProtocolError as exc:
+            self._bad("ai_bad_event", str(exc))
+            return
+        if isinstance(ev, rt.OutputAudioDelta):
+            self._on_delta(ev, now)
+        elif isinstance(ev, rt.SpeechStarted):
+            self._on_speech_started(now)
+        elif isinstance(ev, rt.SpeechStopped):
+            self._speech_stopped_at = now
+        elif isinstance(ev, rt.ResponseLifecycle):
+            self._on_response(ev, now)
+        elif isinstance(ev, rt.OutputAudioDone):
+            if ev.response_id not in self._cancelled:
+                self._flush_outbound(ev.item_id, ev.response_id, now)
+        elif isinstance(ev, rt.SessionCreated):
+            if ev.type == "session.updated":
+                self._check_session(ev.session)
+        elif isinstance(ev, rt.ErrorEvent):
+            self.counters["ai_errors"] += 1
+            self._problem("ai_error", f"{ev.error_type}/{ev.code}: {ev.message}",
+                          "error" if ev.code == "session_expired" else "warning")
+        elif isinstance(ev, rt.Unknown):
+            self._on_unknown_ai(ev.raw)
+
+    def _check_session(self, session: dict[str, object]) -> None:
+        want = _AI_FORMATS.get(self.config.ai_format, "audio/pcmu")
+        audio = session.get("audio")
+        got: list[object] = []
+        if isinstance(audio, dict):
+            for side in ("input", "output"):
+                part = audio.get(side)
+                fmt = part.get("format") if isinstance(part, dict) else None
+                got.append(fmt.get("type") if isinstance(fmt, dict) else None)
+        if got != [want, want]:
+            self.counters["ai_format_mismatch"] += 1
+            self._problem("ai_format_mismatch", f"session.updated echoes audio formats {got}, asked for "
+                          f"{[want, want]}: server VAD and playback will be wrong", "error")
+
+    def _on_unknown_ai(self, raw: dict[str, object]) -> None:
+        kind = raw.get("type")
+        text = raw.get("transcript")
+        if kind == "response.output_audio_transcript.done" and isinstance(text, str):
+            self._transcript.append(("assistant", text))
+        elif kind == "conversation.item.input_audio_transcription.completed" and isinstance(text, str):
+            self._transcript.append(("user", text))
+
+    def _on_response(self, ev: rt.ResponseLifecycle, now: float) -> None:
+        rid = ev.response_id
+        if ev.type == "response.created":
+            self._response_id = rid
+            self._last_delta_at = now
+            self.playback.start_response()
+            if rid is not None and self._speech_stopped_at is not None:
+                self._awaiting_first_audio = rid
+            return
+        if rid == self._response_id:
+            self._response_id = None
+            self._last_delta_at = None
+        if rid is not None:
+            self._cancelled.discard(rid)
+            if ev.response.get("status") == "cancelled":
+                self.counters["responses_cancelled"] += 1
+        self.counters["responses"] += 1
+
+    def _on_delta(self, ev: rt.OutputAudioDelta, now: float) -> None:
+        if ev.response_id in self._cancelled:
+            self.counters["late_deltas_dropped"] += 1
+            return
+        self._last_delta_at = now
+        try:
+            payload = base64.b64decode(ev.delta, validate=True)
+        except (binascii.Error, ValueError):
+            self._bad("ai_bad_base64", f"response {ev.response_id}: audio delta is not base64")
+            return
+        try:
+            frames = self.transcoder.to_caller(payload)
+        except CodecError as exc:
+            self._bad("ai_bad_audio", f"response {ev.response_id}: {exc}")
+            return
+        self._play(frames, ev.item_id, ev.response_id, now)
+
+    def _flush_outbound(self, item_id: str, response_id: str, now: float) -> None:
+        try:
+            frames = self.transcoder.flush_to_caller()
+        except CodecError as exc:
+            self._bad("ai_bad_audio", f"response {response_id}: {exc}")
+            frames = self.transcoder.flush_to_caller()
+        self._play(frames, item_id, response_id, now)
+
+    def _play(self, frames: list[bytes], item_id: str, response_id: str, now: float) -> None:
+        if not frames or self.state is not State.STARTED:
+            return
+        for frame in frames:
+            self._out.append(Outgoing(Peer.TWILIO, tw.OutboundMedia.from_audio(self.stream_sid, frame).serialize(),
+                                      now, Direction.OUTBOUND))
+        self.playback.frames_sent(item_id, len(frames), now)
+        name = self.playback.new_mark(item_id, response_id, now)
+        self._out.append(Outgoing(Peer.TWILIO, tw.OutboundMark(self.stream_sid, name).serialize(), now))
+        self.counters["marks_sent"] += 1
+        if self._awaiting_first_audio == response_id and self._speech_stopped_at is not None:
+            self.turn_to_sent.record(now - self._speech_stopped_at)
+            self._awaiting_first_play[response_id] = self._speech_stopped_at
+            self._awaiting_first_audio = None
+            self._speech_stopped_at = None
+
+    def _on_speech_started(self, now: float) -> None:
+        """Barge-in: stop what the caller hears and cut the AI's item at what was played."""
+        self._speech_stopped_at = None
+        if not (self.playback.has_unplayed or self._response_id is not None):
+            return
+        self.counters["barge_ins"] += 1
+        self._out.append(Outgoing(Peer.TWILIO, tw.ClearMessage(self.stream_sid).serialize(), now))
+        item, played_ms = self.playback.clear()
+        if item is not None:
+            trunc = rt.ConversationItemTruncate(item_id=item, content_index=0, audio_end_ms=played_ms)
+            self._send_ai(trunc.serialize(), now)
+        if self._response_id is not None:
+            self._cancelled.add(self._response_id)
+            self._awaiting_first_play.pop(self._response_id, None)
+        self._drop_outbound_remainder()
+
+    def _drop_outbound_remainder(self) -> None:
+        try:
+            self.transcoder.flush_to_caller()
+        except CodecError:
+            self.transcoder.flush_to_caller()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _playout(self) -> Playout:
+        if self.config.jitter_buffer == "fixed":
+            return FixedPlayout(self.config.fixed_buffer_ms / 1000.0)
+        return AdaptivePlayout()
+
+    def _send_ai(self, text: str, now: float) -> None:
+        self._out.append(Outgoing(Peer.REALTIME, text, now))
+
+    def _send_audio(self, payload: bytes, now: float) -> None:
+        if not self._ai_up:
+            self.counters["frames_while_ai_down"] += 1
+            return
+        append = rt.InputAudioBufferAppend(base64.b64encode(payload).decode("ascii"))
+        self._out.append(Outgoing(Peer.REALTIME, append.serialize(), now, Direction.INBOUND))
+
+    def _bad(self, counter: str, detail: str) -> None:
+        self.counters[counter] += 1
+        self._problem(counter, detail)
+
+    def _problem(self, kind: str, detail: str, level: str = "warning") -> None:
+        sid = f"{self.call_sid}: " if self.call_sid else ""
+        self._events.append(Problem(kind, sid + detail, level))
+
+    def _interval_snapshot(self) -> dict[str, float]:
+        f = self.inbound.figures()
+        return {"expected": f.expected, "lost": f.lost, "late": float(f.late_discards or 0),
+                "underrun": float(self.playback.underrun_frames), "frames_out": float(self.playback.frames)}
+
+    def _close_interval(self, end: float) -> None:
+        snap = self._interval_snapshot()
+        delta = {k: snap[k] - self._interval_base.get(k, 0.0) for k in snap}
+        delta["jitter_ms"] = self.inbound.figures().jitter_ms or 0.0
+        self.intervals.append((self._interval_start, end, delta))
+        self._interval_start = end
+        self._interval_base = snap
+
+    def measurements(self) -> Measurements:
+        return Measurements(
+            inbound=self.inbound.figures(),
+            playback=self.playback,
+            latency=self.latency,
+            rtt=self.rtt,
+            turn_to_sent=self.turn_to_sent,
+            turn_to_played=self.turn_to_played,
+        )
+
+    def _end(self, now: float, reason: str) -> None:
+        if now > self._interval_start:
+            self._close_interval(now)
+        self.state = State.ENDED
+        self._ended_reason = reason
+        report = build_report(
+            call_sid=self.call_sid or "unknown",
+            tags=self.tags,
+            config=self.config,
+            transcoder=self.transcoder,
+            m=self.measurements(),
+            intervals=self.intervals,
+            duration_s=now - (self.started_at if self.started_at is not None else self.created_at),
+            end_reason=reason,
+            counters=dict(self.counters),
+        )
+        self._events.append(CallEnded(reason, report))

@@ -1,0 +1,29 @@
+"""Per-call settings of the call core: what it asks the AI for and what it assumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bridge.tags import DEFAULT_PHI_KEYS
+
+
+@dataclass(frozen=True)
+class CallConfig:
+    ai_format: str = "pcmu"  # pcmu | pcm24k | opus16k (see bridge/codecs)
+    opus_bitrate: int = 24000
+    model: str | None = None
+    voice: str | None = "alloy"
+    instructions: str | None = None
+    # The PSTN leg between the caller's handset and Twilio's media edge cannot be measured from
+    # here; this one-way figure (ms) is added to the mouth-to-ear delay and reported as assumed.
+    pstn_delay_ms: float = 60.0
+    jitter_buffer: str = "adaptive"  # adaptive | fixed: the playout model of the caller-side buffer
+    fixed_buffer_ms: float = 60.0
+    interval_s: float = 5.0  # per-interval MOS granularity
+    max_message_bytes: int = 64 * 1024
+    max_conceal_frames: int = 50  # longer gaps are not filled in (1 s): the AI hears a jump
+    ai_stall_s: float = 5.0  # a response with no audio for this long counts as stalled
+    max_ai_reconnects: int = 2  # in a row; a session that lived ai_healthy_s renews the budget
+    ai_healthy_s: float = 60.0
+    pseudonym_key: bytes = b"mosbridge-dev-key"
+    phi_keys: frozenset[str] = field(default=DEFAULT_PHI_KEYS)

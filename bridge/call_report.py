@@ -1,0 +1,165 @@
+"""Turn a call's measurements into its quality report (pure: no clock, no I/O).
+
+Rules, also written into every report's ``assumptions``:
+- Mouth-to-ear delay per direction = the PSTN leg (assumed, configurable) + half the measured
+  WebSocket ping RTT to Twilio and to OpenAI (0 until measured) + G.711 packetization (20 ms)
+  + the bridge's own median processing latency + the transcoder's algorithmic delay.
+- The Twilio leg is one network path: the loss, burstiness, jitter and jitter-buffer figures
+  measured on the caller's inbound stream stand for both directions (symmetric path).
+- The outbound direction adds its own underruns: AI audio that arrived slower than it plays.
+- The call's MOS is the caller's listening direction (outbound, AI -> caller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bridge.call_config import CallConfig
+from bridge.codecs import Transcoder
+from bridge.events import Direction, Peer
+from bridge.playback import Playback
+from bridge.tags import CallTags
+from quality.impairments import CodecChain
+from quality.latency import LatencyHistogram, LatencySummary
+from quality.meter import DirectionFigures
+from quality.report import (
+    CallReport,
+    DirectionReport,
+    IntervalScore,
+    QualityInput,
+    assess,
+    direction_input,
+)
+
+G711_PACKETIZATION_MS = 20.0
+
+
+@dataclass(frozen=True)
+class Measurements:
+    inbound: DirectionFigures
+    playback: Playback
+    latency: Mapping[Direction, LatencyHistogram]
+    rtt: Mapping[Peer, LatencyHistogram]
+    turn_to_sent: LatencyHistogram
+    turn_to_played: LatencyHistogram
+
+
+def ai_codec_name(fmt: str, opus_bitrate: int) -> str:
+    """The ``quality.impairments`` row for an AI-side format."""
+    if fmt == "opus16k":
+        return {16000: "opus16k-16", 32000: "opus16k-32"}.get(opus_bitrate, "opus16k")
+    return fmt
+
+
+def chains(fmt: str, opus_bitrate: int) -> tuple[CodecChain, CodecChain]:
+    """(inbound, outbound) codec chains; G.711 at Twilio's edge is always in the path."""
+    if fmt == "pcmu":
+        return CodecChain.of("g711"), CodecChain.of("g711")
+    ai = ai_codec_name(fmt, opus_bitrate)
+    return CodecChain.of("g711", ai), CodecChain.of(ai, "g711")
+
+
+def _half_rtt_ms(h: LatencyHistogram) -> float:
+    return h.summary().p50_ms / 2.0 if h.summary().count else 0.0
+
+
+def _summary(h: LatencyHistogram) -> LatencySummary | None:
+    return h.summary() if h.summary().count else None
+
+
+def _ms(h: LatencyHistogram) -> dict[str, float] | None:
+    s = _summary(h)
+    return None if s is None else {"p50": s.p50_ms, "p95": s.p95_ms, "p99": s.p99_ms, "max": s.max_ms}
+
+
+def outbound_figures(inbound: DirectionFigures, pb: Playback) -> DirectionFigures:
+    """The caller's listening direction: frames we sent, underruns as lost slots, and the
+    network figures of the (symmetric) Twilio leg measured inbound."""
+    expected = pb.frames + pb.underrun_frames
+    underrun_pct = 100.0 * pb.underrun_frames / expected if expected else 0.0
+    return replace(
+        inbound,
+        frames=pb.frames,
+        expected=expected,
+        lost=pb.underrun_frames,
+        loss_pct=min(100.0, inbound.loss_pct + underrun_pct),
+        gaps=pb.underruns,
+        duplicates=0,
+        reordered=0,
+        too_late=0,
+        max_loss_run=0,
+        timestamp_gaps=pb.underruns,
+        missing_ms=pb.underrun_s * 1000.0,
+    )
+
+
+def build_report(
+    *,
+    call_sid: str,
+    tags: CallTags,
+    config: CallConfig,
+    transcoder: Transcoder,
+    m: Measurements,
+    intervals: list[tuple[float, float, dict[str, float]]],
+    duration_s: float,
+    end_reason: str,
+    counters: dict[str, int],
+) -> dict[str, Any]:
+    in_chain, out_chain = chains(config.ai_format, config.opus_bitrate)
+    twilio_leg = _half_rtt_ms(m.rtt[Peer.TWILIO])
+    ai_leg = _half_rtt_ms(m.rtt[Peer.REALTIME])
+    common = config.pstn_delay_ms + twilio_leg + G711_PACKETIZATION_MS + ai_leg
+    in_lat, out_lat = m.latency[Direction.INBOUND], m.latency[Direction.OUTBOUND]
+    in_delay = common + in_lat.summary().p50_ms + transcoder.delay_to_ai.total_ms
+    out_delay = common + out_lat.summary().p50_ms + transcoder.delay_to_caller.total_ms
+
+    in_q = direction_input(m.inbound, in_delay, in_chain)
+    out_fig = outbound_figures(m.inbound, m.playback)
+    out_q = replace(in_q, delay_ms=out_delay, chain=out_chain, loss_pct=out_fig.loss_pct)
+    inbound = DirectionReport("inbound", m.inbound, in_delay, in_chain.name, assess(in_q), _summary(in_lat))
+    outbound = DirectionReport("outbound", out_fig, out_delay, out_chain.name, assess(out_q), _summary(out_lat))
+
+    scores = tuple(_interval_score(start, end, d, out_q) for start, end, d in intervals)
+    origin = intervals[0][0] if intervals else 0.0
+    scores = tuple(replace(s, start_s=s.start_s - origin, end_s=s.end_s - origin) for s in scores)
+    assumptions: dict[str, float | str] = {
+        "pstn_delay_ms": config.pstn_delay_ms,
+        "twilio_leg_ms": twilio_leg if m.rtt[Peer.TWILIO].summary().count else "not measured (0)",
+        "ai_leg_ms": ai_leg if m.rtt[Peer.REALTIME].summary().count else "not measured (0)",
+        "jitter_buffer": config.jitter_buffer,
+        "network_path": "symmetric: inbound loss/jitter stand for both directions",
+        "call_mos": "outbound (the caller's listening direction)",
+    }
+    report = CallReport(
+        call_sid=call_sid,
+        tenant=tags.tenant,
+        inbound=inbound,
+        outbound=outbound,
+        duration_s=duration_s,
+        tags=dict(tags.tags),
+        intervals=scores,
+        assumptions=assumptions,
+        counters=dict(sorted(counters.items())),
+    ).to_dict()
+    pb = m.playback
+    report.update(
+        end_reason=end_reason,
+        ai_format=config.ai_format,
+        codec_chain={"inbound": in_chain.name, "outbound": out_chain.name},
+        playback={"frames": pb.frames, "underruns": pb.underruns, "underrun_ms": pb.underrun_s * 1000.0,
+                  "mark_echo_ms": _ms(pb.mark_delay)},
+        rtt_ms={"twilio": _ms(m.rtt[Peer.TWILIO]), "openai": _ms(m.rtt[Peer.REALTIME])},
+        ai_turn_ms={"to_first_audio_sent": _ms(m.turn_to_sent), "to_first_audio_played": _ms(m.turn_to_played)},
+    )
+    return report
+
+
+def _interval_score(start: float, end: float, d: dict[str, float], out_q: QualityInput) -> IntervalScore:
+    net = 100.0 * d["lost"] / d["expected"] if d["expected"] else 0.0
+    slots = d["frames_out"] + d["underrun"]
+    under = 100.0 * d["underrun"] / slots if slots else 0.0
+    loss = min(100.0, net + under)
+    a = assess(replace(out_q, loss_pct=loss, jitter_ms=d["jitter_ms"]))
+    return IntervalScore(start_s=start, end_s=end, mos=a.mos, r=a.r, loss_pct=loss)

@@ -1,0 +1,180 @@
+"""A stand-in for Twilio's side of a bidirectional Media Stream, for tests, replay and load runs.
+
+:class:`TwilioPlayout` is sans-I/O and models what Twilio documents: media we are sent is queued
+and played at 20 ms per frame; a ``mark`` is echoed once the audio queued before it has played
+(at once if nothing is queued); ``clear`` drops the queue and echoes every pending mark at once.
+:class:`SimulatedCaller` is the asyncio driver: it connects to ``/media`` like Twilio (signed
+upgrade), sends ``connected``/``start``, paces caller frames on a schedule (with loss and delay
+injected by the caller of this class), plays what comes back and echoes marks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+
+FRAME_S = 0.020
+
+
+@dataclass
+class TwilioPlayout:
+    stream_sid: str
+    played: bytearray = field(default_factory=bytearray)
+    # (kind, value, queued_at): kind "media" carries audio bytes, "mark" a name
+    _queue: deque[tuple[str, bytes | str, float]] = field(default_factory=deque)
+    _play_until: float = 0.0
+    _seq: int = 1000
+    clears: int = 0
+    marks_echoed: list[str] = field(default_factory=list)
+
+    def receive(self, text: str, now: float) -> list[str]:
+        """One message from the bridge; returns messages to send back now."""
+        msg = json.loads(text)
+        event = msg.get("event")
+        if event == "media":
+            self._queue.append(("media", base64.b64decode(msg["media"]["payload"]), now))
+        elif event == "mark":
+            self._queue.append(("mark", str(msg["mark"]["name"]), now))
+        elif event == "clear":
+            self.clears += 1
+            names = [str(v) for k, v, _ in self._queue if k == "mark"]
+            self._queue.clear()
+            self._play_until = now
+            return [self._echo(n) for n in names]
+        return self.advance(now)
+
+    def advance(self, now: float) -> list[str]:
+        """Play queued audio up to ``now`` (a frame leaves the queue once played through);
+        echo each mark once the audio before it has played."""
+        out: list[str] = []
+        while self._queue:
+            kind, value, queued_at = self._queue[0]
+            if kind == "mark":
+                if self._play_until > now:
+                    break
+                self._queue.popleft()
+                out.append(self._echo(str(value)))
+                continue
+            start = max(self._play_until, queued_at)
+            if start + FRAME_S > now:
+                break
+            self._queue.popleft()
+            assert isinstance(value, bytes)
+            self.played += value
+            self._play_until = start + FRAME_S
+        return out
+
+    def _echo(self, name: str) -> str:
+        self._seq += 1
+        self.marks_echoed.append(name)
+        return json.dumps({"event": "mark", "sequenceNumber": str(self._seq), "streamSid": self.stream_sid,
+                           "mark": {"name": name}})
+
+
+def start_message(stream_sid: str, call_sid: str, params: dict[str, str]) -> str:
+    return json.dumps({
+        "event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
+        "start": {"accountSid": "AC" + "0" * 32, "streamSid": stream_sid, "callSid": call_sid,
+                  "tracks": ["inbound"], "customParameters": params,
+                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}},
+    })
+
+
+def media_message(stream_sid: str, seq: int, chunk: int, payload_b64: str) -> str:
+    return json.dumps({"event": "media", "sequenceNumber": str(seq), "streamSid": stream_sid,
+                       "media": {"track": "inbound", "chunk": str(chunk), "timestamp": str((chunk - 1) * 20),
+                                 "payload": payload_b64}})
+
+
+@dataclass(frozen=True)
+class ScheduledFrame:
+    """Caller frame ``chunk`` (from 1) to send ``send_at`` seconds after the stream starts."""
+
+    chunk: int
+    send_at: float
+    payload_b64: str
+
+
+@dataclass
+class CallerResult:
+    played: bytes
+    marks_echoed: list[str]
+    clears: int
+    received: list[dict[str, object]]
+    frames_sent: int
+
+
+class SimulatedCaller:
+    """Acts as Twilio for one call against a running bridge."""
+
+    def __init__(self, url: str, *, stream_sid: str, call_sid: str, params: dict[str, str],
+                 headers: dict[str, str] | None = None) -> None:
+        self.url = url
+        self.stream_sid = stream_sid
+        self.call_sid = call_sid
+        self.params = params
+        self.headers = headers or {}
+        self.playout = TwilioPlayout(stream_sid)
+        self.received: list[dict[str, object]] = []
+
+    async def run(self, frames: Sequence[ScheduledFrame], hangup_after_s: float,
+                  session: aiohttp.ClientSession) -> CallerResult:
+        loop = asyncio.get_running_loop()
+        async with session.ws_connect(self.url, headers=self.headers) as ws:
+            await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+            await ws.send_str(start_message(self.stream_sid, self.call_sid, self.params))
+            t0 = loop.time()
+            lock = asyncio.Lock()
+
+            async def send(texts: list[str]) -> None:
+                async with lock:
+                    for text in texts:
+                        if ws.closed:  # the bridge hung up: nothing more to say
+                            return
+                        with contextlib.suppress(ConnectionResetError):
+                            await ws.send_str(text)
+
+            async def reader() -> None:
+                async for msg in ws:
+                    if msg.type is not aiohttp.WSMsgType.TEXT:
+                        continue
+                    self.received.append(json.loads(msg.data))
+                    await send(self.playout.receive(msg.data, loop.time()))
+
+            async def ticker() -> None:
+                while True:
+                    await asyncio.sleep(FRAME_S / 2)
+                    await send(self.playout.advance(loop.time()))
+
+            tasks = [asyncio.create_task(reader()), asyncio.create_task(ticker())]
+            sent = 0
+            try:
+                for i, frame in enumerate(frames):
+                    delay = t0 + frame.send_at - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    await send([media_message(self.stream_sid, i + 2, frame.chunk, frame.payload_b64)])
+                    sent += 1
+                rest = t0 + hangup_after_s - loop.time()
+                if rest > 0:
+                    await asyncio.sleep(rest)
+                await send([json.dumps({"event": "stop", "sequenceNumber": str(len(frames) + 2),
+                                        "streamSid": self.stream_sid,
+                                        "stop": {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid}})])
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(tasks[0], 5.0)
+            finally:
+                for t in tasks:
+                    t.cancel()
+                for t in tasks:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await t
+        return CallerResult(bytes(self.playout.played), list(self.playout.marks_echoed), self.playout.clears,
+                            self.received, sent)

@@ -1,0 +1,74 @@
+"""Settings of ``mosbridge serve``: environment variables, each with a ``--flag`` too.
+
+Read with pydantic-settings; the environment names are a contract operators and harnesses
+rely on (see README "Configuration"). ``serve --help`` lists every one, generated from here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOSBRIDGE_", populate_by_name=True, frozen=True,
+                                      extra="ignore")
+
+    host: str = Field("0.0.0.0", description="address to listen on")
+    port: int = Field(8080, ge=0, le=65535, description="one public port: TwiML webhook and /media WebSocket")
+    public_url: str | None = Field(
+        None, description="the https base URL Twilio sees (behind a TLS proxy); used for the Stream URL "
+        "and for signature checks. Default: derived from each request")
+    twilio_auth_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("twilio_auth_token", "TWILIO_AUTH_TOKEN"),
+        description="Twilio auth token for X-Twilio-Signature checks")
+    validate_twilio_signature: bool = Field(
+        True, description="check X-Twilio-Signature on /twiml and the /media upgrade; 0 turns it off for local use")
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("openai_api_key", "OPENAI_API_KEY"),
+        description="OpenAI API key")
+    openai_url: str = Field("wss://api.openai.com/v1/realtime", description="Realtime WebSocket base URL")
+    openai_model: str = Field("gpt-realtime", description="Realtime model name")
+    ai_format: Literal["pcmu", "pcm24k", "opus16k"] = Field(
+        "pcmu", description="AI-side audio: pcmu (pass-through) or pcm24k over the WebSocket; opus16k needs "
+        "the WebRTC leg")
+    database_url: str = Field("sqlite:///mosbridge.db", description="report store (SQLite file by default)")
+    voice: str = Field("alloy", description="Realtime voice")
+    instructions: str = Field("You are a helpful phone agent. Keep answers short.",
+                              description="Realtime session instructions")
+    pstn_delay_ms: float = Field(60.0, ge=0, description="assumed one-way delay of the unmeasured PSTN leg, ms")
+    jitter_buffer: Literal["adaptive", "fixed"] = Field("adaptive", description="playout model for jitter")
+    interval_s: float = Field(5.0, gt=0, description="per-interval MOS granularity, s")
+    drain_timeout_s: float = Field(30.0, ge=0, description="on SIGTERM, how long live calls may finish, s")
+    ping_interval_s: float = Field(5.0, gt=0, description="WebSocket ping period for RTT, s")
+    max_message_bytes: int = Field(65536, ge=1024, description="largest accepted WebSocket message, bytes")
+    pseudonym_key: SecretStr | None = Field(
+        None, description="HMAC key for pseudonymizing PHI ids (patient_id, lead_id...); set it for stable "
+        "pseudonyms (an ephemeral key is used otherwise)")
+    report_webhook_url: str | None = Field(None, description="POST each call report here as JSON")
+    log_level: str = Field("INFO", description="logging level")
+
+    @field_validator("openai_url")
+    @classmethod
+    def _ws_url(cls, v: str) -> str:
+        if not v.startswith(("ws://", "wss://")):
+            raise ValueError("must be a ws:// or wss:// URL")
+        return v.rstrip("/")
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/") if v else v
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets a field."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[-1])
+    return "MOSBRIDGE_" + field.upper()

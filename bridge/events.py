@@ -1,0 +1,61 @@
+"""What the call core hands its driver: messages to send and events to act on."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+
+class Peer(enum.Enum):
+    TWILIO = "twilio"
+    REALTIME = "realtime"
+
+
+class Direction(enum.Enum):
+    INBOUND = "inbound"  # caller -> AI
+    OUTBOUND = "outbound"  # AI -> caller
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message for a peer. ``ingress`` is when the input that caused it arrived, and
+    ``direction`` is set for audio, so the driver's send time gives the bridge's latency."""
+
+    peer: Peer
+    text: str
+    ingress: float
+    direction: Direction | None = None
+
+
+@dataclass(frozen=True)
+class CallStarted:
+    call_sid: str
+    stream_sid: str
+    tenant: str | None
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something the driver should log: bad input, a peer error, a format mismatch."""
+
+    kind: str
+    detail: str
+    level: str = "warning"
+
+
+@dataclass(frozen=True)
+class ReconnectRealtime:
+    """The AI session ended but the call goes on: open a new Realtime connection."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    reason: str
+    report: dict[str, Any]
+
+
+Event = CallStarted | Problem | ReconnectRealtime | CallEnded

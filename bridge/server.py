@@ -1,0 +1,373 @@
+"""The live driver: an aiohttp server that Twilio's ``<Connect><Stream>`` connects to.
+
+Routes: ``POST /twiml`` (the voice webhook: returns ``<Connect><Stream>``), ``GET /media`` (the
+Media Streams WebSocket), ``GET /healthz`` and ``GET /readyz``. Each call runs one
+:class:`~bridge.call.CallCore` with three tasks: the Twilio reader (the handler itself), the
+Realtime reader, and a clock for timers and pings. Time is ``loop.time()`` (monotonic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from aiohttp.abc import AbstractAccessLogger
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
+
+from bridge.call import CallCore
+from bridge.call_config import CallConfig
+from bridge.config import Settings
+from bridge.events import CallEnded, CallStarted, Event, Outgoing, Peer, Problem, ReconnectRealtime
+from bridge.store_writer import ReportWriter
+
+log = logging.getLogger("mosbridge")
+report_log = logging.getLogger("mosbridge.report")
+
+# aiohttp drops a connection whose message exceeds its cap; keep that cap well above the
+# core's own limit so a moderately oversized message is counted and skipped, not fatal.
+TRANSPORT_CAP_FACTOR = 16
+
+
+def call_config(settings: Settings) -> CallConfig:
+    key = settings.pseudonym_key.get_secret_value().encode() if settings.pseudonym_key else os.urandom(32)
+    return CallConfig(
+        ai_format=settings.ai_format,
+        model=settings.openai_model,
+        voice=settings.voice,
+        instructions=settings.instructions,
+        pstn_delay_ms=settings.pstn_delay_ms,
+        jitter_buffer=settings.jitter_buffer,
+        interval_s=settings.interval_s,
+        max_message_bytes=settings.max_message_bytes,
+        pseudonym_key=key,
+    )
+
+
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """Access log without query strings: /twiml?patient_id=... must never reach the logs."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info('%s "%s %s" %s %.1fms', request.remote, request.method, request.path,
+                         response.status, time * 1000.0)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class CallDriver:
+    """Drives one call's core from its two WebSockets."""
+
+    def __init__(self, bridge: Bridge, twilio_ws: web.WebSocketResponse) -> None:
+        self.bridge = bridge
+        self.twilio = twilio_ws
+        self.loop = asyncio.get_running_loop()
+        self.core = CallCore(bridge.call_config, now=self.loop.time())
+        self.wall_start = time.time()
+        self.ai: aiohttp.ClientWebSocketResponse | None = None
+        self._lock = asyncio.Lock()
+        self._reconnect = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._pings: dict[bytes, tuple[Peer, float]] = {}
+        self._ping_count = 0
+
+    # -------------------------------------------------------------- tasks
+
+    async def run(self) -> None:
+        tasks = [asyncio.create_task(self._ai_loop()), asyncio.create_task(self._clock())]
+        try:
+            await self._twilio_loop()
+        finally:
+            await self._finish("twilio_closed")
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+
+    async def _twilio_loop(self) -> None:
+        async for msg in self.twilio:
+            now = self.loop.time()
+            if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
+                self.core.receive_twilio(msg.data, now)
+            elif msg.type is WSMsgType.PING:
+                await self.twilio.pong(msg.data)
+                continue
+            elif msg.type is WSMsgType.PONG:
+                self._pong(msg.data, now)
+                continue
+            await self.flush()
+            if self.core.ended:
+                break
+
+    async def _ai_loop(self) -> None:
+        s = self.bridge.settings
+        session = self.bridge.http
+        assert session is not None
+        url = f"{s.openai_url}?model={s.openai_model}"
+        headers = {"Authorization": f"Bearer {s.openai_api_key.get_secret_value() if s.openai_api_key else ''}"}
+        while not self.core.ended:
+            self._reconnect.clear()
+            reason = "closed"
+            try:
+                self.ai = await session.ws_connect(url, headers=headers, autoping=False, heartbeat=None,
+                                                   max_msg_size=s.max_message_bytes * TRANSPORT_CAP_FACTOR)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                reason = f"connect failed: {exc}"
+            else:
+                self.core.realtime_connected(self.loop.time())
+                await self.flush()
+                async for msg in self.ai:
+                    now = self.loop.time()
+                    if msg.type is WSMsgType.TEXT:
+                        self.core.receive_realtime(msg.data, now)
+                        await self.flush()
+                    elif msg.type is WSMsgType.PING:
+                        await self.ai.pong(msg.data)
+                    elif msg.type is WSMsgType.PONG:
+                        self._pong(msg.data, now)
+                    if self.core.ended:
+                        break
+                reason = f"close code {self.ai.close_code}"
+            if self.core.ended:
+                break
+            self.core.realtime_closed(self.loop.time(), reason)
+            await self.flush()
+            if self.core.ended:
+                break
+            await self._reconnect.wait()
+
+    async def _clock(self) -> None:
+        period = self.bridge.settings.ping_interval_s
+        next_ping = self.loop.time() + period
+        while not self.core.ended:
+            deadline = self.core.get_timer()
+            wake = next_ping if deadline is None else min(deadline, next_ping)
+            await asyncio.sleep(max(0.0, wake - self.loop.time()))
+            now = self.loop.time()
+            if deadline is not None and now >= deadline:
+                self.core.handle_timer(now)
+                await self.flush()
+            if now >= next_ping:
+                next_ping = now + period
+                await self._ping(now)
+
+    async def _ping(self, now: float) -> None:
+        for peer, ws in ((Peer.TWILIO, self.twilio), (Peer.REALTIME, self.ai)):
+            if ws is None or ws.closed:
+                continue
+            self._ping_count += 1
+            payload = self._ping_count.to_bytes(4, "big")
+            self._pings[payload] = (peer, now)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.ping(payload)
+
+    def _pong(self, payload: bytes, now: float) -> None:
+        sent = self._pings.pop(bytes(payload), None)
+        if sent is not None:
+            self.core.record_rtt(sent[0], now - sent[1], now)
+
+    # -------------------------------------------------------------- output
+
+    async def flush(self) -> None:
+        async with self._lock:
+            items: list[Outgoing] = self.core.data_to_send()
+            for item in items:
+                ws = self.twilio if item.peer is Peer.TWILIO else self.ai
+                if ws is None or ws.closed:
+                    continue
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.send_str(item.text)
+            if items:
+                self.core.record_sent(items, self.loop.time())
+            while (event := self.core.next_event()) is not None:
+                await self._on_event(event)
+
+    async def _on_event(self, event: Event) -> None:
+        if isinstance(event, Problem):
+            log.log(logging.ERROR if event.level == "error" else logging.WARNING, "%s: %s", event.kind,
+                    event.detail)
+        elif isinstance(event, CallStarted):
+            log.info("call started %s tenant=%s tags=%s", event.call_sid, event.tenant, event.tags)
+        elif isinstance(event, ReconnectRealtime):
+            self._reconnect.set()
+        elif isinstance(event, CallEnded):
+            self._on_ended(event)
+            for ws in (self.ai, self.twilio):
+                if ws is not None and not ws.closed:
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await ws.close()
+            self._reconnect.set()
+
+    def _on_ended(self, event: CallEnded) -> None:
+        report: dict[str, Any] = dict(event.report)
+        report["started_at"] = _iso(self.wall_start)
+        report["ended_at"] = _iso(time.time())
+        self.bridge.reports_written += 1
+        report_log.info(json.dumps(report, sort_keys=True))
+        if self.bridge.writer is not None:
+            self.bridge.writer.submit(report)
+        self._ended.set()
+
+    async def _finish(self, reason: str) -> None:
+        if not self.core.ended:
+            self.core.end(self.loop.time(), reason)
+        await self.flush()
+
+    async def end(self, reason: str) -> None:
+        """End the call now (shutdown): its report is written before this returns."""
+        await self._finish(reason)
+
+
+class Bridge:
+    """The server: routes, live calls, drain on SIGTERM."""
+
+    def __init__(self, settings: Settings, writer: ReportWriter | None) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.call_config = call_config(settings)
+        self.calls: set[CallDriver] = set()
+        self.draining = False
+        self.reports_written = 0
+        self.bound_port = settings.port
+        self.http: aiohttp.ClientSession | None = None
+        token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
+        self.validator = RequestValidator(token)
+        self.app = web.Application()
+        self.app.add_routes([
+            web.post("/twiml", self.twiml),
+            web.get("/media", self.media),
+            web.get("/healthz", self.healthz),
+            web.get("/readyz", self.readyz),
+        ])
+        self.app.on_startup.append(self._startup)
+        self.app.on_cleanup.append(self._cleanup)
+
+    async def _startup(self, app: web.Application) -> None:
+        self.http = aiohttp.ClientSession()
+
+    async def _cleanup(self, app: web.Application) -> None:
+        if self.http is not None:
+            await self.http.close()
+
+    # -------------------------------------------------------------- signatures
+
+    def _public_url(self, request: web.Request, websocket: bool) -> str:
+        base = self.settings.public_url
+        if base is None:
+            proto = request.headers.get("X-Forwarded-Proto", request.scheme)
+            host = request.headers.get("X-Forwarded-Host", request.host)
+            base = f"{proto}://{host}"
+        url = base + request.path_qs
+        if websocket:
+            url = "wss://" + url.split("://", 1)[1] if url.startswith("https") else "ws://" + url.split("://", 1)[1]
+        return url
+
+    def _signed(self, request: web.Request, params: dict[str, str], websocket: bool) -> bool:
+        if not self.settings.validate_twilio_signature:
+            return True
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not signature or not self.settings.twilio_auth_token:
+            return False
+        return bool(self.validator.validate(self._public_url(request, websocket), params, signature))
+
+    # -------------------------------------------------------------- routes
+
+    async def twiml(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        if not self._signed(request, form, websocket=False):
+            log.warning("rejected /twiml: missing or bad X-Twilio-Signature")
+            return web.Response(status=403, text="bad signature")
+        stream_url = self._public_url(request, websocket=True).split("/twiml", 1)[0] + "/media"
+        stream = Stream(url=stream_url)
+        for name, value in request.query.items():
+            stream.parameter(name=name, value=value)
+        connect = Connect()
+        connect.append(stream)
+        response = VoiceResponse()
+        response.append(connect)
+        return web.Response(text=str(response), content_type="text/xml")
+
+    async def media(self, request: web.Request) -> web.StreamResponse:
+        if self.draining:
+            return web.Response(status=503, text="draining")
+        if not self._signed(request, {}, websocket=True):
+            log.warning("rejected /media upgrade: missing or bad X-Twilio-Signature")
+            return web.Response(status=403, text="bad signature")
+        ws = web.WebSocketResponse(autoping=False,
+                                   max_msg_size=self.settings.max_message_bytes * TRANSPORT_CAP_FACTOR)
+        await ws.prepare(request)
+        driver = CallDriver(self, ws)
+        self.calls.add(driver)
+        try:
+            await driver.run()
+        finally:
+            self.calls.discard(driver)
+        return ws
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "calls": len(self.calls)})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if self.draining:
+            return web.json_response({"status": "draining", "calls": len(self.calls)}, status=503)
+        return web.json_response({"status": "ready", "calls": len(self.calls)})
+
+    async def drain(self, timeout_s: float) -> None:
+        """Stop taking calls, let live ones finish for ``timeout_s``, then end the rest."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.calls and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for driver in list(self.calls):
+            await driver.end("shutdown")
+        while self.calls and loop.time() < deadline + 5.0:
+            await asyncio.sleep(0.05)
+
+
+async def serve(settings: Settings, *, on_ready: Callable[[Bridge], None] | None = None,
+                stop: asyncio.Event | None = None) -> Bridge:
+    """Run until SIGTERM/SIGINT (or ``stop``), then drain and write every report.
+
+    ``on_ready`` gets the running bridge (tests read ``bound_port`` from it)."""
+    writer = ReportWriter(settings.database_url, settings.report_webhook_url)
+    bridge = Bridge(settings, writer)
+    runner = web.AppRunner(bridge.app, handle_signals=False, shutdown_timeout=1.0,
+                           access_log_class=PathOnlyAccessLogger)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    bridge.bound_port = runner.addresses[0][1] if runner.addresses else settings.port
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    log.info("mosbridge listening on %s:%s (ai_format=%s, store=%s)", settings.host,
+             bridge.bound_port, settings.ai_format, settings.database_url)
+    if on_ready is not None:
+        on_ready(bridge)
+    try:
+        await stop.wait()
+        log.info("draining %d live call(s), up to %.0f s", len(bridge.calls), settings.drain_timeout_s)
+        await bridge.drain(settings.drain_timeout_s)
+    finally:
+        await runner.cleanup()
+        await asyncio.to_thread(writer.close, 10.0)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        log.info("stopped; %d report(s) written this run", bridge.reports_written)
+    return bridge
