@@ -100,7 +100,7 @@ class CallDriver:
         async for msg in self.twilio:
             now = self.loop.time()
             if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
-                self.core.receive_twilio(msg.data, now)
+                self._guarded(self.core.receive_twilio, msg.data, now)
             elif msg.type is WSMsgType.PING:
                 await self.twilio.pong(msg.data)
                 continue
@@ -131,7 +131,7 @@ class CallDriver:
                 async for msg in self.ai:
                     now = self.loop.time()
                     if msg.type is WSMsgType.TEXT:
-                        self.core.receive_realtime(msg.data, now)
+                        self._guarded(self.core.receive_realtime, msg.data, now)
                         await self.flush()
                     elif msg.type is WSMsgType.PING:
                         await self.ai.pong(msg.data)
@@ -177,6 +177,14 @@ class CallDriver:
         sent = self._pings.pop(bytes(payload), None)
         if sent is not None:
             self.core.record_rtt(sent[0], now - sent[1], now)
+
+    def _guarded(self, receive: Callable[[str | bytes, float], None], data: str | bytes, now: float) -> None:
+        """A bug met by one message must not take the call (or any other call) down."""
+        try:
+            receive(data, now)
+        except Exception:
+            self.core.counters["internal_errors"] += 1
+            log.exception("%s: internal error on one message; the call goes on", self.core.call_sid or "call")
 
     # -------------------------------------------------------------- output
 

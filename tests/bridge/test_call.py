@@ -264,3 +264,16 @@ def test_a_long_healthy_session_renews_the_reconnect_budget() -> None:
     core.realtime_connected(7201.0)
     core.realtime_closed(7202.0, "1011")  # a quick failure right after: out of budget
     assert core.ended
+
+
+def test_a_stalled_response_is_counted_once() -> None:
+    core = started_core(CallConfig(ai_stall_s=2.0))
+    drain(core)
+    core.receive_realtime(ai("response.created", response={"id": "r1", "status": "in_progress"}), 1.0)
+    core.receive_realtime(delta("r1", "i1", 100), 1.1)
+    assert core.get_timer() == pytest.approx(3.1)
+    core.handle_timer(3.1)
+    assert core.counters["ai_stalls"] == 1
+    assert any(isinstance(e, Problem) and e.kind == "ai_stall" for e in events(core))
+    core.handle_timer(5.0)
+    assert core.counters["ai_stalls"] == 1

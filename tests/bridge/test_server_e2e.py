@@ -127,3 +127,30 @@ async def test_injected_bursty_loss_and_jitter_are_reported(tmp_path: Path) -> N
     assert report["band"] == band(expected.mos).value
     assert report["mos"] < r_to_mos(93.2)  # the impairments cost something
     assert report["dominant_impairment"] in ("loss", "jitter")
+
+
+async def test_pcm24k_round_trip_and_barge_in(tmp_path: Path) -> None:
+    fake_cfg = FakeRealtimeConfig(speed=8.0, response_ms=1500, min_chunk_ms=90, max_chunk_ms=170)
+    async with live_bridge(tmp_path, fake_cfg, validate_twilio_signature=False, ai_format="pcm24k") as live:
+        frames = speech_frames(1.0) + silence_frames(1.6) + speech_frames(0.6) + silence_frames(0.8)
+        caller = SimulatedCaller(live.media_url, stream_sid="MZ3", call_sid="CA-e2e-3", params={})
+        async with aiohttp.ClientSession() as http:
+            result = await caller.run(schedule(frames), hangup_after_s=len(frames) * 0.02 + 0.3, session=http)
+        await asyncio.sleep(0.3)
+        session = live.fake.sessions[0]
+    assert session.session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    # What the caller heard is the AI's 24 kHz speech brought down to 8 kHz mu-law: compare with
+    # the same signal made at 8 kHz (a 200 Hz voice with harmonics below 3 kHz survives intact).
+    import numpy as np
+
+    from bridge.codecs.g711 import ulaw_decode
+
+    heard = ulaw_decode(result.played[:8000]).astype(np.float64)
+    ref = speech_like(1000, 8000).astype(np.float64)
+    best = max(float(np.dot(heard[k:k + 6000], ref[:6000])) for k in range(0, 40))
+    corr = best / (np.linalg.norm(ref[:6000]) * np.linalg.norm(heard[:6040]) + 1e-9)
+    assert corr > 0.9
+    assert result.clears == 1 and len(session.truncations) == 1
+    report = open_store(live.settings.database_url).get("CA-e2e-3")
+    assert report is not None
+    assert report["codec_chain"] == {"inbound": "g711 -> pcm24k", "outbound": "pcm24k -> g711"}
