@@ -60,8 +60,12 @@ class State(enum.Enum):
 
 
 class CallCore:
-    def __init__(self, config: CallConfig, now: float, transcoder: Transcoder | None = None) -> None:
+    def __init__(self, config: CallConfig, now: float, transcoder: Transcoder | None = None,
+                 timed: bool = True) -> None:
+        """``timed=False``: arrival times are unknown (a plain Twilio log), so jitter and the
+        playout model are not measured; loss and gaps still are."""
         self.config = config
+        self.timed = timed
         self.state = State.CONNECTED
         self.created_at = now
         self.started_at: float | None = None
@@ -112,8 +116,8 @@ class CallCore:
             if item.direction is not None:
                 self.latency[item.direction].record(now - item.ingress)
 
-    def record_rtt(self, peer: Peer, rtt_s: float, now: float) -> None:
-        self.rtt[peer].record(rtt_s)
+    def record_rtt(self, peer: Peer, rtt_ms: float, now: float) -> None:
+        self.rtt[peer].record(rtt_ms / 1000.0)
 
     def get_timer(self) -> float | None:
         if self.state is State.ENDED:
@@ -234,7 +238,7 @@ class CallCore:
         except tw.BadBase64 as exc:
             self._bad("bad_base64", f"chunk {msg.chunk}: {exc}")
             return
-        arrival = self.inbound.update(msg.chunk, msg.timestamp / 1000.0, now)
+        arrival = self.inbound.update(msg.chunk, msg.timestamp / 1000.0, now if self.timed else None)
         if arrival is Arrival.DUPLICATE or arrival is Arrival.TOO_LATE:
             self.counters[f"{arrival.value}_frames"] += 1
             return

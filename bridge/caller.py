@@ -95,11 +95,13 @@ def media_message(stream_sid: str, seq: int, chunk: int, payload_b64: str) -> st
 
 @dataclass(frozen=True)
 class ScheduledFrame:
-    """Caller frame ``chunk`` (from 1) to send ``send_at`` seconds after the stream starts."""
+    """Caller frame ``chunk`` (from 1) to send ``send_at`` seconds after the stream starts;
+    ``text``, when set, is sent verbatim instead (a recorded dtmf, say)."""
 
     chunk: int
     send_at: float
     payload_b64: str
+    text: str | None = None
 
 
 @dataclass
@@ -160,7 +162,7 @@ class SimulatedCaller:
                     delay = t0 + frame.send_at - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    await send([media_message(self.stream_sid, i + 2, frame.chunk, frame.payload_b64)])
+                    await send([frame.text or media_message(self.stream_sid, i + 2, frame.chunk, frame.payload_b64)])
                     sent += 1
                 rest = t0 + hangup_after_s - loop.time()
                 if rest > 0:

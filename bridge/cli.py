@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bridge import __version__, fake_realtime_cmd, mos_cmd, report_cmd, serve_cmd, transcode_cmd
+from bridge import __version__, fake_realtime_cmd, mos_cmd, replay_cmd, report_cmd, serve_cmd, transcode_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     serve_cmd.add_parser(sub)
     report_cmd.add_parsers(sub)
+    replay_cmd.add_parser(sub)
     mos_cmd.add_parser(sub)
     transcode_cmd.add_parser(sub)
     fake_realtime_cmd.add_parser(sub)

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
         None, description="HMAC key for pseudonymizing PHI ids (patient_id, lead_id...); set it for stable "
         "pseudonyms (an ephemeral key is used otherwise)")
     report_webhook_url: str | None = Field(None, description="POST each call report here as JSON")
+    capture_dir: str = Field("captures", description="where call captures (JSON Lines, for replay) are written")
+    capture_tenants: str = Field("", description="comma-separated tenants whose calls are captured; * for all; "
+                                 "empty: none (capture is off by default)")
+    capture_per_call: bool = Field(True, description="capture a call whose TwiML passes the parameter capture=1")
+    capture_max_file_bytes: int = Field(50 * 1024 * 1024, ge=4096, description="cap per capture file, bytes")
+    capture_max_total_bytes: int = Field(2 * 1024**3, ge=4096,
+                                         description="cap on the capture directory; the oldest files go first")
     log_level: str = Field("INFO", description="logging level")
 
     @field_validator("openai_url")

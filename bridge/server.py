@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,10 +26,12 @@ from aiohttp.abc import AbstractAccessLogger
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
+from bridge import __version__
 from bridge.call import CallCore
 from bridge.call_config import CallConfig
 from bridge.config import Settings
 from bridge.events import CallEnded, CallStarted, Event, Outgoing, Peer, Problem, ReconnectRealtime
+from bridge.recorder import CallCapture, CapturePolicy, CaptureRecorder
 from bridge.store_writer import ReportWriter
 
 log = logging.getLogger("mosbridge")
@@ -62,25 +65,60 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
                          response.status, time * 1000.0)
 
 
+def capture_policy(settings: Settings) -> CapturePolicy:
+    tenants = frozenset(t.strip() for t in settings.capture_tenants.split(",") if t.strip())
+    return CapturePolicy(Path(settings.capture_dir), tenants, settings.capture_per_call,
+                         settings.capture_max_file_bytes, settings.capture_max_total_bytes)
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class CallDriver:
-    """Drives one call's core from its two WebSockets."""
+    """Drives one call's core from its two WebSockets.
+
+    The core is given time relative to the call's start (``loop.time() - t0``), and every
+    interaction with it goes through the methods below, which also write the capture when the
+    call is recorded: replay makes the same calls with the same floats, so it gets the same report.
+    """
 
     def __init__(self, bridge: Bridge, twilio_ws: web.WebSocketResponse) -> None:
         self.bridge = bridge
         self.twilio = twilio_ws
         self.loop = asyncio.get_running_loop()
-        self.core = CallCore(bridge.call_config, now=self.loop.time())
+        self.t0 = self.loop.time()
+        self.core = CallCore(bridge.call_config, now=0.0)
         self.wall_start = time.time()
+        self.capture: CallCapture | None = (
+            bridge.recorder.open_call(_iso(self.wall_start)))
         self.ai: aiohttp.ClientWebSocketResponse | None = None
         self._lock = asyncio.Lock()
         self._reconnect = asyncio.Event()
-        self._ended = asyncio.Event()
         self._pings: dict[bytes, tuple[Peer, float]] = {}
         self._ping_count = 0
+
+    def now(self) -> float:
+        return self.loop.time() - self.t0
+
+    # -------------------------------------------------------------- core calls (recorded)
+
+    def _receive(self, direction: str, data: str | bytes) -> None:
+        now = self.now()
+        if self.capture is not None:
+            self.capture.message(now, direction, data)
+        receive = self.core.receive_twilio if direction == "twilio_in" else self.core.receive_realtime
+        try:
+            receive(data, now)
+        except Exception:  # a bug met by one message must not take the call (or others) down
+            self.core.counters["internal_errors"] += 1
+            log.exception("%s: internal error on one message; the call goes on", self.core.call_sid or "call")
+
+    def _event(self, direction: str, **fields: Any) -> float:
+        now = self.now()
+        if self.capture is not None:
+            self.capture.event(now, direction, **fields)
+        return now
 
     # -------------------------------------------------------------- tasks
 
@@ -89,7 +127,9 @@ class CallDriver:
         try:
             await self._twilio_loop()
         finally:
-            await self._finish("twilio_closed")
+            if not self.core.ended:
+                self.core.twilio_closed(self._event("twilio_closed"))
+            await self.flush()
             for t in tasks:
                 t.cancel()
             for t in tasks:
@@ -98,14 +138,13 @@ class CallDriver:
 
     async def _twilio_loop(self) -> None:
         async for msg in self.twilio:
-            now = self.loop.time()
             if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
-                self._guarded(self.core.receive_twilio, msg.data, now)
+                self._receive("twilio_in", msg.data)
             elif msg.type is WSMsgType.PING:
                 await self.twilio.pong(msg.data)
                 continue
             elif msg.type is WSMsgType.PONG:
-                self._pong(msg.data, now)
+                self._pong(msg.data)
                 continue
             await self.flush()
             if self.core.ended:
@@ -126,23 +165,22 @@ class CallDriver:
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 reason = f"connect failed: {exc}"
             else:
-                self.core.realtime_connected(self.loop.time())
+                self.core.realtime_connected(self._event("ai_connected"))
                 await self.flush()
                 async for msg in self.ai:
-                    now = self.loop.time()
                     if msg.type is WSMsgType.TEXT:
-                        self._guarded(self.core.receive_realtime, msg.data, now)
+                        self._receive("ai_in", msg.data)
                         await self.flush()
                     elif msg.type is WSMsgType.PING:
                         await self.ai.pong(msg.data)
                     elif msg.type is WSMsgType.PONG:
-                        self._pong(msg.data, now)
+                        self._pong(msg.data)
                     if self.core.ended:
                         break
                 reason = f"close code {self.ai.close_code}"
             if self.core.ended:
                 break
-            self.core.realtime_closed(self.loop.time(), reason)
+            self.core.realtime_closed(self._event("ai_closed", reason=reason), reason)
             await self.flush()
             if self.core.ended:
                 break
@@ -150,41 +188,37 @@ class CallDriver:
 
     async def _clock(self) -> None:
         period = self.bridge.settings.ping_interval_s
-        next_ping = self.loop.time() + period
+        next_ping = self.now() + period
         while not self.core.ended:
             deadline = self.core.get_timer()
             wake = next_ping if deadline is None else min(deadline, next_ping)
-            await asyncio.sleep(max(0.0, wake - self.loop.time()))
-            now = self.loop.time()
-            if deadline is not None and now >= deadline:
-                self.core.handle_timer(now)
+            await asyncio.sleep(max(0.0, wake - self.now()))
+            if self.core.ended:
+                break
+            if deadline is not None and self.now() >= deadline:
+                self.core.handle_timer(self._event("timer"))
                 await self.flush()
-            if now >= next_ping:
-                next_ping = now + period
-                await self._ping(now)
+            if self.now() >= next_ping:
+                next_ping = self.now() + period
+                await self._ping()
 
-    async def _ping(self, now: float) -> None:
+    async def _ping(self) -> None:
         for peer, ws in ((Peer.TWILIO, self.twilio), (Peer.REALTIME, self.ai)):
             if ws is None or ws.closed:
                 continue
             self._ping_count += 1
             payload = self._ping_count.to_bytes(4, "big")
-            self._pings[payload] = (peer, now)
+            self._pings[payload] = (peer, self.now())
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.ping(payload)
 
-    def _pong(self, payload: bytes, now: float) -> None:
+    def _pong(self, payload: bytes) -> None:
         sent = self._pings.pop(bytes(payload), None)
         if sent is not None:
-            self.core.record_rtt(sent[0], now - sent[1], now)
-
-    def _guarded(self, receive: Callable[[str | bytes, float], None], data: str | bytes, now: float) -> None:
-        """A bug met by one message must not take the call (or any other call) down."""
-        try:
-            receive(data, now)
-        except Exception:
-            self.core.counters["internal_errors"] += 1
-            log.exception("%s: internal error on one message; the call goes on", self.core.call_sid or "call")
+            peer, at = sent
+            rtt_ms = (self.now() - at) * 1000.0
+            direction = "twilio_rtt" if peer is Peer.TWILIO else "ai_rtt"
+            self.core.record_rtt(peer, rtt_ms, self._event(direction, rtt_ms=rtt_ms))
 
     # -------------------------------------------------------------- output
 
@@ -198,7 +232,11 @@ class CallDriver:
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     await ws.send_str(item.text)
             if items:
-                self.core.record_sent(items, self.loop.time())
+                now = self.now()
+                if self.capture is not None:
+                    for item in items:
+                        self.capture.message(now, "twilio_out" if item.peer is Peer.TWILIO else "ai_out", item.text)
+                self.core.record_sent(items, now)
             while (event := self.core.next_event()) is not None:
                 await self._on_event(event)
 
@@ -208,6 +246,8 @@ class CallDriver:
                     event.detail)
         elif isinstance(event, CallStarted):
             log.info("call started %s tenant=%s tags=%s", event.call_sid, event.tenant, event.tags)
+            if self.capture is not None:
+                self.capture.decide(self.bridge.capture_policy.wants(event.tenant, event.tags))
         elif isinstance(event, ReconnectRealtime):
             self._reconnect.set()
         elif isinstance(event, CallEnded):
@@ -226,16 +266,14 @@ class CallDriver:
         report_log.info(json.dumps(report, sort_keys=True))
         if self.bridge.writer is not None:
             self.bridge.writer.submit(report)
-        self._ended.set()
-
-    async def _finish(self, reason: str) -> None:
-        if not self.core.ended:
-            self.core.end(self.loop.time(), reason)
-        await self.flush()
+        if self.capture is not None:
+            self.capture.close(self.core.call_sid)
 
     async def end(self, reason: str) -> None:
         """End the call now (shutdown): its report is written before this returns."""
-        await self._finish(reason)
+        if not self.core.ended:
+            self.core.end(self._event("end", reason=reason), reason)
+        await self.flush()
 
 
 class Bridge:
@@ -245,6 +283,8 @@ class Bridge:
         self.settings = settings
         self.writer = writer
         self.call_config = call_config(settings)
+        self.capture_policy = capture_policy(settings)
+        self.recorder = CaptureRecorder(self.capture_policy, self.call_config, __version__)
         self.calls: set[CallDriver] = set()
         self.draining = False
         self.reports_written = 0
@@ -374,6 +414,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[Bridge], None] | None
     finally:
         await runner.cleanup()
         await asyncio.to_thread(writer.close, 10.0)
+        await asyncio.to_thread(bridge.recorder.close, 10.0)
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -16,8 +17,16 @@ TENANT_KEY = "tenant"
 DEFAULT_PHI_KEYS = frozenset({"patient_id", "lead_id", "caller_id", "customer_id", "member_id", "mrn"})
 
 
+_PSEUDONYM = re.compile(r"ps_[0-9a-f]{24}")
+
+
 def pseudonymize(value: str, key: bytes) -> str:
-    """A stable, keyed pseudonym: equal values map to equal tokens, unrecoverable without the key."""
+    """A stable, keyed pseudonym: equal values map to equal tokens, unrecoverable without the key.
+
+    Idempotent: a value that already is a pseudonym (a capture replayed) is kept as it is.
+    """
+    if _PSEUDONYM.fullmatch(value):
+        return value
     digest = hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
     return "ps_" + digest[:24]
 

@@ -1,0 +1,130 @@
+"""The replay driver: a capture through the call core, on the recorded clock, as fast as the CPU allows.
+
+It makes exactly the core calls the live driver made, with the same floats (see
+``bridge/server.py``: every core call there writes its capture line first), so a capture of a
+live call yields the live call's report, field for field, but for the wall-clock dates.
+Outputs are matched to the capture's ``*_out`` lines in order, which gives back the send times
+behind the bridge-latency figures.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.call import CallCore
+from bridge.capture import Capture
+from bridge.codecs import Delay, Transcoder
+from bridge.events import CallEnded, Outgoing, Peer
+
+END_OF_CAPTURE = "end of capture"
+
+
+class MetricsOnlyTranscoder(Transcoder):
+    """No audio work at all: replay measures the caller's stream and nothing is sent on."""
+
+    fmt = "none"
+    ai_rate = 8000
+    delay_to_ai = Delay(0.0, 0.0)
+    delay_to_caller = Delay(0.0, 0.0)
+
+    def to_ai(self, frame: bytes) -> list[bytes]:
+        return []
+
+    def conceal_to_ai(self) -> list[bytes]:
+        return []
+
+    def to_caller(self, payload: bytes) -> list[bytes]:
+        return []
+
+    def lost_from_ai(self) -> list[bytes]:
+        return []
+
+    def flush_to_caller(self) -> list[bytes]:
+        return []
+
+
+@dataclass
+class ReplayResult:
+    report: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    records: int = 0
+    duration_s: float = 0.0
+
+
+def replay(capture: Capture, *, metrics_only: bool = False) -> ReplayResult:
+    """Run ``capture`` through a fresh call core and return its report."""
+    config = capture.config()
+    core = CallCore(config, now=0.0, transcoder=MetricsOnlyTranscoder() if metrics_only else None,
+                    timed=not capture.plain)
+    warnings = list(capture.warnings)
+    if capture.plain:
+        warnings.append("plain Twilio log: arrival times unknown, jitter not measured; loss and gaps are exact")
+        core.realtime_connected(0.0)
+    pending: deque[Outgoing] = deque()
+    report: dict[str, Any] | None = None
+    t = 0.0
+    for rec in capture.records:
+        t = rec.t if rec.t is not None else _media_time(rec.text, t)
+        d = rec.dir
+        if d == "twilio_in":
+            core.receive_twilio(rec.text or "", t)
+        elif d == "ai_in":
+            if metrics_only:
+                continue
+            core.receive_realtime(rec.text or "", t)
+        elif d == "twilio_out" or d == "ai_out":
+            if pending:
+                item = pending.popleft()
+                expected = Peer.TWILIO if d == "twilio_out" else Peer.REALTIME
+                if item.peer is not expected and not metrics_only:
+                    warnings.append(f"line {rec.line_no}: output order differs from the live call")
+                core.record_sent((item,), t)
+            continue
+        elif d == "timer":
+            core.handle_timer(t)
+        elif d == "twilio_rtt":
+            core.record_rtt(Peer.TWILIO, rec.rtt_ms or 0.0, t)
+        elif d == "ai_rtt":
+            core.record_rtt(Peer.REALTIME, rec.rtt_ms or 0.0, t)
+        elif d == "ai_connected":
+            core.realtime_connected(t)
+        elif d == "ai_closed":
+            core.realtime_closed(t, rec.reason or "closed")
+        elif d == "twilio_closed":
+            core.twilio_closed(t)
+        elif d == "end":
+            core.end(t, rec.reason or "end")
+        out = core.data_to_send()
+        if not metrics_only and not capture.plain:
+            pending.extend(out)
+        report = _take_report(core) or report
+    if not core.ended:
+        core.end(t, END_OF_CAPTURE)
+        warnings.append(f"the capture ends without a hangup: the call was ended at t={t:.3f} s")
+    report = _take_report(core) or report
+    assert report is not None
+    if metrics_only:
+        report["assumptions"]["replay"] = "metrics only: no transcoding, AI side skipped"
+    return ReplayResult(report, warnings, len(capture.records), t)
+
+
+def _take_report(core: CallCore) -> dict[str, Any] | None:
+    found = None
+    while (event := core.next_event()) is not None:
+        if isinstance(event, CallEnded):
+            found = event.report
+    return found
+
+
+def _media_time(text: str | None, last: float) -> float:
+    """For a plain Twilio log: the media timestamp stands in for the unknown arrival time."""
+    if text is None or '"media"' not in text:
+        return last
+    try:
+        ts = json.loads(text)["media"]["timestamp"]
+        return max(last, int(ts) / 1000.0)
+    except (ValueError, KeyError, TypeError):
+        return last

@@ -1,0 +1,97 @@
+"""A capture of a live call replays to the report the live server wrote, field for field."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bridge.caller import SimulatedCaller
+from bridge.capture import read_capture
+from bridge.cli import main
+from bridge.fake_realtime import FakeRealtimeConfig
+from bridge.replay import replay
+from bridge.store import open_store
+from tests.bridge.live import live_bridge, schedule, silence_frames, speech_frames
+
+WALL_CLOCK = ("started_at", "ended_at")
+
+
+@pytest.mark.parametrize("ai_format", ["pcmu", "pcm24k"])
+async def test_live_call_replays_to_the_same_report(tmp_path: Path, ai_format: str) -> None:
+    fake_cfg = FakeRealtimeConfig(speed=8.0, response_ms=1200, min_chunk_ms=90, max_chunk_ms=170)
+    captures = tmp_path / "captures"
+    async with live_bridge(tmp_path, fake_cfg, validate_twilio_signature=False, ai_format=ai_format,
+                           capture_dir=str(captures), capture_tenants="clinic") as live:
+        frames = speech_frames(0.8) + silence_frames(1.4) + speech_frames(0.5) + silence_frames(0.6)
+        params = {"tenant": "clinic", "patient_id": "P-55"}
+        caller = SimulatedCaller(live.media_url, stream_sid="MZr", call_sid="CA-replay-1", params=params)
+        other = SimulatedCaller(live.media_url, stream_sid="MZo", call_sid="CA-not-captured",
+                                params={"tenant": "other"})
+        async with aiohttp.ClientSession() as http:
+            await asyncio.gather(
+                caller.run(schedule(frames), hangup_after_s=len(frames) * 0.02 + 0.3, session=http),
+                other.run(schedule(silence_frames(0.5)), hangup_after_s=0.6, session=http))
+        await asyncio.sleep(0.3)
+    live_report = open_store(live.settings.database_url).get("CA-replay-1")
+    assert live_report is not None
+    files = sorted(p.name for p in captures.glob("*.jsonl"))
+    assert files == ["CA-replay-1.jsonl"]  # only the listed tenant's call was recorded
+    text = (captures / files[0]).read_text()
+    assert "P-55" not in text  # PHI pseudonymized in the capture too
+
+    capture = read_capture(captures / files[0])
+    assert capture.header["capture"] == 1 and capture.header["settings"]["ai_format"] == ai_format
+    replayed = replay(capture).report
+    expected = {k: v for k, v in live_report.items() if k not in WALL_CLOCK}
+    assert replayed == expected
+    # and it is a real call: barge-in, marks, latency, RTT samples all made it into the report
+    assert replayed["counters"]["barge_ins"] == 1
+    assert replayed["rtt_ms"]["twilio"] is not None
+    assert replayed["inbound"]["bridge_latency_ms"] is not None
+
+
+async def test_replay_command_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    captures = tmp_path / "captures"
+    async with live_bridge(tmp_path, validate_twilio_signature=False, capture_dir=str(captures)) as live:
+        caller = SimulatedCaller(live.media_url, stream_sid="MZc", call_sid="CA-cli",
+                                 params={"tenant": "x", "capture": "1"})  # per-call opt-in
+        async with aiohttp.ClientSession() as http:
+            await caller.run(schedule(silence_frames(1.0)), hangup_after_s=1.1, session=http)
+        await asyncio.sleep(0.3)
+    assert main(["replay", str(captures / "CA-cli.jsonl"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["call_sid"] == "CA-cli"
+    for key in ("mos", "r", "band", "dominant_impairment"):
+        assert key in report
+    for side in ("inbound", "outbound"):
+        for key in ("jitter_ms", "loss_pct", "frames", "gaps"):
+            assert key in report[side]
+
+
+async def test_realtime_replay_acts_as_twilio_against_a_running_bridge(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    captures = tmp_path / "captures"
+    async with live_bridge(tmp_path, validate_twilio_signature=False, capture_dir=str(captures),
+                           capture_tenants="*") as live:
+        drops = {7, 8, 30}
+        frames = silence_frames(1.0)
+        caller = SimulatedCaller(live.media_url, stream_sid="MZrt", call_sid="CA-rt", params={"tenant": "rt"})
+        async with aiohttp.ClientSession() as http:
+            await caller.run(schedule(frames, drop=drops), hangup_after_s=1.1, session=http)
+        await asyncio.sleep(0.3)
+        code = await asyncio.to_thread(main, ["replay", str(captures / "CA-rt.jsonl"), "--realtime", live.media_url,
+                                              "--json"])
+        await asyncio.sleep(0.3)
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["frames_sent"] == len(frames) - len(drops)
+    store = open_store(live.settings.database_url)
+    original, again = store.get("CA-rt"), store.get("CA-rt-replay")
+    assert original is not None and again is not None
+    assert again["tenant"] == "rt"
+    for key in ("frames", "lost", "gaps"):
+        assert again["inbound"][key] == original["inbound"][key]
