@@ -51,6 +51,7 @@ from quality.playout import AdaptivePlayout, FixedPlayout, Playout
 from quality.sequence import Arrival
 
 _AI_FORMATS: dict[str, rt.AudioFormat] = {"pcmu": "audio/pcmu", "pcm24k": "audio/pcm"}
+DEADLINE_S = 0.020  # a frame forwarded later than one frame time after it arrived is a deadline miss
 
 
 class State(enum.Enum):
@@ -78,6 +79,7 @@ class CallCore:
         self.inbound = DirectionMeter(self._playout())
         self.playback = Playback()
         self.latency = {Direction.INBOUND: LatencyHistogram(), Direction.OUTBOUND: LatencyHistogram()}
+        self.deadline_misses = {Direction.INBOUND: 0, Direction.OUTBOUND: 0}
         self.rtt = {Peer.TWILIO: LatencyHistogram(), Peer.REALTIME: LatencyHistogram()}
         self.turn_to_sent = LatencyHistogram()
         self.turn_to_played = LatencyHistogram()
@@ -114,7 +116,10 @@ class CallCore:
     def record_sent(self, items: Iterable[Outgoing], now: float) -> None:
         for item in items:
             if item.direction is not None:
-                self.latency[item.direction].record(now - item.ingress)
+                waited = now - item.ingress
+                self.latency[item.direction].record(waited)
+                if waited > DEADLINE_S:
+                    self.deadline_misses[item.direction] += 1
 
     def record_rtt(self, peer: Peer, rtt_ms: float, now: float) -> None:
         self.rtt[peer].record(rtt_ms / 1000.0)
@@ -453,6 +458,7 @@ class CallCore:
             inbound=self.inbound.figures(),
             playback=self.playback,
             latency=self.latency,
+            deadline_misses=self.deadline_misses,
             rtt=self.rtt,
             turn_to_sent=self.turn_to_sent,
             turn_to_played=self.turn_to_played,

@@ -41,6 +41,7 @@ class Measurements:
     inbound: DirectionFigures
     playback: Playback
     latency: Mapping[Direction, LatencyHistogram]
+    deadline_misses: Mapping[Direction, int]
     rtt: Mapping[Peer, LatencyHistogram]
     turn_to_sent: LatencyHistogram
     turn_to_played: LatencyHistogram
@@ -143,6 +144,8 @@ def build_report(
         assumptions=assumptions,
         counters=dict(sorted(counters.items())),
     ).to_dict()
+    report["inbound"]["deadline_misses"] = m.deadline_misses[Direction.INBOUND]
+    report["outbound"]["deadline_misses"] = m.deadline_misses[Direction.OUTBOUND]
     pb = m.playback
     report.update(
         end_reason=end_reason,

@@ -71,6 +71,15 @@ class TwilioPlayout:
             self._play_until = start + FRAME_S
         return out
 
+    def next_due(self) -> float | None:
+        """When ``advance`` can next change anything (None: nothing queued)."""
+        if not self._queue:
+            return None
+        kind, _, queued_at = self._queue[0]
+        if kind == "mark":
+            return self._play_until
+        return max(self._play_until, queued_at) + FRAME_S
+
     def _echo(self, name: str) -> str:
         self._seq += 1
         self.marks_echoed.append(name)
@@ -109,31 +118,46 @@ class CallerResult:
     played: bytes
     marks_echoed: list[str]
     clears: int
-    received: list[dict[str, object]]
+    received: list[dict[str, object]]  # every message, unless keep_messages=False
     frames_sent: int
+    media_received: int = 0
+    turn_latency_s: list[float] = field(default_factory=list)
 
 
 class SimulatedCaller:
-    """Acts as Twilio for one call against a running bridge."""
+    """Acts as Twilio for one call against a running bridge.
+
+    ``pong_delay_s`` delays answers to the bridge's pings (a network delay both ways shows in
+    its RTT); ``speech_ends`` lists when the caller stops talking (s after start), to time the
+    first AI audio that follows each (the caller's end-to-end view of a turn).
+    """
 
     def __init__(self, url: str, *, stream_sid: str, call_sid: str, params: dict[str, str],
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, pong_delay_s: float = 0.0,
+                 speech_ends: Sequence[float] = (), keep_messages: bool = True) -> None:
         self.url = url
         self.stream_sid = stream_sid
         self.call_sid = call_sid
         self.params = params
         self.headers = headers or {}
+        self.pong_delay_s = pong_delay_s
+        self.speech_ends = sorted(speech_ends)
+        self.keep_messages = keep_messages
         self.playout = TwilioPlayout(stream_sid)
         self.received: list[dict[str, object]] = []
+        self.media_received = 0
+        self.turn_latency_s: list[float] = []
 
     async def run(self, frames: Sequence[ScheduledFrame], hangup_after_s: float,
                   session: aiohttp.ClientSession) -> CallerResult:
         loop = asyncio.get_running_loop()
-        async with session.ws_connect(self.url, headers=self.headers) as ws:
+        async with session.ws_connect(self.url, headers=self.headers, autoping=False) as ws:
             await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
             await ws.send_str(start_message(self.stream_sid, self.call_sid, self.params))
             t0 = loop.time()
             lock = asyncio.Lock()
+            wake = asyncio.Event()
+            pending_turns = list(self.speech_ends)
 
             async def send(texts: list[str]) -> None:
                 async with lock:
@@ -143,16 +167,38 @@ class SimulatedCaller:
                         with contextlib.suppress(ConnectionResetError):
                             await ws.send_str(text)
 
+            async def pong(data: bytes) -> None:
+                if self.pong_delay_s:
+                    await asyncio.sleep(self.pong_delay_s)
+                if not ws.closed:
+                    with contextlib.suppress(ConnectionResetError):
+                        await ws.pong(data)
+
             async def reader() -> None:
                 async for msg in ws:
+                    if msg.type is aiohttp.WSMsgType.PING:
+                        asyncio.create_task(pong(msg.data))  # noqa: RUF006 - short-lived, ends with the socket
+                        continue
                     if msg.type is not aiohttp.WSMsgType.TEXT:
                         continue
-                    self.received.append(json.loads(msg.data))
-                    await send(self.playout.receive(msg.data, loop.time()))
+                    now = loop.time()
+                    if self.keep_messages:
+                        self.received.append(json.loads(msg.data))
+                    if '"event":"media"' in msg.data:
+                        self.media_received += 1
+                        while pending_turns and pending_turns[0] <= now - t0:
+                            self.turn_latency_s.append(now - t0 - pending_turns.pop(0))
+                    await send(self.playout.receive(msg.data, now))
+                    wake.set()
 
             async def ticker() -> None:
                 while True:
-                    await asyncio.sleep(FRAME_S / 2)
+                    due = self.playout.next_due()
+                    if due is None:
+                        wake.clear()
+                        await wake.wait()
+                        continue
+                    await asyncio.sleep(max(0.0, due - loop.time()))
                     await send(self.playout.advance(loop.time()))
 
             tasks = [asyncio.create_task(reader()), asyncio.create_task(ticker())]
@@ -179,4 +225,4 @@ class SimulatedCaller:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await t
         return CallerResult(bytes(self.playout.played), list(self.playout.marks_echoed), self.playout.clears,
-                            self.received, sent)
+                            self.received, sent, self.media_received, list(self.turn_latency_s))

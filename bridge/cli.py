@@ -6,7 +6,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bridge import __version__, fake_realtime_cmd, mos_cmd, replay_cmd, report_cmd, serve_cmd, transcode_cmd
+from bridge import (
+    __version__,
+    fake_realtime_cmd,
+    loadtest_cmd,
+    mos_cmd,
+    replay_cmd,
+    report_cmd,
+    serve_cmd,
+    simulate_cmd,
+    transcode_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_parser(sub)
     report_cmd.add_parsers(sub)
     replay_cmd.add_parser(sub)
+    loadtest_cmd.add_parser(sub)
+    simulate_cmd.add_parser(sub)
     mos_cmd.add_parser(sub)
     transcode_cmd.add_parser(sub)
     fake_realtime_cmd.add_parser(sub)

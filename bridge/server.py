@@ -27,12 +27,13 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
 from bridge import __version__
-from bridge.call import CallCore
+from bridge.call import DEADLINE_S, CallCore
 from bridge.call_config import CallConfig
 from bridge.config import Settings
-from bridge.events import CallEnded, CallStarted, Event, Outgoing, Peer, Problem, ReconnectRealtime
+from bridge.events import CallEnded, CallStarted, Direction, Event, Outgoing, Peer, Problem, ReconnectRealtime
 from bridge.recorder import CallCapture, CapturePolicy, CaptureRecorder
 from bridge.store_writer import ReportWriter
+from quality.latency import LatencyHistogram
 
 log = logging.getLogger("mosbridge")
 report_log = logging.getLogger("mosbridge.report")
@@ -73,6 +74,35 @@ def capture_policy(settings: Settings) -> CapturePolicy:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class BridgeStats:
+    """Process-wide figures across calls, for load runs and quick looks: ``GET /stats``."""
+
+    def __init__(self) -> None:
+        self.latency = {d: LatencyHistogram() for d in Direction}
+        self.deadline_misses = dict.fromkeys(Direction, 0)
+        self.frames = dict.fromkeys(Direction, 0)
+        self.calls_started = 0
+        self.calls_ended = 0
+
+    def observe(self, items: list[Outgoing], now: float) -> None:
+        for item in items:
+            if item.direction is not None:
+                waited = now - item.ingress
+                self.latency[item.direction].record(waited)
+                self.frames[item.direction] += 1
+                if waited > DEADLINE_S:
+                    self.deadline_misses[item.direction] += 1
+
+    def to_dict(self, live: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"calls_live": live, "calls_started": self.calls_started,
+                               "calls_ended": self.calls_ended}
+        for d in Direction:
+            s = self.latency[d].summary()
+            out[d.value] = {"frames": self.frames[d], "deadline_misses": self.deadline_misses[d],
+                            "bridge_latency_ms": {"p50": s.p50_ms, "p99": s.p99_ms, "max": s.max_ms}}
+        return out
 
 
 class CallDriver:
@@ -233,6 +263,7 @@ class CallDriver:
                     await ws.send_str(item.text)
             if items:
                 now = self.now()
+                self.bridge.stats.observe(items, now)
                 if self.capture is not None:
                     for item in items:
                         self.capture.message(now, "twilio_out" if item.peer is Peer.TWILIO else "ai_out", item.text)
@@ -283,6 +314,7 @@ class Bridge:
         self.settings = settings
         self.writer = writer
         self.call_config = call_config(settings)
+        self.stats = BridgeStats()
         self.capture_policy = capture_policy(settings)
         self.recorder = CaptureRecorder(self.capture_policy, self.call_config, __version__)
         self.calls: set[CallDriver] = set()
@@ -298,6 +330,7 @@ class Bridge:
             web.get("/media", self.media),
             web.get("/healthz", self.healthz),
             web.get("/readyz", self.readyz),
+            web.get("/stats", self.stats_view),
         ])
         self.app.on_startup.append(self._startup)
         self.app.on_cleanup.append(self._cleanup)
@@ -358,10 +391,12 @@ class Bridge:
         await ws.prepare(request)
         driver = CallDriver(self, ws)
         self.calls.add(driver)
+        self.stats.calls_started += 1
         try:
             await driver.run()
         finally:
             self.calls.discard(driver)
+            self.stats.calls_ended += 1
         return ws
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -371,6 +406,9 @@ class Bridge:
         if self.draining:
             return web.json_response({"status": "draining", "calls": len(self.calls)}, status=503)
         return web.json_response({"status": "ready", "calls": len(self.calls)})
+
+    async def stats_view(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats.to_dict(len(self.calls)))
 
     async def drain(self, timeout_s: float) -> None:
         """Stop taking calls, let live ones finish for ``timeout_s``, then end the rest."""

@@ -93,10 +93,13 @@ class AdaptivePlayout:
     v = a*v + (1-a)*|d - n|; a frame plays at m_i + d + k*v, using the estimate from the
     frames before it (a = 0.998002, k = 4 in the paper). The target is clamped to
     [min_s, max_s] above the lowest transit seen. Real endpoints move the playout point only in
-    silence; Twilio sends media continuously, so this model moves it every frame.
+    silence; Twilio sends media continuously, so this model moves it every frame. The paper's
+    a has a 500-frame (10 s) memory; so that a call's first seconds are not judged by an
+    estimate still near its starting point, frame i uses min(a, i / (i + 1)) (a running mean
+    until the memory fills, the usual warm-up of an exponential average).
     """
 
-    __slots__ = ("_acc", "_d", "_min_transit", "_v", "alpha", "k", "max_s", "min_s")
+    __slots__ = ("_acc", "_d", "_min_transit", "_n", "_v", "alpha", "k", "max_s", "min_s")
 
     def __init__(self, alpha: float = 0.998002, k: float = 4.0, min_s: float = 0.020,
                  max_s: float = 0.200) -> None:
@@ -106,6 +109,7 @@ class AdaptivePlayout:
         self.max_s = max_s
         self._d: float | None = None
         self._v = 0.0
+        self._n = 0
         self._min_transit = 0.0
         self._acc = _Accumulator()
 
@@ -119,7 +123,8 @@ class AdaptivePlayout:
         base = self._min_transit
         target = min(max(target, base + self.min_s), base + self.max_s)
         played = self._acc.add(target - n)
-        a = self.alpha
+        self._n += 1
+        a = min(self.alpha, self._n / (self._n + 1.0))
         self._d = a * self._d + (1.0 - a) * n
         self._v = a * self._v + (1.0 - a) * abs(self._d - n)
         if n < self._min_transit:

@@ -30,7 +30,7 @@ class SequenceStats:
     duplicates: int
     reordered: int
     too_late: int
-    gaps: int
+    gaps: int  # loss runs: holes that stayed holes (a reordered frame that fills one is no gap)
     loss: LossStats
 
 
@@ -57,7 +57,6 @@ class SequenceTracker:
         self.duplicates = 0
         self.reordered = 0
         self.too_late = 0
-        self.gaps = 0
 
     def _unwrap(self, seq: int) -> int:
         if self._modulus is None or self._highest is None:
@@ -86,7 +85,6 @@ class SequenceTracker:
             missing = s - h - 1
             cut = s - self._window  # every seq <= cut gets its fate counted now
             if missing:
-                self.gaps += 1
                 start = h + 1
                 if cut > h:  # a jump wider than the window: count the far losses in O(1)
                     self._finalise(h)
@@ -138,7 +136,7 @@ class SequenceTracker:
             duplicates=self.duplicates,
             reordered=self.reordered,
             too_late=self.too_late,
-            gaps=self.gaps,
+            gaps=sum(loss.runs.values()),
             loss=loss,
         )
 

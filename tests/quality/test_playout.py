@@ -42,3 +42,15 @@ def test_adaptive_buffer_grows_with_jitter_and_drops_spikes() -> None:
 def test_negative_depth_is_rejected() -> None:
     with pytest.raises(ValueError):
         FixedPlayout(-0.01)
+
+
+def test_adaptive_buffer_warms_up_within_the_first_second() -> None:
+    # Exponential extra delay with a 20 ms mean from the very first frame: the buffer must size
+    # itself from the frames it has seen, not sit at its 20 ms floor for the 10 s memory of a.
+    import random
+
+    rng = random.Random(4)
+    b = AdaptivePlayout()
+    for i in range(50):
+        b.update(i * 0.020 + rng.expovariate(50.0), i * 0.020)
+    assert b.stats().late_pct < 15.0

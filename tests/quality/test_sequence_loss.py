@@ -134,3 +134,8 @@ def test_timestamp_gaps() -> None:
     assert [g.update(t) for t in (0.0, 0.020, 0.040, 0.100, 0.120, 0.110)] == [0, 0, 0, 2, 0, 0]
     assert (g.gaps, g.missing_frames, g.regressions) == (1, 2, 1)
     assert g.missing_s == pytest.approx(0.040)
+
+
+def test_a_hole_filled_by_a_reordered_frame_is_not_a_gap() -> None:
+    s = feed([1, 3, 2, 4, 6, 7]).stats()
+    assert (s.lost, s.reordered, s.gaps) == (1, 1, 1)  # only the hole at 5 stayed a hole

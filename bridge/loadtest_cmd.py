@@ -1,0 +1,113 @@
+"""``mosbridge loadtest``: how many calls per core, at what added latency, with a true MOS."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from bridge.loadtest import LoadOptions, LoadResult, find_max, run_load
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "loadtest",
+        help="drive N simulated callers through a bridge and the Realtime stand-in on loopback",
+        description="Start a bridge (pinned to one CPU) and the Realtime stand-in, or use --target, and "
+        "drive simulated Twilio callers through them; report calls, frames, deadline misses, bridge-added "
+        "latency, CPU and memory per call, and reported vs expected MOS.",
+    )
+    p.add_argument("--calls", type=_positive_int, default=20, help="concurrent calls (default 20)")
+    p.add_argument("--ramp", type=_non_negative, default=2.0, help="seconds over which calls start (default 2)")
+    p.add_argument("--duration", type=_non_negative, default=10.0, help="seconds the run lasts (default 10)")
+    p.add_argument("--format", choices=["pcmu", "pcm24k"], default="pcmu",
+                   help="AI-side format (opus16k needs the WebRTC leg, not built yet)")
+    p.add_argument("--loss-pct", type=_non_negative, default=0.0, help="random frame loss at the callers, %%")
+    p.add_argument("--jitter-ms", type=_non_negative, default=0.0,
+                   help="mean of exponentially distributed extra delay per frame, ms")
+    p.add_argument("--delay-ms", type=_non_negative, default=0.0, help="constant one-way network delay, ms")
+    p.add_argument("--target", metavar="URL", help="ws://host:port/media of a running bridge instead")
+    p.add_argument("--database-url", help="with --target: that bridge's report store, to read MOS back")
+    p.add_argument("--seed", type=int, default=1, help="seed of the impairment generator (default 1)")
+    p.add_argument("--find-max", action="store_true",
+                   help="ramp the call count until deadline misses or p99 > 5 ms; report the highest clean N")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run, parser=p)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.loss_pct > 50:
+        args.parser.error("--loss-pct must be at most 50")
+    if args.ramp >= args.duration:
+        args.parser.error("--ramp must be shorter than --duration")
+    opts = LoadOptions(calls=args.calls, ramp_s=args.ramp, duration_s=args.duration, ai_format=args.format,
+                       loss_pct=args.loss_pct, jitter_ms=args.jitter_ms, delay_ms=args.delay_ms,
+                       target=args.target, database_url=args.database_url, seed=args.seed,
+                       progress=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.find_max:
+        best, runs = asyncio.run(find_max(opts))
+        out: dict[str, Any] = {"max_clean_calls": best, "runs": [r.to_dict() for r in runs]}
+        print(json.dumps(out) if args.json else _human_find_max(best, runs))
+        return 0
+    result = asyncio.run(run_load(opts))
+    print(json.dumps(result.to_dict()) if args.json else _human(result))
+    return 0 if not result.calls.get("failed") else 1
+
+
+def _fmt(d: dict[str, float] | None) -> str:
+    if not d:
+        return "-"
+    return " ".join(f"{k} {v:.2f}" for k, v in d.items())
+
+
+def _human(r: LoadResult) -> str:
+    lines = [
+        f"calls        started {r.calls['started']}  completed {r.calls['completed']}  failed {r.calls['failed']}",
+        "frames       " + "  ".join(f"{k} {v}" for k, v in r.frames.items()),
+        "deadline     misses " + "  ".join(f"{k} {v}" for k, v in r.deadline_misses.items()),
+    ]
+    for d, v in r.bridge_latency_ms.items():
+        lines.append(f"bridge {d:<9} latency ms  {_fmt(v)}")
+    lines.append(f"caller turn  latency ms  {_fmt(r.caller_turn_latency_ms)}")
+    if r.bridge_cpu_pct is not None:
+        per_call = r.bridge_cpu_ms_per_call_second or 0.0
+        lines.append(f"bridge cpu   {r.bridge_cpu_pct:.1f} %  ({per_call:.3f} CPU-ms per call-second)")
+    if r.rss_mb is not None:
+        lines.append(f"bridge rss   idle {r.rss_mb['idle']:.1f} MB  peak {r.rss_mb['peak']:.1f} MB  "
+                     f"({r.rss_mb_per_call:.2f} MB per call)")
+    lines.append(f"mos          reported {_fmt(r.mos.get('reported'))}")
+    lines.append(f"             expected {_fmt(r.mos.get('expected'))}")
+    mae = r.mos.get("mean_abs_error")
+    lines.append(f"             mean abs error {mae:.3f}" if mae is not None else "             mean abs error -")
+    return "\n".join(lines)
+
+
+def _human_find_max(best: int, runs: list[LoadResult]) -> str:
+    rows = [f"highest clean call count: {best}"]
+    for r in runs:
+        p99 = max((v["p99"] for v in r.bridge_latency_ms.values()), default=float("nan"))
+        rows.append(f"  {r.options['calls']:>5} calls: misses {sum(r.deadline_misses.values())}, p99 {p99:.2f} ms, "
+                    f"failed {r.calls['failed']}, cpu {r.bridge_cpu_pct or 0:.0f} %")
+    return "\n".join(rows)

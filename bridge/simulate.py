@@ -1,0 +1,340 @@
+"""Synthetic captures of a caller-only call with known network impairments, and their ground truth.
+
+:func:`simulate` writes what the live bridge would have recorded (``bridge/capture.py``, version 1)
+for a caller who speaks ``seconds`` of 20 ms mu-law frames over an impaired path, and returns the
+figures the impairments produced, counted from the generator's own schedule (never by the
+``quality/`` code the figures are meant to check). Pure: the randomness is an injected, seeded
+``random.Random``; there is no clock and no I/O.
+
+The model, on the one TCP connection Twilio streams over:
+- Frame k (``chunk`` k from 1) is sent at (k - 1) * 20 ms with ``timestamp`` (k - 1) * 20 ms.
+- Loss: Bernoulli (``loss_pct``), a Gilbert chain (``gilbert`` = (p, q): p = P(lost | previous
+  sent), q = P(sent | previous lost)) and/or an explicit ``drop`` set of chunks. The first and
+  last frames are always delivered: the core's ``expected`` is highest - lowest + 1 of the chunks
+  it sees, so a lost edge frame would be invisible to it.
+- Delay: ``delay_ms`` plus an extra delay drawn from a Pareto distribution of shape ``pareto_alpha``
+  shifted to start at 0 (Lomax: scale * (X - 1), X ~ Pareto(alpha)), with scale =
+  (alpha - 1) * ``jitter_ms`` so that the mean extra delay is ``jitter_ms``.
+- A stall from ``stall_at_s`` for ``stall_ms``: nothing arrives, and every frame due in the window
+  arrives at its end, at once.
+- TCP keeps order: arrival_k = max(arrival_{k-1}, send_k + delay_k).
+- Reordering: each adjacent pair of delivered frames (never the first frame) is swapped with
+  probability ``reorder_pct``: the earlier frame is held back and arrives right after the later
+  one, at the same time. Swaps do not overlap.
+- Duplicates: each delivered frame is sent again with probability ``duplicate_pct``; the copy
+  arrives right after it, at the same time.
+
+Ground-truth jitter is RFC 3550 §6.4.1's J over the schedule in arrival order, first copies only
+(a receiver drops a duplicate before metering it), with transit = arrival - media timestamp.
+Arrival times are rounded to the microsecond before anything is computed from them, so the
+truth and a replay of the written capture see the same floats.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+
+from bridge import __version__
+from bridge.call_config import CallConfig
+from bridge.caller import media_message, start_message
+from bridge.capture import event_line, header_line, message_line
+
+FRAME_S: Final = 0.020
+FRAME_BYTES: Final = 160
+SILENCE: Final = b"\xff" * FRAME_BYTES  # mu-law zero
+TALK_S: Final = 1.0  # --speech: talk and silence alternate, starting with talk
+PAUSE_S: Final = 0.6
+ACCOUNT_SID: Final = "AC" + "0" * 32
+CALL_SID: Final = "CA" + "0" * 31 + "1"
+STREAM_SID: Final = "MZ" + "0" * 31 + "1"
+STARTED_AT: Final = "2026-01-01T00:00:00+00:00"
+_RAW_ABOVE: Final = 1 << 20  # every message is small: store it parsed (``msg``)
+_COMPACT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+@dataclass(frozen=True)
+class SimParams:
+    """What to generate; see the module docstring for the model. Percentages are 0..100."""
+
+    seconds: float = 10.0
+    loss_pct: float = 0.0
+    gilbert: tuple[float, float] | None = None
+    drop: frozenset[int] = frozenset()
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    pareto_alpha: float = 2.5
+    reorder_pct: float = 0.0
+    duplicate_pct: float = 0.0
+    stall_at_s: float | None = None
+    stall_ms: float = 0.0
+    speech: bool = False
+    tenant: str = "sim"
+    timers: bool = True  # write the core's interval timer lines, as the live driver does
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.seconds) and self.seconds >= 2 * FRAME_S):
+            raise ValueError(f"seconds must be at least {2 * FRAME_S:g} (two frames), got {self.seconds!r}")
+        for name in ("loss_pct", "reorder_pct", "duplicate_pct"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and 0.0 <= v <= 100.0):
+                raise ValueError(f"{name} must be a percentage 0..100, got {v!r}")
+        for name in ("delay_ms", "jitter_ms", "stall_ms"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0.0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        if self.gilbert is not None:
+            p, q = self.gilbert
+            if not (0.0 <= p <= 1.0 and 0.0 < q <= 1.0):
+                raise ValueError(f"Gilbert p must be within 0..1 and q within (0, 1], got p={p!r}, q={q!r}")
+        if not (math.isfinite(self.pareto_alpha) and self.pareto_alpha > 1.0):
+            raise ValueError(f"pareto_alpha must be > 1 (a finite mean), got {self.pareto_alpha!r}")
+        if self.stall_at_s is not None and not (math.isfinite(self.stall_at_s) and self.stall_at_s >= 0.0):
+            raise ValueError(f"stall_at_s must be a finite number >= 0, got {self.stall_at_s!r}")
+
+    @property
+    def frames(self) -> int:
+        return round(self.seconds / FRAME_S)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["drop"] = sorted(self.drop)
+        d["gilbert"] = list(self.gilbert) if self.gilbert is not None else None
+        return d
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """The impairments as injected, from the generator's bookkeeping.
+
+    ``lost``/``loss_pct``/``loss_runs``/``max_loss_run`` are over chunks 1..N in media order;
+    ``reordered`` counts frames that arrived after a higher chunk; the extra-delay figures are
+    over the delivered frames' injected Pareto draws (p95 by nearest rank); ``jitter_ms`` is
+    None for a plain log (no arrival times).
+    """
+
+    frames_generated: int
+    frames_delivered: int
+    messages_sent: int  # media messages on the wire: delivered frames plus duplicates
+    lost: int
+    loss_pct: float
+    loss_runs: int
+    max_loss_run: int
+    duplicates: int
+    reordered: int
+    extra_delay_mean_ms: float
+    extra_delay_p95_ms: float
+    jitter_ms: float | None
+    duration_s: float  # arrival time of ``stop``
+    lost_chunks: tuple[int, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lost_chunks"] = list(self.lost_chunks)
+        return d
+
+
+@dataclass(frozen=True)
+class Simulation:
+    lines: tuple[str, ...]
+    truth: GroundTruth
+
+    def text(self) -> str:
+        return "".join(line + "\n" for line in self.lines)
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    chunk: int
+    t: float
+    copy: bool = False
+
+
+def simulate(params: SimParams, rng: random.Random, *, plain: bool = False, started_at: str = STARTED_AT,
+             bridge_version: str = f"{__version__}+simulate") -> Simulation:
+    """Generate one call. ``plain=True`` writes a plain Twilio log instead of a capture: the
+    messages alone, one per line, in arrival order (no header, no times, no events)."""
+    n = params.frames
+    lost = _lost_chunks(params, n, rng)
+    delivered = [k for k in range(1, n + 1) if k not in lost]
+    extra = _extra_delays(params, len(delivered), rng)
+    arrivals = _schedule(params, delivered, extra)
+    arrivals = _reorder(params, arrivals, rng)
+    arrivals = _duplicate(params, arrivals, rng)
+    stop_t = round(max(arrivals[-1].t, n * FRAME_S + params.delay_ms / 1000.0), 6)
+
+    truth = GroundTruth(
+        frames_generated=n,
+        frames_delivered=len(delivered),
+        messages_sent=len(arrivals),
+        lost=len(lost),
+        loss_pct=100.0 * len(lost) / n,
+        loss_runs=len(_runs(lost)),
+        max_loss_run=max(_runs(lost), default=0),
+        duplicates=sum(a.copy for a in arrivals),
+        reordered=_reordered(arrivals),
+        extra_delay_mean_ms=1000.0 * sum(extra) / len(extra),
+        extra_delay_p95_ms=1000.0 * sorted(extra)[math.ceil(0.95 * len(extra)) - 1],
+        jitter_ms=None if plain else _rfc3550_jitter_ms(arrivals),
+        duration_s=stop_t,
+        lost_chunks=tuple(sorted(lost)),
+    )
+    payloads = _payloads(n, params.speech)
+    messages = _messages(params, arrivals, payloads, n, stop_t)
+    if plain:
+        lines = tuple(_COMPACT(json.loads(text)) for _, text in messages)
+        return Simulation(lines, truth)
+    return Simulation(_capture_lines(messages, stop_t, started_at, bridge_version, params.timers), truth)
+
+
+def truth_document(params: SimParams, seed: int | None, truth: GroundTruth) -> str:
+    """The ``.truth.json`` written next to a simulated capture (stable key order, one trailing newline)."""
+    return json.dumps({"generator": "mosbridge simulate", "seed": seed, "params": params.to_dict(),
+                       "truth": truth.to_dict()}, indent=2, sort_keys=True) + "\n"
+
+
+# ------------------------------------------------------------------------------- impairments
+
+
+def _lost_chunks(params: SimParams, n: int, rng: random.Random) -> frozenset[int]:
+    lost = {k for k in params.drop if 1 < k < n}
+    if params.loss_pct > 0.0:
+        lost |= {k for k in range(2, n) if rng.random() < params.loss_pct / 100.0}
+    if params.gilbert is not None:
+        p, q = params.gilbert
+        bad = False
+        for k in range(2, n):
+            bad = rng.random() < ((1.0 - q) if bad else p)
+            if bad:
+                lost.add(k)
+    return frozenset(lost)
+
+
+def _extra_delays(params: SimParams, count: int, rng: random.Random) -> list[float]:
+    """Seconds of Lomax-distributed extra delay per delivered frame, mean ``jitter_ms``."""
+    if params.jitter_ms <= 0.0:
+        return [0.0] * count
+    scale = (params.pareto_alpha - 1.0) * params.jitter_ms / 1000.0
+    return [scale * (rng.paretovariate(params.pareto_alpha) - 1.0) for _ in range(count)]
+
+
+def _schedule(params: SimParams, delivered: list[int], extra: list[float]) -> list[_Arrival]:
+    base = params.delay_ms / 1000.0
+    stall = None
+    if params.stall_at_s is not None and params.stall_ms > 0.0:
+        stall = (params.stall_at_s, params.stall_at_s + params.stall_ms / 1000.0)
+    out: list[_Arrival] = []
+    last = 0.0
+    for chunk, x in zip(delivered, extra, strict=True):
+        raw = (chunk - 1) * FRAME_S + base + x
+        if stall is not None and stall[0] <= raw < stall[1]:
+            raw = stall[1]
+        last = max(last, round(raw, 6))
+        out.append(_Arrival(chunk, last))
+    return out
+
+
+def _reorder(params: SimParams, arrivals: list[_Arrival], rng: random.Random) -> list[_Arrival]:
+    if params.reorder_pct <= 0.0:
+        return arrivals
+    out = list(arrivals)
+    i = 1  # never the first frame: the core would take the later chunk as the stream's first
+    while i + 1 < len(out):
+        if rng.random() < params.reorder_pct / 100.0:
+            early, later = out[i], out[i + 1]
+            out[i], out[i + 1] = later, _Arrival(early.chunk, later.t)
+            i += 2
+        else:
+            i += 1
+    return out
+
+
+def _duplicate(params: SimParams, arrivals: list[_Arrival], rng: random.Random) -> list[_Arrival]:
+    if params.duplicate_pct <= 0.0:
+        return arrivals
+    out: list[_Arrival] = []
+    for a in arrivals:
+        out.append(a)
+        if rng.random() < params.duplicate_pct / 100.0:
+            out.append(_Arrival(a.chunk, a.t, copy=True))
+    return out
+
+
+# ------------------------------------------------------------------------------- bookkeeping
+
+
+def _runs(lost: frozenset[int]) -> list[int]:
+    runs: list[int] = []
+    prev = None
+    for k in sorted(lost):
+        if prev is not None and k == prev + 1:
+            runs[-1] += 1
+        else:
+            runs.append(1)
+        prev = k
+    return runs
+
+
+def _reordered(arrivals: list[_Arrival]) -> int:
+    highest, count = 0, 0
+    for a in arrivals:
+        if not a.copy:
+            count += a.chunk < highest
+            highest = max(highest, a.chunk)
+    return count
+
+
+def _rfc3550_jitter_ms(arrivals: list[_Arrival]) -> float:
+    transits = [a.t - (a.chunk - 1) * 20 / 1000.0 for a in arrivals if not a.copy]  # media ts: ms on the wire
+    j = 0.0
+    for prev, cur in itertools.pairwise(transits):
+        j += (abs(cur - prev) - j) / 16.0
+    return 1000.0 * j
+
+
+# ------------------------------------------------------------------------------- messages
+
+
+def _payloads(n: int, speech: bool) -> list[bytes]:
+    if not speech:
+        return [SILENCE] * n
+    from bridge.codecs.g711 import ulaw_encode
+    from bridge.fake_realtime import speech_like
+
+    audio = ulaw_encode(speech_like(n * 20, 8000))
+    cycle = round((TALK_S + PAUSE_S) / FRAME_S)
+    talk = round(TALK_S / FRAME_S)
+    return [audio[i * FRAME_BYTES:(i + 1) * FRAME_BYTES] if i % cycle < talk else SILENCE for i in range(n)]
+
+
+def _messages(params: SimParams, arrivals: list[_Arrival], payloads: list[bytes], n: int,
+              stop_t: float) -> list[tuple[float, str]]:
+    out: list[tuple[float, str]] = [
+        (0.0, _COMPACT({"event": "connected", "protocol": "Call", "version": "1.0.0"})),
+        (0.0, start_message(STREAM_SID, CALL_SID, {"tenant": params.tenant})),
+    ]
+    for a in arrivals:
+        b64 = base64.b64encode(payloads[a.chunk - 1]).decode("ascii")
+        out.append((a.t, media_message(STREAM_SID, a.chunk + 1, a.chunk, b64)))
+    stop = {"event": "stop", "sequenceNumber": str(n + 2), "streamSid": STREAM_SID,
+            "stop": {"accountSid": ACCOUNT_SID, "callSid": CALL_SID}}
+    out.append((stop_t, _COMPACT(stop)))
+    return out
+
+
+def _capture_lines(messages: list[tuple[float, str]], stop_t: float, started_at: str, bridge_version: str,
+                   timers: bool) -> tuple[str, ...]:
+    config = CallConfig()
+    lines = [header_line(started_at, bridge_version, config), event_line(0.0, "ai_connected")]
+    deadline = config.interval_s
+    for t, text in messages:
+        while timers and deadline <= t and deadline < stop_t:
+            lines.append(event_line(deadline, "timer"))
+            deadline += config.interval_s
+        lines.append(message_line(t, "twilio_in", text, raw_above=_RAW_ABOVE))
+    return tuple(lines)
