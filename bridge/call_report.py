@@ -54,12 +54,13 @@ def ai_codec_name(fmt: str, opus_bitrate: int) -> str:
     return fmt
 
 
-def chains(fmt: str, opus_bitrate: int) -> tuple[CodecChain, CodecChain]:
-    """(inbound, outbound) codec chains; G.711 at Twilio's edge is always in the path."""
+def chains(fmt: str, opus_bitrate: int, edge: str = "g711") -> tuple[CodecChain, CodecChain]:
+    """(inbound, outbound) codec chains. G.711 at Twilio's edge is always in the path; ``edge``
+    says whether the caller's side conceals loss (``g711-plc``) or not (``g711``, conservative)."""
     if fmt == "pcmu":
-        return CodecChain.of("g711"), CodecChain.of("g711")
+        return CodecChain.of(edge), CodecChain.of(edge)
     ai = ai_codec_name(fmt, opus_bitrate)
-    return CodecChain.of("g711", ai), CodecChain.of(ai, "g711")
+    return CodecChain.of(edge, ai), CodecChain.of(ai, edge)
 
 
 def _half_rtt_ms(h: LatencyHistogram) -> float:
@@ -108,7 +109,7 @@ def build_report(
     end_reason: str,
     counters: dict[str, int],
 ) -> dict[str, Any]:
-    in_chain, out_chain = chains(config.ai_format, config.opus_bitrate)
+    in_chain, out_chain = chains(config.ai_format, config.opus_bitrate, config.edge_codec)
     twilio_leg = _half_rtt_ms(m.rtt[Peer.TWILIO])
     ai_leg = _half_rtt_ms(m.rtt[Peer.REALTIME])
     common = config.pstn_delay_ms + twilio_leg + G711_PACKETIZATION_MS + ai_leg

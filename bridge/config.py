@@ -40,6 +40,9 @@ class Settings(BaseSettings):
                               description="Realtime session instructions")
     pstn_delay_ms: float = Field(60.0, ge=0, description="assumed one-way delay of the unmeasured PSTN leg, ms")
     jitter_buffer: Literal["adaptive", "fixed"] = Field("adaptive", description="playout model for jitter")
+    edge_codec: Literal["g711", "g711-plc"] = Field(
+        "g711", description="the caller's edge in the E-model: g711 (no loss concealment, conservative) or "
+        "g711-plc (carrier and handsets conceal loss)")
     interval_s: float = Field(5.0, gt=0, description="per-interval MOS granularity, s")
     drain_timeout_s: float = Field(30.0, ge=0, description="on SIGTERM, how long live calls may finish, s")
     ping_interval_s: float = Field(5.0, gt=0, description="WebSocket ping period for RTT, s")

@@ -191,6 +191,7 @@ class Processes:
         self.database_url = f"sqlite:///{workdir / 'load.db'}"
         self.procs: list[asyncio.subprocess.Process] = []
         self.bridge_pid = 0
+        self._own_affinity = os.sched_getaffinity(0)
 
     async def start(self) -> None:
         others = sorted(os.sched_getaffinity(0) - {self.opts.bridge_cpu}) if self.opts.bridge_cpu is not None else []
@@ -243,6 +244,7 @@ class Processes:
         raise RuntimeError(f"the Realtime stand-in did not come up on port {port}")
 
     async def stop(self) -> None:
+        os.sched_setaffinity(0, self._own_affinity)
         for proc in reversed(self.procs):
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)

@@ -52,6 +52,7 @@ def call_config(settings: Settings) -> CallConfig:
         instructions=settings.instructions,
         pstn_delay_ms=settings.pstn_delay_ms,
         jitter_buffer=settings.jitter_buffer,
+        edge_codec=settings.edge_codec,
         interval_s=settings.interval_s,
         max_message_bytes=settings.max_message_bytes,
         pseudonym_key=key,
