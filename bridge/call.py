@@ -76,6 +76,7 @@ class CallCore:
         self.tags = CallTags(tenant=None)
         self.transcoder = transcoder if transcoder is not None else make_transcoder(
             config.ai_format, config.opus_bitrate)
+        self._passthrough = self.transcoder.fmt == "pcmu"
         self.inbound = DirectionMeter(self._playout())
         self.playback = Playback()
         self.latency = {Direction.INBOUND: LatencyHistogram(), Direction.OUTBOUND: LatencyHistogram()}
@@ -258,6 +259,9 @@ class CallCore:
         except CodecError as exc:
             self._bad("bad_frame", f"chunk {msg.chunk}: {exc}")
             return
+        if self._passthrough and payloads == [audio]:
+            self._send_audio(audio, now, msg.payload)  # the base64 as received: no re-encoding
+            return
         for payload in payloads:
             self._send_audio(payload, now)
 
@@ -425,11 +429,11 @@ class CallCore:
     def _send_ai(self, text: str, now: float) -> None:
         self._out.append(Outgoing(Peer.REALTIME, text, now))
 
-    def _send_audio(self, payload: bytes, now: float) -> None:
+    def _send_audio(self, payload: bytes, now: float, b64: str | None = None) -> None:
         if not self._ai_up:
             self.counters["frames_while_ai_down"] += 1
             return
-        append = rt.InputAudioBufferAppend(base64.b64encode(payload).decode("ascii"))
+        append = rt.InputAudioBufferAppend(b64 or base64.b64encode(payload).decode("ascii"))
         self._out.append(Outgoing(Peer.REALTIME, append.serialize(), now, Direction.INBOUND))
 
     def _bad(self, counter: str, detail: str) -> None:

@@ -122,6 +122,7 @@ class CallerResult:
     frames_sent: int
     media_received: int = 0
     turn_latency_s: list[float] = field(default_factory=list)
+    sent_at: list[tuple[int, float]] = field(default_factory=list)  # (chunk, when it left, s after start)
 
 
 class SimulatedCaller:
@@ -203,6 +204,7 @@ class SimulatedCaller:
 
             tasks = [asyncio.create_task(reader()), asyncio.create_task(ticker())]
             sent = 0
+            sent_at: list[tuple[int, float]] = []
             try:
                 for i, frame in enumerate(frames):
                     delay = t0 + frame.send_at - loop.time()
@@ -210,6 +212,7 @@ class SimulatedCaller:
                         await asyncio.sleep(delay)
                     await send([frame.text or media_message(self.stream_sid, i + 2, frame.chunk, frame.payload_b64)])
                     sent += 1
+                    sent_at.append((frame.chunk, loop.time() - t0))
                 rest = t0 + hangup_after_s - loop.time()
                 if rest > 0:
                     await asyncio.sleep(rest)
@@ -225,4 +228,4 @@ class SimulatedCaller:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await t
         return CallerResult(bytes(self.playout.played), list(self.playout.marks_echoed), self.playout.clears,
-                            self.received, sent, self.media_received, list(self.turn_latency_s))
+                            self.received, sent, self.media_received, list(self.turn_latency_s), sent_at)

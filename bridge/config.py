@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     capture_max_total_bytes: int = Field(2 * 1024**3, ge=4096,
                                          description="cap on the capture directory; the oldest files go first")
     log_level: str = Field("INFO", description="logging level")
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop", description="event loop: uvloop (faster sockets) or the standard asyncio loop")
 
     @field_validator("openai_url")
     @classmethod

@@ -63,7 +63,6 @@ class CallPlan:
     frames: list[ScheduledFrame]
     generated: int
     speech_ends: list[float]
-    expected_mos: float
 
 
 @dataclass
@@ -101,9 +100,9 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 def plan_calls(opts: LoadOptions, run_id: str) -> list[CallPlan]:
     """Every caller's frames, with its impairments and the MOS they should produce."""
-    voice = ulaw_encode(speech_like(int(SPEECH_S * 1000), 8000))
-    talk = [voice[i:i + 160] for i in range(0, len(voice) - 159, 160)]
-    barge = talk[: round(BARGE_S / FRAME_S)]
+    voice = ulaw_encode(speech_like(int(2 * SPEECH_S * 1000), 8000))
+    all_talk = [voice[i:i + 160] for i in range(0, len(voice) - 159, 160)]
+    barge = all_talk[: round(BARGE_S / FRAME_S)]
     silence = b"\xff" * 160
     plans = []
     for n in range(opts.calls):
@@ -113,10 +112,13 @@ def plan_calls(opts: LoadOptions, run_id: str) -> list[CallPlan]:
         audio: list[bytes] = []
         speech_ends: list[float] = []
         cycle = 0
+        # Callers talk and listen for their own (seeded) lengths, as real ones do: a harness
+        # whose callers all speak in step makes the AI answer them all at once.
+        audio += [silence] * rng.randrange(0, 100)
         while len(audio) * FRAME_S < length:
-            audio += talk
+            audio += all_talk[: round(rng.uniform(0.5, 2.0) * SPEECH_S / FRAME_S)]
             speech_ends.append(len(audio) * FRAME_S)
-            listen = [silence] * round(LISTEN_S / FRAME_S)
+            listen = [silence] * round(rng.uniform(0.85, 1.25) * LISTEN_S / FRAME_S)
             if n % 3 == 1 and cycle % 2 == 1:  # barge in 0.8 s into the AI's answer
                 k = round(0.8 / FRAME_S)
                 listen[k:k + len(barge)] = barge
@@ -125,7 +127,7 @@ def plan_calls(opts: LoadOptions, run_id: str) -> list[CallPlan]:
         audio = audio[: int(length / FRAME_S)]
         frames, generated = _impair(audio, opts, rng)
         plans.append(CallPlan(f"CA{run_id}{n:05d}", start_at, frames, generated,
-                              [e for e in speech_ends if e < length], _expected_mos(frames, generated, opts)))
+                              [e for e in speech_ends if e < length]))
     return plans
 
 
@@ -145,12 +147,13 @@ def _impair(audio: list[bytes], opts: LoadOptions, rng: random.Random) -> tuple[
     return out, n
 
 
-def _expected_mos(frames: list[ScheduledFrame], generated: int, opts: LoadOptions) -> float:
-    """The call's MOS by the bridge's own rules, computed from the schedule it was sent (the
-    intended arrival times) instead of from what the bridge measured under load."""
+def expected_mos(sent_at: list[tuple[int, float]], opts: LoadOptions) -> float:
+    """The call's MOS by the bridge's own rules, computed from when the caller actually sent each
+    frame (loopback adds next to nothing) instead of from what the bridge measured under load:
+    the two differ only if load distorts the bridge's measurement."""
     meter = DirectionMeter(AdaptivePlayout())
-    for f in frames:
-        meter.update(f.chunk, (f.chunk - 1) * FRAME_S, f.send_at)
+    for chunk, at in sent_at:
+        meter.update(chunk, (chunk - 1) * FRAME_S, at)
     figures = meter.figures()
     in_chain, out_chain = chains(opts.ai_format, 24000)
     delay = PSTN_DELAY_MS + opts.delay_ms + 20.0
@@ -348,7 +351,9 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     if pid and rss_idle is not None:
         out.rss_mb = {"idle": rss_idle, "peak": rss_peak}
         out.rss_mb_per_call = (rss_peak - rss_idle) / max(1, opts.calls)
-    reported, errors = [], []
+    reported: list[float] = []
+    expected: list[float] = []
+    errors: list[float] = []
     if db_url:
         store = open_store(db_url)
         for plan in plans:
@@ -358,8 +363,11 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
             if rep.get("end_reason") == "stop":
                 out.calls["completed"] += 1
             reported.append(rep["mos"])
-            errors.append(abs(rep["mos"] - plan.expected_mos))
-    out.mos = {"reported": _percentiles(reported), "expected": _percentiles([p.expected_mos for p in plans]),
+            caller = results.get(plan.call_sid)
+            if caller is not None:
+                expected.append(expected_mos(caller.sent_at, opts))
+                errors.append(abs(rep["mos"] - expected[-1]))
+    out.mos = {"reported": _percentiles(reported), "expected": _percentiles(expected),
                "mean_abs_error": sum(errors) / len(errors) if errors else None, "reports": len(reported)}
     return out
 

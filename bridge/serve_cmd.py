@@ -56,5 +56,10 @@ def run(args: argparse.Namespace) -> int:
             "MOSBRIDGE_PSEUDONYM_KEY is not set: PHI ids get an ephemeral key, so pseudonyms change on restart")
     from bridge.server import serve
 
-    asyncio.run(serve(settings))
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        uvloop.run(serve(settings))
+    else:
+        asyncio.run(serve(settings))
     return 0

@@ -109,7 +109,7 @@ class BridgeStats:
 class CallDriver:
     """Drives one call's core from its two WebSockets.
 
-    The core is given time relative to the call's start (``loop.time() - t0``), and every
+    The core is given time relative to the call's start (monotonic seconds), and every
     interaction with it goes through the methods below, which also write the capture when the
     call is recorded: replay makes the same calls with the same floats, so it gets the same report.
     """
@@ -117,8 +117,7 @@ class CallDriver:
     def __init__(self, bridge: Bridge, twilio_ws: web.WebSocketResponse) -> None:
         self.bridge = bridge
         self.twilio = twilio_ws
-        self.loop = asyncio.get_running_loop()
-        self.t0 = self.loop.time()
+        self.t0 = time.monotonic()
         self.core = CallCore(bridge.call_config, now=0.0)
         self.wall_start = time.time()
         self.capture: CallCapture | None = (
@@ -130,7 +129,9 @@ class CallDriver:
         self._ping_count = 0
 
     def now(self) -> float:
-        return self.loop.time() - self.t0
+        # time.monotonic, not loop.time(): uvloop's clock ticks in whole milliseconds, too coarse
+        # for per-frame latency stamps of a fraction of a millisecond.
+        return time.monotonic() - self.t0
 
     # -------------------------------------------------------------- core calls (recorded)
 
@@ -202,6 +203,10 @@ class CallDriver:
                     if msg.type is WSMsgType.TEXT:
                         self._receive("ai_in", msg.data)
                         await self.flush()
+                        # AI audio comes in bursts, faster than real time: let every other call's
+                        # reader run between two deltas, so a burst cannot hold caller frames
+                        # back (their arrival stamps would turn it into jitter that never was).
+                        await asyncio.sleep(0)
                     elif msg.type is WSMsgType.PING:
                         await self.ai.pong(msg.data)
                     elif msg.type is WSMsgType.PONG:
