@@ -11,7 +11,7 @@ the live call did.
     realtime_closed(now, reason)   the AI connection is gone
     twilio_closed(now)             Twilio's socket closed (with or without ``stop``)
     record_sent(items, now)        the driver sent these items now (bridge latency)
-    record_rtt(peer, rtt_s, now)   a WebSocket ping round trip
+    record_rtt(peer, rtt_ms, now)  a WebSocket ping round trip
     get_timer() / handle_timer(now)
     data_to_send() / next_event()
 
@@ -24,7 +24,8 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-from collections import Counter
+from array import array
+from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Literal
 
@@ -50,6 +51,8 @@ from quality.meter import DirectionMeter
 from quality.playout import AdaptivePlayout, FixedPlayout, Playout
 from quality.sequence import Arrival
 
+_INTERVAL_FIELDS = ("start", "end", "expected", "lost", "late", "underrun", "frames_out", "jitter_ms")
+MAX_CONTEXT_ITEMS = 50  # transcripts kept to restore a conversation after a reconnect
 _AI_FORMATS: dict[str, rt.AudioFormat] = {"pcmu": "audio/pcmu", "pcm24k": "audio/pcm"}
 DEADLINE_S = 0.020  # a frame forwarded later than one frame time after it arrived is a deadline miss
 
@@ -84,7 +87,7 @@ class CallCore:
         self.rtt = {Peer.TWILIO: LatencyHistogram(), Peer.REALTIME: LatencyHistogram()}
         self.turn_to_sent = LatencyHistogram()
         self.turn_to_played = LatencyHistogram()
-        self.intervals: list[tuple[float, float, dict[str, float]]] = []
+        self._intervals = array("d")  # _INTERVAL_FIELDS per closed interval: 64 bytes, for hours-long calls
         self._interval_start = now
         self._interval_base = self._interval_snapshot()
         self._out: list[Outgoing] = []
@@ -98,8 +101,7 @@ class CallCore:
         self._speech_stopped_at: float | None = None
         self._awaiting_first_audio: str | None = None  # response id whose first frame starts a turn
         self._awaiting_first_play: dict[str, float] = {}  # response id -> turn start
-        self._transcript: list[tuple[Literal['user', 'assistant'], str]] = []  # context for a reconnect
-        self._ended_reason: str | None = None
+        self._transcript: deque[tuple[Literal["user", "assistant"], str]] = deque(maxlen=MAX_CONTEXT_ITEMS)
 
     # ------------------------------------------------------------------ driver API
 
@@ -444,6 +446,13 @@ class CallCore:
         sid = f"{self.call_sid}: " if self.call_sid else ""
         self._events.append(Problem(kind, sid + detail, level))
 
+    @property
+    def intervals(self) -> list[tuple[float, float, dict[str, float]]]:
+        """Closed intervals as (start, end, counts in the interval)."""
+        n = len(_INTERVAL_FIELDS)
+        rows = [self._intervals[i:i + n] for i in range(0, len(self._intervals), n)]
+        return [(r[0], r[1], dict(zip(_INTERVAL_FIELDS[2:], r[2:], strict=True))) for r in rows]
+
     def _interval_snapshot(self) -> dict[str, float]:
         f = self.inbound.figures()
         return {"expected": f.expected, "lost": f.lost, "late": float(f.late_discards or 0),
@@ -451,9 +460,9 @@ class CallCore:
 
     def _close_interval(self, end: float) -> None:
         snap = self._interval_snapshot()
-        delta = {k: snap[k] - self._interval_base.get(k, 0.0) for k in snap}
-        delta["jitter_ms"] = self.inbound.figures().jitter_ms or 0.0
-        self.intervals.append((self._interval_start, end, delta))
+        base = self._interval_base
+        jitter = self.inbound.figures().jitter_ms or 0.0
+        self._intervals.extend([self._interval_start, end, *(snap[k] - base[k] for k in snap), jitter])
         self._interval_start = end
         self._interval_base = snap
 
@@ -472,7 +481,6 @@ class CallCore:
         if now > self._interval_start:
             self._close_interval(now)
         self.state = State.ENDED
-        self._ended_reason = reason
         report = build_report(
             call_sid=self.call_sid or "unknown",
             tags=self.tags,

@@ -13,27 +13,8 @@ import contextlib
 import signal
 import sys
 
+from bridge.arg_types import positive, positive_int
 from bridge.fake_realtime import FakeRealtimeConfig, FakeRealtimeServer
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,9 +26,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="TCP port, 0 = any free port (default 8765)")
-    p.add_argument("--speed", type=_positive, default=4.0,
+    p.add_argument("--speed", type=positive, default=4.0,
                    help="how many times faster than real time answers stream (default 4)")
-    p.add_argument("--response-ms", type=_positive_int, default=2000,
+    p.add_argument("--response-ms", type=positive_int, default=2000,
                    help="duration of each spoken answer in ms (default 2000)")
     p.add_argument("--api-key", default=None,
                    help="accept only this bearer key (default: any non-empty key)")

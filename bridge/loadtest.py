@@ -77,6 +77,7 @@ class LoadResult:
     bridge_cpu_ms_per_call_second: float | None = None
     rss_mb: dict[str, float] | None = None
     rss_mb_per_call: float | None = None
+    rss_samples: list[tuple[float, float]] = field(default_factory=list)  # (s since start, MB), every second
     mos: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
 
@@ -286,6 +287,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     cpu0 = _cpu_s(pid) if pid else None
     state = {"live": 0, "done": 0, "failed": 0}
     results: dict[str, Any] = {}
+    rss_samples: list[tuple[float, float]] = []
     conn = aiohttp.TCPConnector(limit=0)
     t_start = loop.time()
 
@@ -309,7 +311,9 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
         while True:
             await asyncio.sleep(1.0)
             if pid:
-                rss_peak = max(rss_peak, _rss_mb(pid))
+                rss = _rss_mb(pid)
+                rss_peak = max(rss_peak, rss)
+                rss_samples.append((loop.time() - t_start, rss))
             stats = await _stats(http, stats_url)
             if opts.progress is not None and stats:
                 i, o = stats["inbound"], stats["outbound"]
@@ -333,7 +337,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
         stats = await _stats(http, stats_url)
 
     options = {k: v for k, v in opts.__dict__.items() if k != "progress"}
-    out = LoadResult(options=options, wall_s=wall)
+    out = LoadResult(options=options, wall_s=wall, rss_samples=rss_samples)
     out.calls = {"started": len(plans), "completed": 0, "failed": state["failed"]}
     out.frames = {"caller_sent": sum(r.frames_sent for r in results.values()),
                   "caller_received": sum(r.media_received for r in results.values())}

@@ -8,27 +8,8 @@ import json
 import sys
 from typing import Any
 
+from bridge.arg_types import non_negative, positive_int
 from bridge.loadtest import LoadOptions, LoadResult, find_max, run_load
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,15 +20,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "drive simulated Twilio callers through them; report calls, frames, deadline misses, bridge-added "
         "latency, CPU and memory per call, and reported vs expected MOS.",
     )
-    p.add_argument("--calls", type=_positive_int, default=20, help="concurrent calls (default 20)")
-    p.add_argument("--ramp", type=_non_negative, default=2.0, help="seconds over which calls start (default 2)")
-    p.add_argument("--duration", type=_non_negative, default=10.0, help="seconds the run lasts (default 10)")
+    p.add_argument("--calls", type=positive_int, default=20, help="concurrent calls (default 20)")
+    p.add_argument("--ramp", type=non_negative, default=2.0, help="seconds over which calls start (default 2)")
+    p.add_argument("--duration", type=non_negative, default=10.0, help="seconds the run lasts (default 10)")
     p.add_argument("--format", choices=["pcmu", "pcm24k"], default="pcmu",
                    help="AI-side format (opus16k needs the WebRTC leg, not built yet)")
-    p.add_argument("--loss-pct", type=_non_negative, default=0.0, help="random frame loss at the callers, %%")
-    p.add_argument("--jitter-ms", type=_non_negative, default=0.0,
+    p.add_argument("--loss-pct", type=non_negative, default=0.0, help="random frame loss at the callers, %%")
+    p.add_argument("--jitter-ms", type=non_negative, default=0.0,
                    help="mean of exponentially distributed extra delay per frame, ms")
-    p.add_argument("--delay-ms", type=_non_negative, default=0.0, help="constant one-way network delay, ms")
+    p.add_argument("--delay-ms", type=non_negative, default=0.0, help="constant one-way network delay, ms")
     p.add_argument("--target", metavar="URL", help="ws://host:port/media of a running bridge instead")
     p.add_argument("--database-url", help="with --target: that bridge's report store, to read MOS back")
     p.add_argument("--seed", type=int, default=1, help="seed of the impairment generator (default 1)")

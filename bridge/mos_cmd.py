@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from typing import Any
 
+from bridge.arg_types import non_negative, percent
 from quality.emodel import EModelParams
 from quality.impairments import CODECS, CodecChain
 from quality.report import Assessment, Model, QualityInput, assess
@@ -22,25 +22,12 @@ from quality.report import Assessment, Model, QualityInput, assess
 JITTER_BUFFER_FACTOR = 2.0
 
 
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
 
 
-def _percent(text: str) -> float:
-    value = _non_negative(text)
-    if value > 100:
-        raise argparse.ArgumentTypeError(f"must be a percentage 0..100, got {text!r}")
-    return value
 
 
 def _burst_ratio(text: str) -> float:
-    value = _non_negative(text)
+    value = non_negative(text)
     if not 1.0 <= value <= 8.0:
         raise argparse.ArgumentTypeError(f"BurstR must be within 1..8 (G.107 range), got {text!r}")
     return value
@@ -53,12 +40,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--delay-ms", type=_non_negative, default=0.0,
+    p.add_argument("--delay-ms", type=non_negative, default=0.0,
                    help="one-way mouth-to-ear delay in ms; sets T = Ta = D and Tr = 2 D (default 0)")
-    p.add_argument("--jitter-ms", type=_non_negative, default=0.0,
+    p.add_argument("--jitter-ms", type=non_negative, default=0.0,
                    help="interarrival jitter in ms; g107 models add a jitter buffer of "
                         f"{JITTER_BUFFER_FACTOR:g} x jitter to the delay (default 0)")
-    p.add_argument("--loss-pct", type=_percent, default=0.0, help="packet loss Ppl in percent (default 0)")
+    p.add_argument("--loss-pct", type=percent, default=0.0, help="packet loss Ppl in percent (default 0)")
     p.add_argument("--burst-ratio", type=_burst_ratio, default=1.0,
                    help="BurstR: 1 = random loss, > 1 bursty (default 1)")
     p.add_argument("--codec", default="g711", help="codec name, see --list-codecs (default g711)")

@@ -58,6 +58,8 @@ class Playback:
         if frames <= 0:
             return
         self.frames += frames
+        if item_id != self.last_item:
+            self._forget_old_items(keep=item_id)
         self.last_item = item_id
         self._sent_ms[item_id] = self._sent_ms.get(item_id, 0) + frames * 20
         end = self._play_end
@@ -74,6 +76,13 @@ class Playback:
             start = end
         self._play_end = start + frames * FRAME_S
         self._mid_response = True
+
+    def _forget_old_items(self, keep: str) -> None:
+        """Only recent items can still be truncated: keep memory flat over hours-long calls."""
+        pending = {m.item_id for m in self._pending.values()}
+        for table in (self._sent_ms, self._played_ms):
+            for old in [k for k in table if k != keep and k != self.last_item and k not in pending]:
+                del table[old]
 
     def new_mark(self, item_id: str, response_id: str, now: float) -> str:
         """Name a mark for the audio sent so far; the name is unique for the call."""

@@ -63,7 +63,9 @@ def replay(capture: Capture, *, metrics_only: bool = False) -> ReplayResult:
     if capture.plain:
         warnings.append("plain Twilio log: arrival times unknown, jitter not measured; loss and gaps are exact")
         core.realtime_connected(0.0)
-    pending: deque[Outgoing] = deque()
+    # Outputs to each peer leave in order, but the live driver sends the two peers' from
+    # separate tasks: match each *_out line against its own peer's queue.
+    pending: dict[Peer, deque[Outgoing]] = {Peer.TWILIO: deque(), Peer.REALTIME: deque()}
     report: dict[str, Any] | None = None
     t = 0.0
     for rec in capture.records:
@@ -76,12 +78,9 @@ def replay(capture: Capture, *, metrics_only: bool = False) -> ReplayResult:
                 continue
             core.receive_realtime(rec.text or "", t)
         elif d == "twilio_out" or d == "ai_out":
-            if pending:
-                item = pending.popleft()
-                expected = Peer.TWILIO if d == "twilio_out" else Peer.REALTIME
-                if item.peer is not expected and not metrics_only:
-                    warnings.append(f"line {rec.line_no}: output order differs from the live call")
-                core.record_sent((item,), t)
+            queue = pending[Peer.TWILIO if d == "twilio_out" else Peer.REALTIME]
+            if queue:
+                core.record_sent((queue.popleft(),), t)
             continue
         elif d == "timer":
             core.handle_timer(t)
@@ -99,7 +98,8 @@ def replay(capture: Capture, *, metrics_only: bool = False) -> ReplayResult:
             core.end(t, rec.reason or "end")
         out = core.data_to_send()
         if not metrics_only and not capture.plain:
-            pending.extend(out)
+            for item in out:
+                pending[item.peer].append(item)
         report = _take_report(core) or report
     if not core.ended:
         core.end(t, END_OF_CAPTURE)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bridge.arg_types import positive_int
 from bridge.store import MEMORY, ReportStore, StoreError, open_store, sqlite_path
 
 DATABASE_URL_ENV = "MOSBRIDGE_DATABASE_URL"
@@ -29,14 +30,6 @@ def database_url(given: str | None) -> str:
     return os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,7 +45,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     c = sub.add_parser("calls", help="list recent calls with their MOS, newest first",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("--tenant", default=None, help="only this tenant's calls")
-    c.add_argument("--limit", type=_positive_int, default=50, help="at most N calls (default 50)")
+    c.add_argument("--limit", type=positive_int, default=50, help="at most N calls (default 50)")
     c.add_argument("--json", action="store_true", help="print a JSON array of summary rows")
     c.add_argument("--database-url", metavar="URL", default=None, help=url_help)
     c.set_defaults(run=run_calls, parser=c)

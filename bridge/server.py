@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,7 @@ report_log = logging.getLogger("mosbridge.report")
 # aiohttp drops a connection whose message exceeds its cap; keep that cap well above the
 # core's own limit so a moderately oversized message is counted and skipped, not fatal.
 TRANSPORT_CAP_FACTOR = 16
+AI_BACKLOG_WARN = 250  # messages (5 s of caller audio) waiting for the AI socket
 
 
 def call_config(settings: Settings) -> CallConfig:
@@ -124,6 +126,9 @@ class CallDriver:
             bridge.recorder.open_call(_iso(self.wall_start)))
         self.ai: aiohttp.ClientWebSocketResponse | None = None
         self._lock = asyncio.Lock()
+        self._ai_queue: deque[Outgoing] = deque()
+        self._ai_ready = asyncio.Event()
+        self._backlog_warned = False
         self._reconnect = asyncio.Event()
         self._pings: dict[bytes, tuple[Peer, float]] = {}
         self._ping_count = 0
@@ -155,7 +160,8 @@ class CallDriver:
     # -------------------------------------------------------------- tasks
 
     async def run(self) -> None:
-        tasks = [asyncio.create_task(self._ai_loop()), asyncio.create_task(self._clock())]
+        tasks = [asyncio.create_task(self._ai_loop()), asyncio.create_task(self._clock()),
+                 asyncio.create_task(self._ai_writer())]
         try:
             await self._twilio_loop()
         finally:
@@ -259,23 +265,50 @@ class CallDriver:
     # -------------------------------------------------------------- output
 
     async def flush(self) -> None:
+        """Send what the core produced for Twilio now; hand what it produced for the AI to the
+        AI writer, so a slow or congested AI socket never holds back the caller's audio."""
         async with self._lock:
-            items: list[Outgoing] = self.core.data_to_send()
-            for item in items:
-                ws = self.twilio if item.peer is Peer.TWILIO else self.ai
-                if ws is None or ws.closed:
-                    continue
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await ws.send_str(item.text)
-            if items:
-                now = self.now()
-                self.bridge.stats.observe(items, now)
-                if self.capture is not None:
-                    for item in items:
-                        self.capture.message(now, "twilio_out" if item.peer is Peer.TWILIO else "ai_out", item.text)
-                self.core.record_sent(items, now)
+            to_twilio: list[Outgoing] = []
+            for item in self.core.data_to_send():
+                if item.peer is Peer.TWILIO:
+                    to_twilio.append(item)
+                else:
+                    self._ai_queue.append(item)
+            if self._ai_queue:
+                self._ai_ready.set()
+            for item in to_twilio:
+                if not self.twilio.closed:
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await self.twilio.send_str(item.text)
+            if to_twilio:
+                self._sent(to_twilio, "twilio_out")
             while (event := self.core.next_event()) is not None:
                 await self._on_event(event)
+
+    async def _ai_writer(self) -> None:
+        while True:
+            await self._ai_ready.wait()
+            self._ai_ready.clear()
+            if len(self._ai_queue) > AI_BACKLOG_WARN and not self._backlog_warned:
+                self._backlog_warned = True
+                log.warning("%s: %d messages queued for a slow Realtime connection", self.core.call_sid,
+                            len(self._ai_queue))
+            batch = list(self._ai_queue)
+            self._ai_queue.clear()
+            ws = self.ai
+            for item in batch:
+                if ws is not None and not ws.closed:
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await ws.send_str(item.text)
+            self._sent(batch, "ai_out")
+
+    def _sent(self, items: list[Outgoing], direction: str) -> None:
+        now = self.now()
+        self.bridge.stats.observe(items, now)
+        if self.capture is not None:
+            for item in items:
+                self.capture.message(now, direction, item.text)
+        self.core.record_sent(items, now)
 
     async def _on_event(self, event: Event) -> None:
         if isinstance(event, Problem):

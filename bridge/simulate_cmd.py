@@ -8,35 +8,18 @@ was injected, counted by the generator, see ``bridge/simulate.py``) is printed a
 from __future__ import annotations
 
 import argparse
-import math
 import random
 from pathlib import Path
 
+from bridge.arg_types import non_negative, percent
 from bridge.simulate import SimParams, simulate, truth_document
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
-
-
-def _percent(text: str) -> float:
-    value = _non_negative(text)
-    if value > 100:
-        raise argparse.ArgumentTypeError(f"must be a percentage 0..100, got {text!r}")
-    return value
 
 
 def _gilbert(text: str) -> tuple[float, float]:
     parts = text.split(",")
     if len(parts) != 2:
         raise argparse.ArgumentTypeError(f"expected P,Q (two probabilities), got {text!r}")
-    p, q = (_non_negative(x.strip()) for x in parts)
+    p, q = (non_negative(x.strip()) for x in parts)
     if p > 1 or not 0 < q <= 1:
         raise argparse.ArgumentTypeError(f"need 0 <= P <= 1 and 0 < Q <= 1, got {text!r}")
     return p, q
@@ -60,23 +43,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("out", metavar="OUT.jsonl", type=Path, help="the capture to write")
-    p.add_argument("--seconds", type=_non_negative, default=10.0, help="call length in seconds (default 10)")
+    p.add_argument("--seconds", type=non_negative, default=10.0, help="call length in seconds (default 10)")
     loss = p.add_mutually_exclusive_group()
-    loss.add_argument("--loss-pct", type=_percent, default=0.0, help="random (Bernoulli) loss in percent")
+    loss.add_argument("--loss-pct", type=percent, default=0.0, help="random (Bernoulli) loss in percent")
     loss.add_argument("--gilbert", type=_gilbert, metavar="P,Q",
                       help="bursty loss: P = P(lost | previous sent), Q = P(sent | previous lost)")
     p.add_argument("--drop", type=_chunks, default=frozenset(), metavar="CHUNKS",
                    help="also lose these chunks, e.g. 20,21,75 (never the first or last)")
-    p.add_argument("--delay-ms", type=_non_negative, default=0.0, help="constant one-way delay in ms")
-    p.add_argument("--jitter-ms", type=_non_negative, default=0.0,
+    p.add_argument("--delay-ms", type=non_negative, default=0.0, help="constant one-way delay in ms")
+    p.add_argument("--jitter-ms", type=non_negative, default=0.0,
                    help="mean of the Pareto-distributed extra delay per frame, in ms")
-    p.add_argument("--pareto-alpha", type=_non_negative, default=2.5,
+    p.add_argument("--pareto-alpha", type=non_negative, default=2.5,
                    help="shape of the extra-delay distribution, > 1 (default 2.5; smaller = heavier tail)")
-    p.add_argument("--reorder-pct", type=_percent, default=0.0,
+    p.add_argument("--reorder-pct", type=percent, default=0.0,
                    help="share of adjacent frame pairs that arrive swapped, in percent")
-    p.add_argument("--duplicate-pct", type=_percent, default=0.0, help="share of frames sent twice, in percent")
-    p.add_argument("--stall-at", type=_non_negative, metavar="S", help="start of a stall, seconds into the call")
-    p.add_argument("--stall-ms", type=_non_negative, metavar="M",
+    p.add_argument("--duplicate-pct", type=percent, default=0.0, help="share of frames sent twice, in percent")
+    p.add_argument("--stall-at", type=non_negative, metavar="S", help="start of a stall, seconds into the call")
+    p.add_argument("--stall-ms", type=non_negative, metavar="M",
                    help="stall length: nothing arrives, then the backlog arrives at once")
     p.add_argument("--speech", action="store_true", help="speech-like audio alternating with silence "
                    "(default: silence)")

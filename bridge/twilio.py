@@ -26,9 +26,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from functools import lru_cache
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final, TypeAlias
 
 import orjson

@@ -1,0 +1,73 @@
+"""Capacity on this machine: calls per core, bridge-added latency, CPU and memory per call, and the
+MOS error, from ``mosbridge loadtest`` runs; plus libopus encode+decode alone, in the same run.
+
+Run: ``.venv/bin/python benchmarks/bench_load.py [--calls 60 120] [--duration 20] [--find-max]``
+(a few minutes). The bridge is pinned to one CPU; the callers and the Realtime stand-in share the
+other, so on a 2-core machine the rig, not the bridge, can be what saturates first: read the MOS
+error column with that in mind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import time
+
+import numpy as np
+
+from bridge.codecs.opus import OpusDecoder, OpusEncoder
+from bridge.fake_realtime import speech_like
+from bridge.loadtest import LoadOptions, find_max, run_load
+
+
+def libopus_ms_per_call_second() -> float:
+    """CPU of libopus alone for one call-second: 50 encodes and 50 decodes of 20 ms at 16 kHz."""
+    pcm = speech_like(2000, 16000)
+    frames = [pcm[i:i + 320] for i in range(0, pcm.size - 319, 320)]
+    enc, dec = OpusEncoder(24000), OpusDecoder()
+    packets = [enc.encode(f) for f in frames]
+    t0 = time.process_time()
+    for _ in range(5):
+        for f, p in zip(frames, packets, strict=True):
+            enc.encode(f)
+            dec.decode(p)
+    per_frame = (time.process_time() - t0) / (5 * len(frames))
+    return per_frame * 50 * 1000.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--calls", type=int, nargs="+", default=[60, 120])
+    ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--find-max", action="store_true")
+    args = ap.parse_args()
+    opus = libopus_ms_per_call_second()
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}")
+    print(f"libopus encode+decode alone: {opus:.2f} CPU-ms per call-second")
+    print("| format | calls | bridge CPU % | CPU-ms per call-s | ratio to libopus | RSS MB per call | "
+          "p50 / p99 / max in (ms) | p50 / p99 / max out (ms) | deadline misses | MOS error (mean abs) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for fmt in ("pcmu", "pcm24k"):
+        for n in args.calls:
+            r = asyncio.run(run_load(LoadOptions(calls=n, ramp_s=4.0, duration_s=args.duration, ai_format=fmt,
+                                                 loss_pct=1.0, jitter_ms=5.0)))
+            lat = r.bridge_latency_ms
+            cpu = r.bridge_cpu_ms_per_call_second or 0.0
+
+            def trip(d: dict[str, float]) -> str:
+                return f"{d['p50']:.2f} / {d['p99']:.2f} / {d['max']:.1f}"
+
+            print(f"| {fmt} | {n} | {r.bridge_cpu_pct or 0:.0f} | {cpu:.2f} | {cpu / opus:.2f} | "
+                  f"{r.rss_mb_per_call or 0:.3f} | {trip(lat['inbound'])} | {trip(lat['outbound'])} | "
+                  f"{sum(r.deadline_misses.values())} | {r.mos['mean_abs_error']:.3f} |", flush=True)
+    if args.find_max:
+        best, runs = asyncio.run(find_max(LoadOptions(duration_s=args.duration, ramp_s=4.0)))
+        steps = ", ".join(f"{r.options['calls']}: {'clean' if r.options['calls'] <= best else 'not clean'}"
+                          for r in runs)
+        print(f"find-max (pcmu, 0 deadline misses and p99 <= 5 ms): highest clean N = {best}  [{steps}]")
+
+
+if __name__ == "__main__":
+    main()
