@@ -178,7 +178,7 @@ def simulate(params: SimParams, rng: random.Random, *, plain: bool = False, star
         max_loss_run=max(_runs(lost), default=0),
         duplicates=sum(a.copy for a in arrivals),
         reordered=_reordered(arrivals),
-        extra_delay_mean_ms=1000.0 * sum(extra) / len(extra),
+        extra_delay_mean_ms=1000.0 * math.fsum(extra) / len(extra),  # fsum: the same bits on every Python
         extra_delay_p95_ms=1000.0 * sorted(extra)[math.ceil(0.95 * len(extra)) - 1],
         jitter_ms=None if plain else _rfc3550_jitter_ms(arrivals),
         duration_s=stop_t,

@@ -81,7 +81,8 @@ class EModelResult:
 
 
 def _db_sum(*levels: float) -> float:
-    return 10.0 * math.log10(sum(10.0 ** (x / 10.0) for x in levels))
+    # fsum is exactly rounded: the same bits on every Python (3.12 changed how sum() adds floats)
+    return 10.0 * math.log10(math.fsum(math.pow(10.0, x / 10.0) for x in levels))
 
 
 def basic_snr(p: EModelParams) -> tuple[float, float]:

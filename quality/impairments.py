@@ -9,6 +9,7 @@ edge, whose concealment we do not control, hence ``g711`` without PLC by default
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from quality.emodel import mos_to_r
@@ -93,7 +94,7 @@ class CodecChain:
 
     @property
     def ie(self) -> float:
-        return sum(c.ie for c in self.codecs)
+        return math.fsum(c.ie for c in self.codecs)
 
     @property
     def bpl(self) -> float:
@@ -101,12 +102,12 @@ class CodecChain:
 
     @property
     def delay_ms(self) -> float:
-        return sum(c.delay_ms for c in self.codecs)
+        return math.fsum(c.delay_ms for c in self.codecs)
 
     @property
     def ie_wb(self) -> float | None:
         values = [c.ie_wb for c in self.codecs]
-        return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+        return None if any(v is None for v in values) else math.fsum(v for v in values if v is not None)
 
     @property
     def bpl_wb(self) -> float | None:
