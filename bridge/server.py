@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType, web
 from aiohttp.abc import AbstractAccessLogger
+from prometheus_client import CONTENT_TYPE_LATEST
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
@@ -32,6 +33,7 @@ from bridge.call import DEADLINE_S, CallCore
 from bridge.call_config import CallConfig
 from bridge.config import Settings
 from bridge.events import CallEnded, CallStarted, Direction, Event, Outgoing, Peer, Problem, ReconnectRealtime
+from bridge.metrics import BridgeMetrics
 from bridge.recorder import CallCapture, CapturePolicy, CaptureRecorder
 from bridge.store_writer import ReportWriter
 from quality.latency import LatencyHistogram
@@ -82,7 +84,8 @@ def _iso(ts: float) -> str:
 class BridgeStats:
     """Process-wide figures across calls, for load runs and quick looks: ``GET /stats``."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: BridgeMetrics) -> None:
+        self.metrics = metrics
         self.latency = {d: LatencyHistogram() for d in Direction}
         self.deadline_misses = dict.fromkeys(Direction, 0)
         self.frames = dict.fromkeys(Direction, 0)
@@ -93,10 +96,11 @@ class BridgeStats:
         for item in items:
             if item.direction is not None:
                 waited = now - item.ingress
+                missed = waited > DEADLINE_S
                 self.latency[item.direction].record(waited)
                 self.frames[item.direction] += 1
-                if waited > DEADLINE_S:
-                    self.deadline_misses[item.direction] += 1
+                self.deadline_misses[item.direction] += missed
+                self.metrics.frame(item.direction, waited, missed)
 
     def to_dict(self, live: int) -> dict[str, Any]:
         out: dict[str, Any] = {"calls_live": live, "calls_started": self.calls_started,
@@ -333,6 +337,7 @@ class CallDriver:
         report["started_at"] = _iso(self.wall_start)
         report["ended_at"] = _iso(time.time())
         self.bridge.reports_written += 1
+        self.bridge.metrics.call_ended(report)
         report_log.info(json.dumps(report, sort_keys=True))
         if self.bridge.writer is not None:
             self.bridge.writer.submit(report)
@@ -353,7 +358,8 @@ class Bridge:
         self.settings = settings
         self.writer = writer
         self.call_config = call_config(settings)
-        self.stats = BridgeStats()
+        self.metrics = BridgeMetrics()
+        self.stats = BridgeStats(self.metrics)
         self.capture_policy = capture_policy(settings)
         self.recorder = CaptureRecorder(self.capture_policy, self.call_config, __version__)
         self.calls: set[CallDriver] = set()
@@ -370,6 +376,7 @@ class Bridge:
             web.get("/healthz", self.healthz),
             web.get("/readyz", self.readyz),
             web.get("/stats", self.stats_view),
+            web.get("/metrics", self.metrics_view),
         ])
         self.app.on_startup.append(self._startup)
         self.app.on_cleanup.append(self._cleanup)
@@ -445,6 +452,10 @@ class Bridge:
         if self.draining:
             return web.json_response({"status": "draining", "calls": len(self.calls)}, status=503)
         return web.json_response({"status": "ready", "calls": len(self.calls)})
+
+    async def metrics_view(self, request: web.Request) -> web.Response:
+        self.metrics.calls_live.set(len(self.calls))
+        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def stats_view(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats.to_dict(len(self.calls)))
