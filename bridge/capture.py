@@ -19,11 +19,12 @@ its arrival times are unknown, so replay reports jitter as not measured.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
+from bridge import compact_json
 from bridge.call_config import CallConfig
 from bridge.tags import pseudonymize
 
@@ -33,7 +34,6 @@ EVENT_DIRS: Final = frozenset({"twilio_rtt", "ai_rtt", "timer", "ai_connected", 
 # Settings that change a report; the pseudonym key is a secret and is never written.
 _NOT_WRITTEN: Final = frozenset({"pseudonym_key"})
 
-_DUMPS: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class CaptureError(ValueError):
@@ -85,7 +85,7 @@ def config_from_header(header: Mapping[str, Any]) -> CallConfig:
 
 
 def header_line(started_at: str, bridge_version: str, config: CallConfig) -> str:
-    return _DUMPS({"capture": VERSION, "started_at": started_at, "bridge_version": bridge_version,
+    return compact_json.dumps({"capture": VERSION, "started_at": started_at, "bridge_version": bridge_version,
                    "settings": config_settings(config)})
 
 
@@ -105,10 +105,10 @@ def message_line(t: float, direction: str, text: str | bytes, *, raw_above: int,
         except (ValueError, RecursionError):
             obj = None
     if not isinstance(obj, dict):
-        return _DUMPS({"t": t, "dir": direction, "raw": text})
+        return compact_json.dumps({"t": t, "dir": direction, "raw": text})
     if pseudonym_key is not None and obj.get("event") == "start":
         _pseudonymize_start(obj, pseudonym_key, frozenset(phi_keys))
-    return _DUMPS({"t": t, "dir": direction, "msg": obj})
+    return compact_json.dumps({"t": t, "dir": direction, "msg": obj})
 
 
 def _pseudonymize_start(obj: dict[str, Any], key: bytes, phi_keys: frozenset[str]) -> None:
@@ -121,7 +121,7 @@ def _pseudonymize_start(obj: dict[str, Any], key: bytes, phi_keys: frozenset[str
 
 
 def event_line(t: float, direction: str, **fields_: Any) -> str:
-    return _DUMPS({"t": t, "dir": direction, **fields_})
+    return compact_json.dumps({"t": t, "dir": direction, **fields_})
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -170,7 +170,7 @@ def _record(i: int, o: dict[str, Any]) -> Record:
         raise CaptureError(i, f"'t' must be a number of seconds, got {t!r}")
     if d in MESSAGE_DIRS:
         if "msg" in o and isinstance(o["msg"], dict):
-            return Record(float(t), d, text=_DUMPS(o["msg"]), line_no=i)
+            return Record(float(t), d, text=compact_json.dumps(o["msg"]), line_no=i)
         if isinstance(o.get("raw"), str):
             return Record(float(t), d, text=o["raw"], line_no=i)
         raise CaptureError(i, f"a {d} line needs 'msg' (an object) or 'raw' (a string)")
@@ -188,18 +188,4 @@ def _record(i: int, o: dict[str, Any]) -> Record:
 def _plain_record(i: int, o: dict[str, Any]) -> Record:
     if "event" not in o:
         raise CaptureError(i, "a Twilio log line needs an 'event'")
-    return Record(None, "twilio_in", text=_DUMPS(o), line_no=i)
-
-
-def iter_lines(capture: Capture) -> Iterator[str]:
-    """Write a capture back out (for tools that edit or generate captures)."""
-    yield _DUMPS(capture.header)
-    for r in capture.records:
-        if r.dir in MESSAGE_DIRS and r.text is not None:
-            yield message_line(r.t or 0.0, r.dir, r.text, raw_above=1 << 30)
-        elif r.rtt_ms is not None:
-            yield event_line(r.t or 0.0, r.dir, rtt_ms=r.rtt_ms)
-        elif r.reason is not None:
-            yield event_line(r.t or 0.0, r.dir, reason=r.reason)
-        else:
-            yield event_line(r.t or 0.0, r.dir)
+    return Record(None, "twilio_in", text=compact_json.dumps(o), line_no=i)

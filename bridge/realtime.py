@@ -16,17 +16,17 @@ as ``Unknown(raw)``. Malformed input raises a ``RealtimeProtocolError`` subclass
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
 import orjson
 
+from bridge import compact_json
+
 AudioFormat: TypeAlias = Literal["audio/pcmu", "audio/pcm"]
 PCM_RATE: Final = 24000
 
-_ENCODE: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class RealtimeProtocolError(ValueError):
@@ -84,7 +84,7 @@ def _opt_s(d: Mapping[str, Any], key: str, event: str) -> str | None:
 def _with_id(body: dict[str, Any], event_id: str | None) -> str:
     if event_id is not None:
         body["event_id"] = event_id
-    return _ENCODE(body)
+    return compact_json.dumps(body)
 
 
 def _format(fmt: AudioFormat) -> dict[str, Any]:
@@ -219,7 +219,7 @@ class SessionCreated:
         return cls(_s(d, "event_id", d["type"]), _o(d, "session", d["type"]), d["type"])
 
     def serialize(self) -> str:
-        return _ENCODE({"type": self.type, "event_id": self.event_id, "session": self.session})
+        return compact_json.dumps({"type": self.type, "event_id": self.event_id, "session": self.session})
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +234,7 @@ class SpeechStarted:
         return cls(_s(d, "event_id", e), _i(d, "audio_start_ms", e), _s(d, "item_id", e))
 
     def serialize(self) -> str:
-        return _ENCODE(
+        return compact_json.dumps(
             {
                 "type": "input_audio_buffer.speech_started",
                 "event_id": self.event_id,
@@ -256,7 +256,7 @@ class SpeechStopped:
         return cls(_s(d, "event_id", e), _i(d, "audio_end_ms", e), _s(d, "item_id", e))
 
     def serialize(self) -> str:
-        return _ENCODE(
+        return compact_json.dumps(
             {
                 "type": "input_audio_buffer.speech_stopped",
                 "event_id": self.event_id,
@@ -284,7 +284,7 @@ class ResponseLifecycle:
         return cls(d["type"], _s(d, "event_id", d["type"]), _o(d, "response", d["type"]))
 
     def serialize(self) -> str:
-        return _ENCODE({"type": self.type, "event_id": self.event_id, "response": self.response})
+        return compact_json.dumps({"type": self.type, "event_id": self.event_id, "response": self.response})
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +309,7 @@ class OutputAudioDelta:
         )
 
     def serialize(self) -> str:
-        return _ENCODE(
+        return compact_json.dumps(
             {
                 "type": "response.output_audio.delta",
                 "event_id": self.event_id,
@@ -342,7 +342,7 @@ class OutputAudioDone:
         )
 
     def serialize(self) -> str:
-        return _ENCODE(
+        return compact_json.dumps(
             {
                 "type": "response.output_audio.done",
                 "event_id": self.event_id,
@@ -384,7 +384,7 @@ class ErrorEvent:
             "param": self.param,
             "event_id": self.client_event_id,
         }
-        return _ENCODE({"type": "error", "event_id": self.event_id, "error": err})
+        return compact_json.dumps({"type": "error", "event_id": self.event_id, "error": err})
 
 
 @dataclass(frozen=True)
@@ -392,7 +392,7 @@ class Unknown:
     raw: dict[str, Any]
 
     def serialize(self) -> str:
-        return _ENCODE(self.raw)
+        return compact_json.dumps(self.raw)
 
 
 RealtimeServerEvent: TypeAlias = (

@@ -40,7 +40,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from bridge import __version__
+from bridge import __version__, compact_json
 from bridge.call_config import CallConfig
 from bridge.caller import media_message, start_message
 from bridge.capture import event_line, header_line, message_line
@@ -55,7 +55,6 @@ CALL_SID: Final = "CA" + "0" * 31 + "1"
 STREAM_SID: Final = "MZ" + "0" * 31 + "1"
 STARTED_AT: Final = "2026-01-01T00:00:00+00:00"
 _RAW_ABOVE: Final = 1 << 20  # every message is small: store it parsed (``msg``)
-_COMPACT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @dataclass(frozen=True)
@@ -187,7 +186,7 @@ def simulate(params: SimParams, rng: random.Random, *, plain: bool = False, star
     payloads = _payloads(n, params.speech)
     messages = _messages(params, arrivals, payloads, n, stop_t)
     if plain:
-        lines = tuple(_COMPACT(json.loads(text)) for _, text in messages)
+        lines = tuple(compact_json.dumps(json.loads(text)) for _, text in messages)
         return Simulation(lines, truth)
     return Simulation(_capture_lines(messages, stop_t, started_at, bridge_version, params.timers), truth)
 
@@ -315,7 +314,7 @@ def _payloads(n: int, speech: bool) -> list[bytes]:
 def _messages(params: SimParams, arrivals: list[_Arrival], payloads: list[bytes], n: int,
               stop_t: float) -> list[tuple[float, str]]:
     out: list[tuple[float, str]] = [
-        (0.0, _COMPACT({"event": "connected", "protocol": "Call", "version": "1.0.0"})),
+        (0.0, compact_json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})),
         (0.0, start_message(STREAM_SID, CALL_SID, {"tenant": params.tenant})),
     ]
     for a in arrivals:
@@ -323,7 +322,7 @@ def _messages(params: SimParams, arrivals: list[_Arrival], payloads: list[bytes]
         out.append((a.t, media_message(STREAM_SID, a.chunk + 1, a.chunk, b64)))
     stop = {"event": "stop", "sequenceNumber": str(n + 2), "streamSid": STREAM_SID,
             "stop": {"accountSid": ACCOUNT_SID, "callSid": CALL_SID}}
-    out.append((stop_t, _COMPACT(stop)))
+    out.append((stop_t, compact_json.dumps(stop)))
     return out
 
 

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, TypeAlias
 
 import orjson
+
+from bridge import compact_json
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -61,8 +62,6 @@ __all__ = [
 
 DEFAULT_MAX_BYTES: Final = 64 * 1024
 
-# One encoder, built once: json.dumps() with non-default options builds a new one every call.
-_ENCODE: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 # --------------------------------------------------------------------------- errors
@@ -208,7 +207,7 @@ def _decode_base64(payload: str) -> bytes:
 
 
 def _dumps(obj: Mapping[str, Any]) -> str:
-    return _ENCODE(obj)
+    return compact_json.dumps(obj)
 
 
 # --------------------------------------------------------------------------- from Twilio
@@ -555,7 +554,7 @@ class OutboundMedia:
 @lru_cache(maxsize=4096)
 def _quoted(value: str) -> str:
     """``value`` as a JSON string literal."""
-    return _ENCODE(value)
+    return compact_json.dumps(value)
 
 
 @dataclass(frozen=True, slots=True)
