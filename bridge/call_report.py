@@ -166,4 +166,5 @@ def _interval_score(start: float, end: float, d: dict[str, float], out_q: Qualit
     under = 100.0 * d["underrun"] / slots if slots else 0.0
     loss = min(100.0, net + under)
     a = assess(replace(out_q, loss_pct=loss, jitter_ms=d["jitter_ms"]))
-    return IntervalScore(start_s=start, end_s=end, mos=a.mos, r=a.r, loss_pct=loss)
+    return IntervalScore(start_s=start, end_s=end, mos=a.mos, r=a.r, loss_pct=loss, jitter_ms=d["jitter_ms"],
+                         dominant_impairment=a.dominant.value)

@@ -15,6 +15,7 @@ from bridge import (
     report_cmd,
     serve_cmd,
     simulate_cmd,
+    tenants_cmd,
     transcode_cmd,
 )
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     serve_cmd.add_parser(sub)
     report_cmd.add_parsers(sub)
+    tenants_cmd.add_parsers(sub)
     replay_cmd.add_parser(sub)
     loadtest_cmd.add_parser(sub)
     simulate_cmd.add_parser(sub)

@@ -34,7 +34,12 @@ class Settings(BaseSettings):
     ai_format: Literal["pcmu", "pcm24k", "opus16k"] = Field(
         "pcmu", description="AI-side audio: pcmu (pass-through) or pcm24k over the WebSocket; opus16k needs "
         "the WebRTC leg")
-    database_url: str = Field("sqlite:///mosbridge.db", description="report store (SQLite file by default)")
+    database_url: str = Field(
+        "sqlite:///mosbridge.db", description="report store: sqlite:///file.db (embedded default) or "
+        "postgresql://user@host:5432/db (many bridges, one database)")
+    spool_path: str | None = Field(
+        None, description="local file where reports wait while the database is unreachable (written later, "
+        "kept across restarts). Default: <db file>.spill.jsonl for SQLite, mosbridge-spool.jsonl for PostgreSQL")
     voice: str = Field("alloy", description="Realtime voice")
     instructions: str = Field("You are a helpful phone agent. Keep answers short.",
                               description="Realtime session instructions")
@@ -58,6 +63,26 @@ class Settings(BaseSettings):
     capture_max_file_bytes: int = Field(50 * 1024 * 1024, ge=4096, description="cap per capture file, bytes")
     capture_max_total_bytes: int = Field(2 * 1024**3, ge=4096,
                                          description="cap on the capture directory; the oldest files go first")
+    admin_token: SecretStr | None = Field(
+        None, description="bearer token for the JSON API and the dashboard; unset: they answer loopback "
+        "clients only")
+    default_plan: Literal["starter", "growth", "scale"] = Field(
+        "scale", description="report granularity of tenants without a plan of their own: starter (labels only), "
+        "growth (weekly aggregate) or scale (per-call detail)")
+    metrics_max_tenants: int = Field(
+        200, ge=1, description="tenants with their own label in /metrics; later ones are counted as tenant=\"other\"")
+    alerts: bool = Field(True, description="evaluate the tenant MOS alert in this process (on PostgreSQL one "
+                         "instance of a fleet evaluates, by advisory lock)")
+    alert_mos_threshold: float = Field(4.0, gt=1, lt=5, description="alert when a tenant's rolling mean MOS is "
+                                       "below this")
+    alert_window_s: float = Field(300.0, gt=0, description="the rolling window of the mean MOS, s")
+    alert_for_s: float = Field(300.0, ge=0, description="how long the mean must stay below the threshold "
+                               "before the alert fires, s")
+    alert_hysteresis: float = Field(0.1, ge=0, lt=1, description="a firing alert resolves once the mean is back "
+                                    "above threshold + this")
+    alert_min_calls: int = Field(3, ge=1, description="calls a window needs before its mean counts")
+    alert_eval_interval_s: float = Field(15.0, gt=0, description="how often alerts are evaluated, s")
+    alert_webhook_url: str | None = Field(None, description="POST each alert (firing and resolved) here as JSON")
     log_level: str = Field("INFO", description="logging level")
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop", description="event loop: uvloop (faster sockets) or the standard asyncio loop")

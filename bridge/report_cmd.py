@@ -34,7 +34,7 @@ def database_url(given: str | None) -> str:
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     url_help = (f"report store URL (default: ${DATABASE_URL_ENV}, else {DEFAULT_DATABASE_URL}); "
-                "sqlite:///relative.db, sqlite:////absolute.db or a file path")
+                "sqlite:///relative.db, sqlite:////absolute.db, a file path or postgresql://user@host/db")
     p = sub.add_parser("report", help="print the stored quality report of one call",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("call_sid", metavar="CALL_SID", help="the Twilio CallSid")
@@ -51,13 +51,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     c.set_defaults(run=run_calls, parser=c)
 
 
-def _with_store(args: argparse.Namespace, body: Callable[[ReportStore], int]) -> int:
+def with_store(args: argparse.Namespace, body: Callable[[ReportStore], int], create: bool = False) -> int:
+    """Run ``body`` on the store ``--database-url`` names; exit 1 with one line if it cannot be
+    opened. A missing SQLite file is an error unless ``create``."""
     url = database_url(args.database_url)
     try:
         path = sqlite_path(url)
     except StoreError as e:
         args.parser.error(str(e))
-    if path != MEMORY and not Path(path).is_file():
+    if not create and path is not None and path != MEMORY and not Path(path).is_file():
         print(f"mosbridge: no report database at {path} (set --database-url or ${DATABASE_URL_ENV})",
               file=sys.stderr)
         return 1
@@ -80,7 +82,7 @@ def run_report(args: argparse.Namespace) -> int:
             return 1
         print(json.dumps(report) if args.json else format_report(report))
         return 0
-    return _with_store(args, body)
+    return with_store(args, body)
 
 
 def run_calls(args: argparse.Namespace) -> int:
@@ -88,7 +90,7 @@ def run_calls(args: argparse.Namespace) -> int:
         rows = store.list(tenant=args.tenant, limit=args.limit)
         print(json.dumps(rows) if args.json else format_calls(rows))
         return 0
-    return _with_store(args, body)
+    return with_store(args, body)
 
 
 def _num(value: Any, fmt: str, unit: str = "") -> str:

@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     for name, info in Settings.model_fields.items():
         default = info.default
         shown = "unset" if default is None else repr(default)
-        if name in ("twilio_auth_token", "openai_api_key", "pseudonym_key"):
+        if name in ("twilio_auth_token", "openai_api_key", "pseudonym_key", "admin_token"):
             shown = "unset (secret: prefer the environment)"
         p.add_argument(_flag(name), dest=name, default=None, metavar="VALUE",
                        help=f"{info.description} [env {env_name(name)}; default {shown}]")

@@ -17,7 +17,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +29,25 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
 from bridge import __version__
+from bridge.alerts import AlertEvaluator, AlertNotice
+from bridge.api import Api
 from bridge.call import DEADLINE_S, CallCore
 from bridge.call_config import CallConfig
 from bridge.config import Settings
 from bridge.events import CallEnded, CallStarted, Direction, Event, Outgoing, Peer, Problem, ReconnectRealtime
+from bridge.isotime import iso_utc
 from bridge.metrics import BridgeMetrics
 from bridge.recorder import CallCapture, CapturePolicy, CaptureRecorder
+from bridge.store import redact_url
+from bridge.store_thread import StoreThread
 from bridge.store_writer import ReportWriter
+from bridge.webhook import post_json
+from quality.alerting import AlertRule
 from quality.latency import LatencyHistogram
 
 log = logging.getLogger("mosbridge")
 report_log = logging.getLogger("mosbridge.report")
+alert_log = logging.getLogger("mosbridge.alert")
 
 # aiohttp drops a connection whose message exceeds its cap; keep that cap well above the
 # core's own limit so a moderately oversized message is counted and skipped, not fatal.
@@ -77,8 +85,10 @@ def capture_policy(settings: Settings) -> CapturePolicy:
                          settings.capture_max_file_bytes, settings.capture_max_total_bytes)
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def alert_rule(settings: Settings) -> AlertRule:
+    return AlertRule(threshold=settings.alert_mos_threshold, window_s=settings.alert_window_s,
+                     for_s=settings.alert_for_s, hysteresis=settings.alert_hysteresis,
+                     min_calls=settings.alert_min_calls)
 
 
 class BridgeStats:
@@ -127,7 +137,7 @@ class CallDriver:
         self.core = CallCore(bridge.call_config, now=0.0)
         self.wall_start = time.time()
         self.capture: CallCapture | None = (
-            bridge.recorder.open_call(_iso(self.wall_start)))
+            bridge.recorder.open_call(iso_utc(self.wall_start)))
         self.ai: aiohttp.ClientWebSocketResponse | None = None
         self._lock = asyncio.Lock()
         self._ai_queue: deque[Outgoing] = deque()
@@ -334,8 +344,8 @@ class CallDriver:
 
     def _on_ended(self, event: CallEnded) -> None:
         report: dict[str, Any] = dict(event.report)
-        report["started_at"] = _iso(self.wall_start)
-        report["ended_at"] = _iso(time.time())
+        report["started_at"] = iso_utc(self.wall_start)
+        report["ended_at"] = iso_utc(self.bridge.clock())
         self.bridge.reports_written += 1
         self.bridge.metrics.call_ended(report)
         report_log.info(json.dumps(report, sort_keys=True))
@@ -354,11 +364,13 @@ class CallDriver:
 class Bridge:
     """The server: routes, live calls, drain on SIGTERM."""
 
-    def __init__(self, settings: Settings, writer: ReportWriter | None) -> None:
+    def __init__(self, settings: Settings, writer: ReportWriter | None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.writer = writer
+        self.clock = clock
         self.call_config = call_config(settings)
-        self.metrics = BridgeMetrics()
+        self.metrics = BridgeMetrics(max_tenants=settings.metrics_max_tenants)
         self.stats = BridgeStats(self.metrics)
         self.capture_policy = capture_policy(settings)
         self.recorder = CaptureRecorder(self.capture_policy, self.call_config, __version__)
@@ -369,7 +381,15 @@ class Bridge:
         self.http: aiohttp.ClientSession | None = None
         token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
         self.validator = RequestValidator(token)
+        self.db = StoreThread(settings.database_url)
+        admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        self.api = Api(self.db, admin_token, settings.default_plan, clock)
+        self.evaluator = AlertEvaluator(alert_rule(settings)) if settings.alerts else None
+        self._alert_task: asyncio.Task[None] | None = None
+        self._firing_shown: set[str] = set()
+        self._webhooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mosbridge-alert-webhook")
         self.app = web.Application()
+        self.app.add_routes(self.api.routes())
         self.app.add_routes([
             web.post("/twiml", self.twiml),
             web.get("/media", self.media),
@@ -383,10 +403,53 @@ class Bridge:
 
     async def _startup(self, app: web.Application) -> None:
         self.http = aiohttp.ClientSession()
+        if self.evaluator is not None:
+            self._alert_task = asyncio.create_task(self._alert_loop())
 
     async def _cleanup(self, app: web.Application) -> None:
+        if self._alert_task is not None:
+            self._alert_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._alert_task
         if self.http is not None:
             await self.http.close()
+        await asyncio.to_thread(self.db.close)
+        await asyncio.to_thread(self._webhooks.shutdown, True)
+
+    # -------------------------------------------------------------- alerts
+
+    async def _alert_loop(self) -> None:
+        assert self.evaluator is not None
+        evaluator = self.evaluator
+        period = self.settings.alert_eval_interval_s
+        was_leader: bool | None = None
+        while True:
+            await asyncio.sleep(period)
+            try:
+                result = await self.db.run(evaluator.evaluate, self.clock())
+            except Exception as e:
+                log.error("alert evaluation failed (report store %s): %s", redact_url(self.settings.database_url), e)
+                continue
+            if result.leader != was_leader:
+                log.info("alert evaluation %s", "active in this instance" if result.leader
+                         else "left to another instance (it holds the leader lock)")
+                was_leader = result.leader
+            for notice in result.notices:
+                self._alert(notice)
+            if result.leader:
+                for tenant in self._firing_shown - result.firing:
+                    self.metrics.set_alert(tenant, False)
+                for tenant in result.firing:
+                    self.metrics.set_alert(tenant, True)
+                self._firing_shown = set(result.firing)
+
+    def _alert(self, notice: AlertNotice) -> None:
+        level = logging.WARNING if notice.status == "firing" else logging.INFO
+        alert_log.log(level, "ALERT %s %s", notice.status.upper(), notice.summary)
+        url = self.settings.alert_webhook_url
+        if url is not None:
+            self._webhooks.submit(post_json, url, notice.to_dict(),
+                                  f"alert {notice.alert} {notice.status} for tenant {notice.tenant}")
 
     # -------------------------------------------------------------- signatures
 
@@ -478,8 +541,11 @@ async def serve(settings: Settings, *, on_ready: Callable[[Bridge], None] | None
     """Run until SIGTERM/SIGINT (or ``stop``), then drain and write every report.
 
     ``on_ready`` gets the running bridge (tests read ``bound_port`` from it)."""
-    writer = ReportWriter(settings.database_url, settings.report_webhook_url)
-    bridge = Bridge(settings, writer)
+    bridge = Bridge(settings, None)
+    writer = ReportWriter(settings.database_url, settings.report_webhook_url,
+                          spool_path=Path(settings.spool_path) if settings.spool_path else None,
+                          on_write=bridge.metrics.report_write, on_spool_depth=bridge.metrics.set_spool_depth)
+    bridge.writer = writer
     runner = web.AppRunner(bridge.app, handle_signals=False, shutdown_timeout=1.0,
                            access_log_class=PathOnlyAccessLogger)
     await runner.setup()
@@ -491,8 +557,8 @@ async def serve(settings: Settings, *, on_ready: Callable[[Bridge], None] | None
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    log.info("mosbridge listening on %s:%s (ai_format=%s, store=%s)", settings.host,
-             bridge.bound_port, settings.ai_format, settings.database_url)
+    log.info("mosbridge listening on %s:%s (ai_format=%s, store=%s, dashboard /dashboard)", settings.host,
+             bridge.bound_port, settings.ai_format, redact_url(settings.database_url))
     if on_ready is not None:
         on_ready(bridge)
     try:

@@ -1,55 +1,59 @@
 """Writes call reports off the audio path: a queue in front of one thread that owns the store.
 
-``submit`` only puts the report on a ``queue.Queue``; a daemon thread opens the store, writes
-each report (retrying with exponential backoff), and POSTs it to an optional webhook. A report
-that still cannot be written is appended as one JSON line to ``<db path>.spill.jsonl``; the next
-writer re-imports that file when it starts and removes it, so a full disk or a locked database
-costs delay, not reports. Failures are logged on ``mosbridge.store`` with the call_sid.
+``submit`` only puts the report on a ``queue.Queue``. The writer thread writes each report to
+the store (SQLite or PostgreSQL) and POSTs it to an optional webhook. When the database cannot
+take it (down, locked, unreachable), the report is appended to a local **spool** file (JSON
+Lines) instead, and so is every later report until the spool has drained, so reports reach the
+database in the order the calls ended. The thread retries the spool with exponential backoff
+(``retry_s`` doubling to ``max_retry_s``) while running, and a new writer drains what an earlier
+process left behind, so a database outage or a restart costs delay, not reports. Failures are
+logged on ``mosbridge.store`` with the call_sid.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import queue
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.store import BUSY_TIMEOUT_S, ReportStore, open_store, spill_path, sqlite_path
+from bridge.store import BUSY_TIMEOUT_S, ReportStore, default_spool_path, open_store, parse_url, redact_url
+from bridge.webhook import post_json
 
 log = logging.getLogger("mosbridge.store")
 
-WRITE_ATTEMPTS = 4  # one write and three retries
-BACKOFF_S = 0.1  # before retry n: BACKOFF_S * 2 ** (n - 1)
-WEBHOOK_ATTEMPTS = 3  # one POST and at most two retries
-WEBHOOK_TIMEOUT_S = 5.0
+WRITE_ATTEMPTS = 2  # a write and one quick retry before the report goes to the spool
+BACKOFF_S = 0.1
+RETRY_S = 1.0  # first retry of the spool after a failure; doubles up to MAX_RETRY_S
+MAX_RETRY_S = 30.0
 
 _STOP = object()
 
 
 @dataclass(frozen=True)
 class WriterStats:
-    """What the writer has done so far: reports written to the store, spilled to the fallback
-    file, re-imported from it at start, and webhook deliveries that failed for good."""
+    """What the writer has done so far: reports written to the store (directly or from the
+    spool), sent to the spool, written from the spool, webhook deliveries that failed for good,
+    and how many reports wait in the spool now."""
 
     written: int
-    spilled: int
+    spooled: int
     reimported: int
     webhook_failures: int
+    spool_depth: int
 
 
 class ReportWriter:
     """Background report writer for one store URL; see the module docstring.
 
     The URL is checked here, in the caller's thread, so a bad one fails at start-up; the
-    database itself is opened on the writer thread, which is the only one that touches it.
+    database itself is opened on the writer thread, the only one that touches it.
+    ``on_write(result)`` ("ok", "spooled" or "failed") and ``on_spool_depth(n)`` feed metrics.
     """
 
     def __init__(
@@ -57,55 +61,67 @@ class ReportWriter:
         store_url: str,
         webhook_url: str | None = None,
         *,
+        spool_path: Path | None = None,
         attempts: int = WRITE_ATTEMPTS,
         backoff_s: float = BACKOFF_S,
+        retry_s: float = RETRY_S,
+        max_retry_s: float = MAX_RETRY_S,
         busy_timeout_s: float = BUSY_TIMEOUT_S,
-        webhook_attempts: int = WEBHOOK_ATTEMPTS,
-        webhook_timeout_s: float = WEBHOOK_TIMEOUT_S,
+        webhook_attempts: int = 3,
+        webhook_timeout_s: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
+        on_write: Callable[[str], None] | None = None,
+        on_spool_depth: Callable[[int], None] | None = None,
     ) -> None:
-        sqlite_path(store_url)  # raises StoreError for an unsupported URL
+        parse_url(store_url)  # raises StoreError for an unsupported URL
         if attempts < 1 or webhook_attempts < 1:
             raise ValueError("attempts and webhook_attempts must be at least 1")
         self._url = store_url
-        self._spill = spill_path(store_url)
+        self._spool = spool_path if spool_path is not None else default_spool_path(store_url)
         self._webhook_url = webhook_url
         self._attempts = attempts
         self._backoff_s = backoff_s
+        self._retry_s = retry_s
+        self._max_retry_s = max_retry_s
         self._busy_timeout_s = busy_timeout_s
         self._webhook_attempts = webhook_attempts
         self._webhook_timeout_s = webhook_timeout_s
         self._sleep = sleep
+        self._on_write = on_write or (lambda result: None)
+        self._on_spool_depth = on_spool_depth or (lambda n: None)
         self._queue: queue.Queue[object] = queue.Queue()
         self._store: ReportStore | None = None
         self._closed = False
-        self._written = 0
-        self._spilled = 0
-        self._reimported = 0
-        self._webhook_failures = 0
+        self._written = self._spooled = self._reimported = self._webhook_failures = 0
+        self._depth = self._count_spool()
+        self._next_retry = time.monotonic()
+        self._retry_delay = retry_s
         self._thread = threading.Thread(target=self._run, name="mosbridge-store", daemon=True)
         self._thread.start()
 
     @property
     def stats(self) -> WriterStats:
-        return WriterStats(self._written, self._spilled, self._reimported, self._webhook_failures)
+        return WriterStats(self._written, self._spooled, self._reimported, self._webhook_failures, self._depth)
+
+    @property
+    def spool_path(self) -> Path | None:
+        return self._spool
 
     def submit(self, report: dict[str, Any]) -> None:
         """Queue one report for writing; never blocks (the queue is unbounded).
 
-        After :meth:`close` there is no writer thread: the report is spilled at once (this is
-        shutdown, not the audio path) so that it is re-imported by the next writer.
+        After :meth:`close` there is no writer thread: the report goes to the spool at once
+        (this is shutdown, not the audio path), for the next writer to write.
         """
         if self._closed:
-            log.warning("report for call_sid=%s submitted after close; spilling it",
-                        report.get("call_sid"))
-            self._spill_report(report)
+            log.warning("report for call_sid=%s submitted after close; spooling it", report.get("call_sid"))
+            self._to_spool(report)
             return
         self._queue.put(report)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Write everything already submitted, then stop the thread; wait at most ``timeout``
-        seconds. Reports still queued after that are left to the (daemon) thread and logged."""
+        """Write everything already submitted (to the store or the spool), then stop the thread;
+        wait at most ``timeout`` seconds. Reports still queued after that are logged."""
         if self._closed:
             return
         self._closed = True
@@ -118,9 +134,15 @@ class ReportWriter:
     # -- the writer thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        self._reimport_spill()
+        if self._depth:
+            self._drain_spool()
         while True:
-            item = self._queue.get()
+            wait = max(0.0, self._next_retry - time.monotonic()) if self._depth else None
+            try:
+                item = self._queue.get(timeout=wait)
+            except queue.Empty:
+                self._drain_spool()
+                continue
             if item is _STOP:
                 break
             assert isinstance(item, dict)
@@ -128,15 +150,29 @@ class ReportWriter:
                 self._handle(item)
             except Exception:  # the thread must outlive any one bad report
                 log.exception("unexpected error handling report for call_sid=%s", item.get("call_sid"))
+        if self._depth:
+            self._drain_spool()
+            if self._depth:
+                log.warning("%d report(s) left in the spool %s; the next start writes them", self._depth, self._spool)
         if self._store is not None:
             self._store.close()
             self._store = None
 
     def _handle(self, report: dict[str, Any]) -> None:
-        if not self._write_with_retries(report):
-            self._spill_report(report)
+        if self._depth and time.monotonic() >= self._next_retry:
+            self._drain_spool()
+        if self._depth:
+            self._to_spool(report)  # keep the order: the spool drains first
+        elif self._write_with_retries(report):
+            self._on_write("ok")
+        else:
+            self._to_spool(report)
+            self._schedule_retry(first=True)
         if self._webhook_url is not None:
-            self._post(self._webhook_url, report)
+            ok = post_json(self._webhook_url, report, f"report for call_sid={report.get('call_sid')}",
+                           attempts=self._webhook_attempts, timeout_s=self._webhook_timeout_s,
+                           backoff_s=self._backoff_s, sleep=self._sleep, logger=log)
+            self._webhook_failures += not ok
 
     def _open(self) -> ReportStore:
         if self._store is None:
@@ -159,8 +195,8 @@ class ReportWriter:
             try:
                 self._write_once(report)
             except Exception as e:
-                log.error("store write failed for call_sid=%s (attempt %d/%d): %s",
-                          call_sid, attempt, self._attempts, e)
+                log.error("store write failed for call_sid=%s (attempt %d/%d) at %s: %s",
+                          call_sid, attempt, self._attempts, redact_url(self._url), e)
                 if attempt < self._attempts:
                     self._sleep(self._backoff_s * 2 ** (attempt - 1))
                 continue
@@ -168,89 +204,106 @@ class ReportWriter:
             return True
         return False
 
-    def _spill_report(self, report: dict[str, Any]) -> None:
+    def _schedule_retry(self, first: bool) -> None:
+        self._retry_delay = self._retry_s if first else min(self._max_retry_s, self._retry_delay * 2)
+        self._next_retry = time.monotonic() + self._retry_delay
+
+    # -- the spool ---------------------------------------------------------------------------
+
+    def _count_spool(self) -> int:
+        if self._spool is None or not self._spool.exists():
+            return 0
+        try:
+            with self._spool.open(encoding="utf-8") as f:
+                return sum(1 for line in f if line.strip())
+        except OSError as e:
+            log.error("cannot read report spool %s: %s", self._spool, e)
+            return 0
+
+    def _to_spool(self, report: dict[str, Any]) -> None:
         call_sid = report.get("call_sid")
         try:
             line = json.dumps(report)
         except (TypeError, ValueError) as e:
             log.error("report for call_sid=%s is not JSON-able and is lost: %s", call_sid, e)
+            self._on_write("failed")
             return
-        if self._spill is None:
-            log.error("in-memory store has no spill file; report for call_sid=%s: %s", call_sid, line)
+        if self._spool is None:
+            log.error("in-memory store has no spool; report for call_sid=%s: %s", call_sid, line)
+            self._on_write("failed")
             return
         try:
-            with self._spill.open("a", encoding="utf-8") as f:
+            with self._spool.open("a", encoding="utf-8") as f:
                 f.write(line + "\n")
         except OSError as e:
             # Last resort: the report lives on in the log.
-            log.error("cannot spill report for call_sid=%s to %s (%s); report: %s",
-                      call_sid, self._spill, e, line)
+            log.error("cannot spool report for call_sid=%s to %s (%s); report: %s", call_sid, self._spool, e, line)
+            self._on_write("failed")
             return
-        self._spilled += 1
-        log.warning("report for call_sid=%s spilled to %s", call_sid, self._spill)
+        self._spooled += 1
+        self._depth += 1
+        self._on_write("spooled")
+        self._on_spool_depth(self._depth)
+        log.warning("report for call_sid=%s spooled to %s (%d waiting)", call_sid, self._spool, self._depth)
 
-    def _reimport_spill(self) -> None:
-        """Write every spilled report into the store; keep the lines that still fail."""
-        spill = self._spill
-        if spill is None or not spill.exists():
+    def _drain_spool(self) -> None:
+        """Write spooled reports in order until one fails; keep that one and the rest for the
+        next retry. A line that is not a report moves to ``<spool>.bad`` so it cannot block."""
+        spool = self._spool
+        if spool is None or not spool.exists():
+            self._set_depth(0)
             return
         try:
-            lines = spill.read_text(encoding="utf-8").splitlines()
+            lines = [line for line in spool.read_text(encoding="utf-8").splitlines() if line.strip()]
         except OSError as e:
-            log.error("cannot read spill file %s: %s", spill, e)
+            log.error("cannot read report spool %s: %s", spool, e)
+            self._schedule_retry(first=False)
             return
-        kept: list[str] = []
+        done = 0
+        bad: list[str] = []
         for line in lines:
-            if not line.strip():
-                continue
             try:
                 report = json.loads(line)
+                if not isinstance(report, dict):
+                    raise ValueError("not a JSON object")
             except ValueError as e:
-                log.error("spill file %s has a malformed line, kept: %s", spill, e)
-                kept.append(line)
-                continue
-            if not isinstance(report, dict):
-                log.error("spill file %s has a non-object line, kept", spill)
-                kept.append(line)
+                log.error("report spool %s has a malformed line, moved to %s.bad: %s", spool, spool.name, e)
+                bad.append(line)
+                done += 1
                 continue
             try:
                 self._write_once(report)
             except Exception as e:
-                log.error("re-import of spilled call_sid=%s failed, kept: %s", report.get("call_sid"), e)
-                kept.append(line)
-                continue
+                log.error("spooled report call_sid=%s still cannot be written (%d waiting): %s",
+                          report.get("call_sid"), len(lines) - done, e)
+                break
+            done += 1
             self._reimported += 1
-        _rewrite(spill, kept)
-        if self._reimported:
-            log.info("re-imported %d spilled reports from %s", self._reimported, spill)
+            self._written += 1
+            self._on_write("ok")
+        kept = lines[done:]
+        _rewrite(spool, kept, bad)
+        self._set_depth(len(kept))
+        if kept:
+            self._schedule_retry(first=False)
+        elif done:
+            log.info("report spool %s drained: %d report(s) written", spool, done - len(bad))
 
-    def _post(self, url: str, report: dict[str, Any]) -> None:
-        call_sid = report.get("call_sid")
-        body = json.dumps(report).encode("utf-8")
-        for attempt in range(1, self._webhook_attempts + 1):
-            request = urllib.request.Request(
-                url, data=body, method="POST",
-                headers={"Content-Type": "application/json", "User-Agent": "mosbridge"},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=self._webhook_timeout_s) as response:
-                    response.read()
-                return
-            except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
-                log.error("webhook POST for call_sid=%s to %s failed (attempt %d/%d): %s",
-                          call_sid, url, attempt, self._webhook_attempts, e)
-                if attempt < self._webhook_attempts:
-                    self._sleep(self._backoff_s * 2 ** (attempt - 1))
-        self._webhook_failures += 1
+    def _set_depth(self, depth: int) -> None:
+        self._depth = depth
+        self._on_spool_depth(depth)
 
 
-def _rewrite(spill: Path, kept: list[str]) -> None:
+def _rewrite(spool: Path, kept: list[str], bad: list[str]) -> None:
     try:
+        if bad:
+            with spool.with_name(spool.name + ".bad").open("a", encoding="utf-8") as f:
+                f.write("".join(line + "\n" for line in bad))
         if not kept:
-            spill.unlink()
+            spool.unlink(missing_ok=True)
             return
-        tmp = spill.with_name(spill.name + ".tmp")
+        tmp = spool.with_name(spool.name + ".tmp")
         tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        tmp.replace(spill)
+        tmp.replace(spool)
     except OSError as e:
-        log.error("cannot rewrite spill file %s: %s", spill, e)
+        log.error("cannot rewrite report spool %s: %s", spool, e)

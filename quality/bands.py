@@ -30,3 +30,20 @@ def band(mos: float) -> Band:
     if mos >= FAIR_MIN:
         return Band.FAIR
     return Band.POOR
+
+
+class Label(enum.Enum):
+    """The three session labels a tenant on the article's entry plan sees: good / fair / poor."""
+
+    GOOD = "good"
+    FAIR = "fair"
+    POOR = "poor"
+
+
+def label(mos: float) -> Label:
+    """Good at 4.0 and above (excellent folds into good), fair from 3.6, poor below."""
+    if mos >= GOOD_MIN:
+        return Label.GOOD
+    if mos >= FAIR_MIN:
+        return Label.FAIR
+    return Label.POOR

@@ -166,11 +166,15 @@ class DirectionReport:
 
 @dataclass(frozen=True)
 class IntervalScore:
+    """The caller's listening MOS over one stretch of the call, and what cost it most."""
+
     start_s: float
     end_s: float
     mos: float
     r: float
     loss_pct: float
+    jitter_ms: float = 0.0
+    dominant_impairment: str = Impairment.NONE.value
 
 
 @dataclass(frozen=True)

@@ -77,9 +77,24 @@ def test_missing_database_is_reported_not_created(tmp_path: Path, capsys: pytest
 
 def test_unsupported_scheme_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        cli("calls", "--database-url", "postgresql://db.example/mosbridge")
+        cli("calls", "--database-url", "mysql://db.example/mosbridge")
     assert exc.value.code == 2
-    assert "not supported yet" in capsys.readouterr().err
+    assert "not supported" in capsys.readouterr().err
+
+
+def test_unreachable_postgres_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("calls", "--database-url", "postgresql://u:pw@127.0.0.1:1/none") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mosbridge: cannot open report store") and "pw@" not in err
+
+
+def test_calls_on_postgres(postgres_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    store = open_store(postgres_url)
+    store.write(make_report("CA-pg", tenant="acme", started_at="2026-05-01T10:00:00Z"))
+    store.close()
+    assert cli("calls", "--json", "--database-url", postgres_url) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["call_sid"], row["started_at"]) == ("CA-pg", "2026-05-01T10:00:00.000Z")
 
 
 def test_database_url_comes_from_env_then_default(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -111,7 +126,7 @@ def test_calls_table_is_newest_first(db: str, capsys: pytest.CaptureFixture[str]
     assert rows[0] == ["started_at", "call_sid", "tenant", "mos", "band", "dominant", "loss%", "jitter_ms"]
     assert [r[1] for r in rows[1:]] == ["CA2", "CA3", "CA1"]
     ca3 = make_report("CA3", lose_every=4)
-    assert rows[2] == ["2026-05-01T11:00:00Z", "CA3", "acme", f"{ca3['mos']:.2f}", ca3["band"],
+    assert rows[2] == ["2026-05-01T11:00:00.000Z", "CA3", "acme", f"{ca3['mos']:.2f}", ca3["band"],
                        ca3["dominant_impairment"], f"{ca3['inbound']['loss_pct']:.2f}",
                        f"{ca3['inbound']['jitter_ms']:.1f}"]
 

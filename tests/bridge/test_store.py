@@ -1,4 +1,5 @@
-"""The SQLite report store and its background writer, on real files and a real HTTP server."""
+"""The report store (SQLite and PostgreSQL) and its background writer, on real databases, a
+real TCP outage and a real HTTP server."""
 
 from __future__ import annotations
 
@@ -7,19 +8,33 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
-from bridge.store import SCHEMA_VERSION, StoreError, open_store, spill_path, sqlite_path, summary_row
+from bridge.store import (
+    SCHEMA_VERSION,
+    StoreError,
+    default_spool_path,
+    open_store,
+    redact_url,
+    sqlite_path,
+    summary_row,
+    token_hash,
+)
 from bridge.store_writer import ReportWriter
 from quality.impairments import CodecChain
 from quality.latency import LatencySummary
 from quality.meter import DirectionMeter
 from quality.playout import FixedPlayout
 from quality.report import CallReport, DirectionReport, assess, direction_input
+from tests.postgres import BASE_URL
+from tests.tcp_proxy import TcpProxy
 
 G711 = CodecChain.of("g711")
 
@@ -55,7 +70,7 @@ def make_report(call_sid: str, tenant: str | None = "acme", started_at: str | No
         counters={"marks": 3},
     )
     d = rep.to_dict()
-    d.update(started_at=started_at, ended_at="2026-05-01T10:00:05Z", end_reason="stop",
+    d.update(started_at=started_at, ended_at="2026-05-01T10:00:05.000Z", end_reason="stop",
              codec_chain="pcmu -> g711")
     d.update(extra)
     roundtripped: dict[str, Any] = json.loads(json.dumps(d))
@@ -73,10 +88,14 @@ def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert sqlite_path("sqlite:////var/lib/m.db") == "/var/lib/m.db"
     assert sqlite_path("sqlite:///:memory:") == ":memory:"
     assert sqlite_path("data/m.db") == "data/m.db"
-    assert spill_path("sqlite:///:memory:") is None
-    assert spill_path("sqlite:///calls.db") == Path("calls.db.spill.jsonl")
-    with pytest.raises(StoreError, match="not supported yet"):
-        open_store("postgresql://db.example/mosbridge")
+    assert sqlite_path("postgresql://u@db/m") is None
+    assert default_spool_path("sqlite:///:memory:") is None
+    assert default_spool_path("sqlite:///calls.db") == Path("calls.db.spill.jsonl")
+    assert default_spool_path("postgres://u@db/m") == Path("mosbridge-spool.jsonl")
+    assert redact_url("postgresql://u:s3cret@db:5432/m") == "postgresql://u:***@db:5432/m"
+    assert redact_url("postgresql://u@db/m") == "postgresql://u@db/m"
+    with pytest.raises(StoreError, match="not supported"):
+        open_store("mysql://db.example/mosbridge")
     with pytest.raises(StoreError, match="no database file"):
         open_store("sqlite:///")
     monkeypatch.chdir(tmp_path)
@@ -86,33 +105,92 @@ def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (tmp_path / "bare.db").is_file()
 
 
-def test_migration_is_versioned_and_idempotent(tmp_path: Path) -> None:
+def test_unreachable_postgres_is_a_store_error_without_the_password() -> None:
+    with pytest.raises(StoreError, match="cannot open") as exc:
+        open_store("postgresql://mosbridge:hunter2@127.0.0.1:1/nowhere")
+    assert "hunter2" not in str(exc.value)
+
+
+def test_sqlite_migration_is_versioned_and_idempotent(tmp_path: Path) -> None:
     url = db_url(tmp_path / "m.db")
     for _ in range(2):
         store = open_store(url)
         store.close()
     conn = sqlite3.connect(tmp_path / "m.db")
-    assert [r[0] for r in conn.execute("SELECT version FROM schema_version")] == [1]
-    assert SCHEMA_VERSION == 1
+    assert [r[0] for r in conn.execute("SELECT version FROM schema_version")] == [1, 2]
+    assert SCHEMA_VERSION == 2
     cols = [r[1] for r in conn.execute("PRAGMA table_info(call_quality)")]
     assert cols == ["call_sid", "tenant", "started_at", "ended_at", "duration_s", "mos", "r", "band",
                     "dominant_impairment", "latency_ms", "jitter_ms", "packet_loss_pct",
                     "bridge_latency_p99_ms", "codec_chain", "tags", "end_reason", "report"]
     pk = [r[1] for r in conn.execute("PRAGMA table_info(call_quality)") if r[5]]
     assert pk == ["call_sid"]
-    index_cols = [r[2] for r in conn.execute("PRAGMA index_info(call_quality_tenant_started)")]
-    assert index_cols == ["tenant", "started_at"]
+    for index, want in (("call_quality_tenant_started", ["tenant", "started_at"]),
+                        ("call_quality_tenant_ended", ["tenant", "ended_at"])):
+        assert [r[2] for r in conn.execute(f"PRAGMA index_info({index})")] == want
     conn.close()
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    open_store(db_url(tmp_path / "m.db")).close()
-    conn = sqlite3.connect(tmp_path / "m.db")
-    conn.execute("INSERT INTO schema_version (version, description) VALUES (2, 'from the future')")
-    conn.commit()
+def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL,
+            applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')));
+        CREATE TABLE call_quality (call_sid TEXT PRIMARY KEY, tenant TEXT, started_at TEXT, ended_at TEXT,
+            duration_s REAL, mos REAL, r REAL, band TEXT, dominant_impairment TEXT, latency_ms REAL, jitter_ms REAL,
+            packet_loss_pct REAL, bridge_latency_p99_ms REAL, codec_chain TEXT, tags TEXT, end_reason TEXT,
+            report TEXT NOT NULL);
+        CREATE INDEX call_quality_tenant_started ON call_quality (tenant, started_at);
+        INSERT INTO schema_version (version, description) VALUES (1, 'v1');
+    """)
     conn.close()
+    report = make_report("CA-old")
+    store = open_store(db_url(path))
+    assert store.schema_version() == 2
+    store.write(report)
+    assert store.get("CA-old") == report
+    store.close()
+
+
+def test_postgres_schema_matches_sqlite_columns(postgres_url: str) -> None:
+    for _ in range(2):
+        open_store(postgres_url).close()
+    schema = postgres_url.rsplit("%3D", 1)[1]
+    with psycopg.connect(BASE_URL) as conn:
+        versions = [r[0] for r in conn.execute(f"SELECT version FROM {schema}.schema_version ORDER BY version")]
+        cols = {r[0]: r[1] for r in conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s "
+            "AND table_name = 'call_quality' ORDER BY ordinal_position", (schema,))}
+        indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (schema,))}
+    assert versions == [1, 2]
+    assert list(cols) == ["call_sid", "tenant", "started_at", "ended_at", "duration_s", "mos", "r", "band",
+                          "dominant_impairment", "latency_ms", "jitter_ms", "packet_loss_pct",
+                          "bridge_latency_p99_ms", "codec_chain", "tags", "end_reason", "report"]
+    assert cols["ended_at"] == "timestamp with time zone" and cols["report"] == "jsonb"
+    assert {"call_quality_tenant_started", "call_quality_tenant_ended", "alerts_one_firing"} <= indexes
+
+
+def test_many_instances_migrating_one_postgres_at_once_apply_each_migration_once(postgres_url: str) -> None:
+    def opened(_: int) -> int:
+        store = open_store(postgres_url)
+        try:
+            return store.schema_version()
+        finally:
+            store.close()
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(opened, range(6))) == [SCHEMA_VERSION] * 6
+    schema = postgres_url.rsplit("%3D", 1)[1]
+    with psycopg.connect(BASE_URL) as conn:
+        assert [r[0] for r in conn.execute(f"SELECT version FROM {schema}.schema_version ORDER BY 1")] == [1, 2]
+
+
+def test_newer_schema_is_refused(store_url: str) -> None:
+    store = open_store(store_url)
+    store._db.execute("INSERT INTO schema_version (version, description, applied_at) VALUES (99, 'future', 'x')")
+    store.close()
     with pytest.raises(StoreError, match="newer"):
-        open_store(db_url(tmp_path / "m.db"))
+        open_store(store_url)
 
 
 def test_unopenable_path_is_a_store_error(tmp_path: Path) -> None:
@@ -123,9 +201,9 @@ def test_unopenable_path_is_a_store_error(tmp_path: Path) -> None:
 
 # -- write, get, list ---------------------------------------------------------------------------
 
-def test_write_then_get_returns_the_full_report_and_fills_the_columns(tmp_path: Path) -> None:
+def test_write_then_get_returns_the_full_report_and_fills_the_columns(store_url: str) -> None:
     report = make_report("CA1", lose_every=25)
-    store = open_store(db_url(tmp_path / "m.db"))
+    store = open_store(store_url)
     store.write(report)
     assert store.get("CA1") == report
     assert store.get("CA-unknown") is None
@@ -139,6 +217,7 @@ def test_write_then_get_returns_the_full_report_and_fills_the_columns(tmp_path: 
     assert row["dominant_impairment"] == report["dominant_impairment"]
     assert row["tags"] == {"agent": "support", "region": "us1"}
     assert (row["codec_chain"], row["end_reason"], row["tenant"]) == ("pcmu -> g711", "stop", "acme")
+    assert (row["started_at"], row["ended_at"]) == ("2026-05-01T10:00:00.000Z", "2026-05-01T10:00:05.000Z")
     assert "report" not in row
     store.close()
 
@@ -154,8 +233,8 @@ def test_nullable_columns_stay_null() -> None:
         summary_row({"mos": 4.0})
 
 
-def test_write_upserts_by_call_sid(tmp_path: Path) -> None:
-    store = open_store(db_url(tmp_path / "m.db"))
+def test_write_upserts_by_call_sid(store_url: str) -> None:
+    store = open_store(store_url)
     store.write(make_report("CA1", tenant="acme"))
     second = make_report("CA1", tenant="globex", lose_every=10, end_reason="hangup")
     store.write(second)
@@ -167,13 +246,13 @@ def test_write_upserts_by_call_sid(tmp_path: Path) -> None:
     store.close()
 
 
-def test_list_is_newest_first_with_tenant_filter_and_limit(tmp_path: Path) -> None:
-    store = open_store(db_url(tmp_path / "m.db"))
-    for sid, tenant, started in [("CA1", "acme", "2026-05-01T10:00:00Z"),
-                                 ("CA2", "globex", "2026-05-01T12:00:00Z"),
-                                 ("CA3", "acme", "2026-05-01T11:00:00Z"),
+def test_list_is_newest_first_with_tenant_filter_and_limit(store_url: str) -> None:
+    store = open_store(store_url)
+    for sid, tenant, started in [("CA1", "acme", "2026-05-01T10:00:00.000Z"),
+                                 ("CA2", "globex", "2026-05-01T12:00:00.000Z"),
+                                 ("CA3", "acme", "2026-05-01T11:00:00.000Z"),
                                  ("CA4", "acme", None),
-                                 ("CA5", "acme", "2026-04-30T23:59:59Z")]:
+                                 ("CA5", "acme", "2026-04-30T23:59:59.000Z")]:
         store.write(make_report(sid, tenant=tenant, started_at=started))
     assert [r["call_sid"] for r in store.list()] == ["CA2", "CA3", "CA1", "CA5", "CA4"]
     assert [r["call_sid"] for r in store.list(tenant="acme")] == ["CA3", "CA1", "CA5", "CA4"]
@@ -184,31 +263,83 @@ def test_list_is_newest_first_with_tenant_filter_and_limit(tmp_path: Path) -> No
     store.close()
 
 
+def test_mos_points_take_calls_by_end_time_in_a_half_open_window(store_url: str) -> None:
+    store = open_store(store_url)
+    for sid, tenant, ended in [("CA1", "acme", "2026-05-01T10:00:00.000Z"), ("CA2", "acme", "2026-05-01T10:05:00.000Z"),
+                               ("CA3", "globex", "2026-05-01T10:03:00.000Z"), ("CA4", None, "2026-05-01T10:04:00.000Z"),
+                               ("CA5", "acme", None)]:
+        store.write(make_report(sid, tenant=tenant, ended_at=ended))
+    points = store.mos_points("2026-05-01T10:00:00.000Z", "2026-05-01T10:05:00.000Z")
+    assert [(p.tenant, p.ended_s) for p in points] == [("globex", 1777629780.0), ("", 1777629840.0),
+                                                        ("acme", 1777629900.0)]
+    assert [p.mos for p in store.mos_points("2026-05-01T09:00:00.000Z", "2026-05-01T11:00:00.000Z", "acme")] == \
+        [store.get("CA1")["mos"], store.get("CA2")["mos"]]  # type: ignore[index]
+    assert store.last_calls() == {"acme": "2026-05-01T10:05:00.000Z", "globex": "2026-05-01T10:03:00.000Z",
+                                  "": "2026-05-01T10:04:00.000Z"}
+    store.close()
+
+
+def test_tenants_keep_a_plan_and_a_token_hash(store_url: str) -> None:
+    store = open_store(store_url)
+    assert store.tenant("acme") is None
+    rec = store.set_tenant("acme", "growth", token_hash("t0k"), "2026-05-01T10:00:00.000Z")
+    assert (rec.plan, rec.token_sha256, rec.updated_at) == ("growth", token_hash("t0k"), "2026-05-01T10:00:00.000Z")
+    rec = store.set_tenant("acme", "starter", None, "2026-05-02T10:00:00.000Z")
+    assert (rec.plan, rec.token_sha256) == ("starter", token_hash("t0k"))  # None keeps the token
+    store.set_tenant("globex", "scale", None, "2026-05-02T10:00:00.000Z")
+    assert [t.tenant for t in store.tenants()] == ["acme", "globex"]
+    with pytest.raises(StoreError, match="unknown plan"):
+        store.set_tenant("acme", "platinum", None, "2026-05-02T10:00:00.000Z")  # type: ignore[arg-type]
+    store.close()
+
+
+def test_one_firing_alert_per_tenant_and_rule_even_across_connections(store_url: str) -> None:
+    a, b = open_store(store_url), open_store(store_url)
+    first = a.open_alert("acme", "mos_low", "2026-05-01T10:05:00.000Z", 3.4, 12, 4.0)
+    assert first is not None and first.state == "firing" and first.mos_at_fire == 3.4
+    assert b.open_alert("acme", "mos_low", "2026-05-01T10:05:01.000Z", 3.3, 12, 4.0) is None
+    assert b.open_alert("globex", "mos_low", "2026-05-01T10:06:00.000Z", 3.5, 4, 4.0) is not None
+    assert [x.tenant for x in a.firing_alerts()] == ["globex", "acme"]
+    assert b.resolve_alert(first.id, "2026-05-01T10:20:00.000Z", 4.2)
+    assert not a.resolve_alert(first.id, "2026-05-01T10:21:00.000Z", 4.3)  # resolved once
+    [resolved] = a.alerts(tenant="acme", state="resolved")
+    assert (resolved.resolved_at, resolved.mos_at_resolve) == ("2026-05-01T10:20:00.000Z", 4.2)
+    again = a.open_alert("acme", "mos_low", "2026-05-01T11:00:00.000Z", 3.1, 9, 4.0)
+    assert again is not None and again.id != first.id
+    assert [x.id for x in a.alerts(tenant="acme")] == [again.id, first.id]
+    a.close()
+    b.close()
+
+
+def test_only_one_postgres_connection_holds_the_leader_lock(postgres_url: str) -> None:
+    a, b = open_store(postgres_url), open_store(postgres_url)
+    assert a.try_leader_lock()
+    assert not b.try_leader_lock()
+    a.close()  # the lock goes with the connection: a dead leader hands over
+    assert b.try_leader_lock()
+    b.close()
+
+
 # -- the background writer ----------------------------------------------------------------------
 
-def test_writer_drains_every_submitted_report_on_close(tmp_path: Path) -> None:
-    url = db_url(tmp_path / "m.db")
-    writer = ReportWriter(url)
-    reports = [make_report(f"CA{i:03d}", started_at=f"2026-05-01T10:{i // 60:02d}:{i % 60:02d}Z")
+def test_writer_drains_every_submitted_report_on_close(store_url: str, tmp_path: Path) -> None:
+    spool = tmp_path / "spool.jsonl"
+    writer = ReportWriter(store_url, spool_path=spool)
+    reports = [make_report(f"CA{i:03d}", started_at=f"2026-05-01T10:{i // 60:02d}:{i % 60:02d}.000Z")
                for i in range(200)]
     for r in reports:
         writer.submit(r)
     writer.close(timeout=30.0)
-    assert writer.stats.written == 200 and writer.stats.spilled == 0
-    store = open_store(url)
+    assert writer.stats.written == 200 and writer.stats.spooled == 0
+    store = open_store(store_url)
     assert len(store.list(limit=1000)) == 200
     assert store.get("CA137") == reports[137]
     assert store.list(limit=1)[0]["call_sid"] == "CA199"
     store.close()
-    assert not spill_path(url).exists()  # type: ignore[union-attr]
+    assert not spool.exists()
 
 
-def test_writer_rejects_unsupported_url_at_construction() -> None:
-    with pytest.raises(StoreError, match="not supported yet"):
-        ReportWriter("postgresql://db/mosbridge")
-
-
-def test_locked_database_spills_and_the_next_writer_reimports(
+def test_locked_database_spools_and_the_next_writer_writes_it(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "m.db"
     url = db_url(path)
@@ -217,12 +348,13 @@ def test_locked_database_spills_and_the_next_writer_reimports(
     locker.execute("BEGIN EXCLUSIVE")  # another process holding the write lock
     report = make_report("CA-locked")
     with caplog.at_level(logging.WARNING, logger="mosbridge.store"):
-        writer = ReportWriter(url, attempts=3, backoff_s=0.0, busy_timeout_s=0.05)
+        writer = ReportWriter(url, attempts=3, backoff_s=0.0, busy_timeout_s=0.05, retry_s=60.0)
         writer.submit(report)
         writer.close(timeout=30.0)
-    assert writer.stats == writer.stats.__class__(written=0, spilled=1, reimported=0, webhook_failures=0)
+    assert writer.stats == writer.stats.__class__(written=0, spooled=1, reimported=0, webhook_failures=0,
+                                                  spool_depth=1)
     failures = [r for r in caplog.records if r.levelno == logging.ERROR and "CA-locked" in r.getMessage()]
-    assert len(failures) == 3  # each attempt logged with the call_sid
+    assert len(failures) >= 3  # each attempt logged with the call_sid
     spill = tmp_path / "m.db.spill.jsonl"
     [line] = spill.read_text().splitlines()
     assert json.loads(line) == report
@@ -231,28 +363,64 @@ def test_locked_database_spills_and_the_next_writer_reimports(
     locker.close()
     again = ReportWriter(url)
     again.close(timeout=30.0)
-    assert again.stats.reimported == 1
+    assert again.stats.reimported == 1 and again.stats.spool_depth == 0
     assert not spill.exists()
     store = open_store(url)
     assert store.get("CA-locked") == report
     store.close()
 
 
-def test_reimport_keeps_lines_it_cannot_parse(tmp_path: Path) -> None:
-    url = db_url(tmp_path / "m.db")
-    spill = tmp_path / "m.db.spill.jsonl"
+def test_postgres_outage_spools_in_order_and_drains_while_running(
+        postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    spool = tmp_path / "spool.jsonl"
+    depths: list[int] = []
+    results: list[str] = []
+    writer = ReportWriter(url, spool_path=spool, backoff_s=0.0, retry_s=0.2, max_retry_s=0.4,
+                          on_write=results.append, on_spool_depth=depths.append)
+    try:
+        writer.submit(make_report("CA-before"))
+        _wait(lambda: writer.stats.written == 1)
+        proxy.cut()
+        with caplog.at_level(logging.ERROR, logger="mosbridge.store"):
+            for i in range(5):
+                writer.submit(make_report(f"CA-down-{i}", ended_at=f"2026-05-01T10:00:0{i}.000Z"))
+            _wait(lambda: writer.stats.spool_depth == 5)
+            time.sleep(0.6)  # retries happen, and fail, while the database is away
+        assert [json.loads(x)["call_sid"] for x in spool.read_text().splitlines()] == [f"CA-down-{i}" for i in range(5)]
+        assert any("CA-down-0" in r.getMessage() for r in caplog.records)
+        proxy.restore()
+        writer.submit(make_report("CA-after"))
+        _wait(lambda: writer.stats.spool_depth == 0 and writer.stats.written == 7)
+    finally:
+        writer.close(timeout=30.0)
+        proxy.cut()
+    assert not spool.exists()
+    assert writer.stats.reimported == 6  # five spooled during the outage, and the one that queued behind them
+    assert depths[-1] == 0 and max(depths) >= 5
+    assert results.count("spooled") == 6 and results.count("ok") == 7
+    store = open_store(postgres_url)
+    want = {"CA-before", "CA-after"} | {f"CA-down-{i}" for i in range(5)}
+    assert {r["call_sid"] for r in store.list(limit=10)} == want
+    store.close()
+
+
+def test_spool_left_by_a_crashed_process_is_written_at_start(store_url: str, tmp_path: Path) -> None:
+    spool = tmp_path / "spool.jsonl"
     good = make_report("CA-good")
-    spill.write_text(json.dumps(good) + "\n" + "{truncated\n" + "\n")
-    writer = ReportWriter(url)
+    spool.write_text(json.dumps(good) + "\n" + "{truncated\n" + "\n")
+    writer = ReportWriter(store_url, spool_path=spool)
     writer.close(timeout=30.0)
-    assert writer.stats.reimported == 1
-    assert spill.read_text() == "{truncated\n"
-    store = open_store(url)
+    assert writer.stats.reimported == 1 and writer.stats.spool_depth == 0
+    assert not spool.exists()
+    assert (tmp_path / "spool.jsonl.bad").read_text() == "{truncated\n"  # kept, out of the way
+    store = open_store(store_url)
     assert store.get("CA-good") == good
     store.close()
 
 
-def test_unwritable_store_and_spill_leave_the_report_in_the_log(
+def test_unwritable_store_and_spool_leave_the_report_in_the_log(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "afile").write_text("x")  # the database's parent is a file: nothing can be created
     report = make_report("CA-nowhere")
@@ -260,18 +428,26 @@ def test_unwritable_store_and_spill_leave_the_report_in_the_log(
         writer = ReportWriter(db_url(tmp_path / "afile" / "m.db"), attempts=2, backoff_s=0.0)
         writer.submit(report)
         writer.close(timeout=30.0)
-    assert writer.stats.written == 0 and writer.stats.spilled == 0
-    last = caplog.records[-1].getMessage()
-    assert "cannot spill report for call_sid=CA-nowhere" in last
+    assert writer.stats.written == 0 and writer.stats.spooled == 0
+    last = [r.getMessage() for r in caplog.records if "cannot spool" in r.getMessage()][-1]
+    assert "cannot spool report for call_sid=CA-nowhere" in last
     assert json.loads(last.split("report: ", 1)[1]) == report
 
 
-def test_submit_after_close_spills_instead_of_dropping(tmp_path: Path) -> None:
+def test_submit_after_close_spools_instead_of_dropping(tmp_path: Path) -> None:
     url = db_url(tmp_path / "m.db")
     writer = ReportWriter(url)
     writer.close(timeout=30.0)
     writer.submit(make_report("CA-late"))
     assert json.loads((tmp_path / "m.db.spill.jsonl").read_text())["call_sid"] == "CA-late"
+
+
+def _wait(cond: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
 
 
 # -- webhook ------------------------------------------------------------------------------------
@@ -340,7 +516,7 @@ def test_failing_webhook_is_retried_twice_and_does_not_stop_the_write(
         writer.close(timeout=30.0)
     assert len(received) == 3  # one POST and two retries
     assert writer.stats.webhook_failures == 1 and writer.stats.written == 1
-    assert sum("webhook POST for call_sid=CA-h500" in r.getMessage() for r in caplog.records) == 3
+    assert sum("webhook POST of report for call_sid=CA-h500" in r.getMessage() for r in caplog.records) == 3
     store = open_store(db_url(tmp_path / "m.db"))
     assert store.get("CA-h500") is not None
     store.close()
