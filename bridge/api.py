@@ -47,7 +47,7 @@ def presented_token(request: web.Request) -> str | None:
 
 def authorized(request: web.Request, admin_token: str | None) -> bool:
     """Admin access: the right token (header or cookie), or, with none configured, loopback."""
-    if admin_token is None:
+    if not admin_token:
         return _is_loopback(request.remote)
     given = presented_token(request)
     return given is not None and hmac.compare_digest(given.encode(), admin_token.encode())

@@ -33,6 +33,7 @@ from bridge.alerts import AlertEvaluator, AlertNotice
 from bridge.api import Api
 from bridge.call import DEADLINE_S, CallCore
 from bridge.call_config import CallConfig
+from bridge.dashboard import add_dashboard_routes
 from bridge.config import Settings
 from bridge.events import CallEnded, CallStarted, Direction, Event, Outgoing, Peer, Problem, ReconnectRealtime
 from bridge.isotime import iso_utc
@@ -390,6 +391,7 @@ class Bridge:
         self._webhooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mosbridge-alert-webhook")
         self.app = web.Application()
         self.app.add_routes(self.api.routes())
+        add_dashboard_routes(self.app, admin_token)
         self.app.add_routes([
             web.post("/twiml", self.twiml),
             web.get("/media", self.media),

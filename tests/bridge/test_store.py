@@ -339,6 +339,19 @@ def test_writer_drains_every_submitted_report_on_close(store_url: str, tmp_path:
     assert not spool.exists()
 
 
+def test_many_bridges_write_to_one_postgres(postgres_url: str, tmp_path: Path) -> None:
+    writers = [ReportWriter(postgres_url, spool_path=tmp_path / f"spool{i}.jsonl") for i in range(3)]
+    for n in range(40):
+        for i, w in enumerate(writers):
+            w.submit(make_report(f"CA-{i}-{n:02d}", tenant=f"t{i}"))
+    for w in writers:
+        w.close(timeout=60.0)
+    assert [w.stats.written for w in writers] == [40, 40, 40]
+    store = open_store(postgres_url)
+    assert len(store.list(limit=1000)) == 120 and len(store.list(tenant="t2", limit=1000)) == 40
+    store.close()
+
+
 def test_locked_database_spools_and_the_next_writer_writes_it(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "m.db"
