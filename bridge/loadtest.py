@@ -54,6 +54,8 @@ class LoadOptions:
     seed: int = 1
     bridge_cpu: int | None = 0  # pin the bridge here (None: no pinning)
     progress: Callable[[str], None] | None = None
+    tenant: str = "loadtest"  # the callers' customParameters tenant
+    bridge_env: dict[str, str] = field(default_factory=dict)  # extra environment of the bridge child process
 
 
 @dataclass
@@ -208,6 +210,7 @@ class Processes:
             "MOSBRIDGE_AI_FORMAT": self.opts.ai_format, "MOSBRIDGE_LOG_LEVEL": "ERROR",
             "MOSBRIDGE_PSEUDONYM_KEY": "load", "MOSBRIDGE_CAPTURE_PER_CALL": "0",
             "MOSBRIDGE_DRAIN_TIMEOUT_S": "5",
+            **self.opts.bridge_env,
         }
         pin = [self.opts.bridge_cpu] if self.opts.bridge_cpu is not None else []
         bridge = await self._spawn(["serve"], env, pin)
@@ -294,7 +297,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     async def one(plan: CallPlan, http: aiohttp.ClientSession) -> None:
         await asyncio.sleep(max(0.0, t_start + plan.start_at - loop.time()))
         caller = SimulatedCaller(media_url, stream_sid="MZ" + plan.call_sid[2:], call_sid=plan.call_sid,
-                                 params={"tenant": "loadtest"}, pong_delay_s=2 * opts.delay_ms / 1000.0,
+                                 params={"tenant": opts.tenant}, pong_delay_s=2 * opts.delay_ms / 1000.0,
                                  speech_ends=plan.speech_ends, keep_messages=False)
         state["live"] += 1
         try:

@@ -1,17 +1,23 @@
 """Prometheus metrics of a bridge process (prometheus_client), served at ``GET /metrics``.
 
-Label cardinality stays bounded: tenant and direction, end reason and bad-input kind (fixed sets
-in the code), never a call id. Per-call figures are observed once, when the call's report is made;
-per-frame latency is observed as frames are sent.
+Label cardinality stays bounded: direction, end reason, bad-input kind and write result are fixed
+sets in the code, a call id is never a label, and tenants are capped: the first ``max_tenants``
+distinct tenants get their own label value, later ones are all counted as ``tenant="other"`` (each
+call so recorded increments ``mosbridge_tenant_label_overflow_total``), a call without a tenant is
+``tenant="unknown"``. Per-call figures are observed once, when the call's report is made;
+per-frame latency is observed as frames are sent. The rules in ``deploy/prometheus/`` are written
+against these names, and a test checks that every series they use is exported here.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from bridge import __version__
 from bridge.events import Direction
 
 MOS_BUCKETS = (1.0, 2.0, 2.5, 3.0, 3.3, 3.6, 3.8, 4.0, 4.1, 4.2, 4.3, 4.4, 4.5)
@@ -25,10 +31,53 @@ PROBLEM_COUNTERS = frozenset({
     "ai_bad_event", "ai_bad_base64", "ai_bad_audio", "ai_errors", "ai_disconnects", "ai_format_mismatch",
     "ai_stalls", "internal_errors", "marks_unknown", "frames_while_ai_down",
 })
+WRITE_RESULTS = ("ok", "spooled", "failed")
+UNKNOWN_TENANT = "unknown"
+OTHER_TENANT = "other"
+
+
+class TenantLabels:
+    """Maps tenants to label values with a cap on how many distinct values exist.
+
+    The first ``max_tenants`` distinct tenants keep their name; any later one maps to ``"other"``
+    for the life of the process, so a tenant's series never moves between labels. ``"unknown"``
+    (no tenant) and ``"other"`` are always available and do not use up the cap.
+    """
+
+    def __init__(self, max_tenants: int) -> None:
+        if max_tenants < 1:
+            raise ValueError("max_tenants must be at least 1")
+        self.max_tenants = max_tenants
+        self._known: set[str] = set()
+        self._lock = threading.Lock()
+
+    def label(self, tenant: object) -> tuple[str, bool]:
+        """The label value for ``tenant`` and whether it overflowed the cap."""
+        name = str(tenant) if tenant else UNKNOWN_TENANT
+        if name in (UNKNOWN_TENANT, OTHER_TENANT):
+            return name, False
+        with self._lock:
+            if name in self._known:
+                return name, False
+            if len(self._known) < self.max_tenants:
+                self._known.add(name)
+                return name, False
+        return OTHER_TENANT, True
+
+    def __len__(self) -> int:
+        return len(self._known)
 
 
 class BridgeMetrics:
-    def __init__(self) -> None:
+    """Every metric one bridge process exports, in its own registry.
+
+    ``call_ended`` and ``frame`` are fed by the server; ``set_spool_depth`` and ``report_write`` by
+    the report store; ``set_alert`` by the in-process alert evaluator. All methods are safe to call
+    from any thread (prometheus_client's metrics lock internally, the tenant map has its own lock).
+    """
+
+    def __init__(self, max_tenants: int = 200) -> None:
+        self.tenants = TenantLabels(max_tenants)
         self.registry = CollectorRegistry()
         r = self.registry
         self.calls_live = Gauge("mosbridge_calls_live", "Calls in progress", registry=r)
@@ -44,8 +93,39 @@ class BridgeMetrics:
         self.deadline_misses = Counter("mosbridge_deadline_misses", "Frames forwarded over 20 ms after arrival",
                                        ["direction"], registry=r)
         self.problems = Counter("mosbridge_problems", "Bad input and peer trouble, by kind", ["kind"], registry=r)
+        self.tenant_overflow = Counter(
+            "mosbridge_tenant_label_overflow",
+            "Calls recorded as tenant=\"other\" because the tenant label cap was reached", registry=r)
+        self.tenant_labels = Gauge("mosbridge_tenant_labels", "Distinct tenants with a label of their own",
+                                   registry=r)
+        self.spool_depth = Gauge("mosbridge_report_spool_depth",
+                                 "Call reports waiting on local disk for the database", registry=r)
+        self.report_writes = Counter("mosbridge_report_writes", "Call report writes, by result (ok, spooled, failed)",
+                                     ["result"], registry=r)
+        self.alert_firing = Gauge("mosbridge_alert_firing",
+                                  "1 while the in-process tenant MOS alert fires for the tenant", ["tenant"],
+                                  registry=r)
+        self.build_info = Gauge("mosbridge_build_info", "Always 1; the bridge's version as a label", ["version"],
+                                registry=r)
+        self.build_info.labels(__version__).set(1)
+        # Series that exist from the start, so that increase() and rate() see their first change.
         self._latency = {d: self.latency.labels(d.value) for d in Direction}
         self._misses = {d: self.deadline_misses.labels(d.value) for d in Direction}
+        self._problems = {k: self.problems.labels(k) for k in sorted(PROBLEM_COUNTERS)}
+        self._writes = {res: self.report_writes.labels(res) for res in WRITE_RESULTS}
+        self._other_firing: set[str] = set()
+        self._alert_lock = threading.Lock()
+
+    def tenant_label(self, tenant: object) -> str:
+        """The label value a tenant is recorded under (its name, "unknown", or "other" past the cap)."""
+        label, _ = self._tenant(tenant)
+        return label
+
+    def _tenant(self, tenant: object) -> tuple[str, bool]:
+        label, overflow = self.tenants.label(tenant)
+        if not overflow:
+            self.tenant_labels.set(len(self.tenants))
+        return label, overflow
 
     def frame(self, direction: Direction, waited_s: float, missed: bool) -> None:
         self._latency[direction].observe(waited_s)
@@ -53,7 +133,9 @@ class BridgeMetrics:
             self._misses[direction].inc()
 
     def call_ended(self, report: Mapping[str, Any]) -> None:
-        tenant = str(report.get("tenant") or "unknown")
+        tenant, overflow = self._tenant(report.get("tenant"))
+        if overflow:
+            self.tenant_overflow.inc()
         reason = str(report.get("end_reason") or "unknown").split(":", 1)[0]
         self.calls.labels(tenant, reason).inc()
         self.mos.labels(tenant).observe(float(report["mos"]))
@@ -63,7 +145,31 @@ class BridgeMetrics:
         self.loss.labels(tenant).observe(float(inbound.get("loss_pct") or 0.0))
         for kind, n in (report.get("counters") or {}).items():
             if kind in PROBLEM_COUNTERS and n:
-                self.problems.labels(kind).inc(n)
+                self._problems[kind].inc(n)
+
+    def set_spool_depth(self, n: int) -> None:
+        """Reports currently waiting in the local spool because the database could not take them."""
+        self.spool_depth.set(max(0, n))
+
+    def report_write(self, result: str) -> None:
+        """One report write: "ok" (stored), "spooled" (kept on local disk for later) or "failed" (neither)."""
+        if result not in self._writes:
+            raise ValueError(f"report_write result must be one of {WRITE_RESULTS}, not {result!r}")
+        self._writes[result].inc()
+
+    def set_alert(self, tenant: str, firing: bool) -> None:
+        """The in-process evaluator's state for a tenant. Tenants past the cap share "other", which
+        reads 1 while any of them fires."""
+        label, overflow = self._tenant(tenant)
+        if overflow:
+            with self._alert_lock:
+                if firing:
+                    self._other_firing.add(str(tenant))
+                else:
+                    self._other_firing.discard(str(tenant))
+                self.alert_firing.labels(OTHER_TENANT).set(1 if self._other_firing else 0)
+            return
+        self.alert_firing.labels(label).set(1 if firing else 0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -33,8 +33,8 @@ from bridge.alerts import AlertEvaluator, AlertNotice
 from bridge.api import Api
 from bridge.call import DEADLINE_S, CallCore
 from bridge.call_config import CallConfig
-from bridge.dashboard import add_dashboard_routes
 from bridge.config import Settings
+from bridge.dashboard import add_dashboard_routes
 from bridge.events import CallEnded, CallStarted, Direction, Event, Outgoing, Peer, Problem, ReconnectRealtime
 from bridge.isotime import iso_utc
 from bridge.metrics import BridgeMetrics
