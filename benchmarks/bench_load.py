@@ -1,8 +1,8 @@
 """Capacity on this machine: calls per core, bridge-added latency, CPU and memory per call, and the
 MOS error, from ``mosbridge loadtest`` runs; plus libopus encode+decode alone, in the same run.
 
-Run: ``.venv/bin/python benchmarks/bench_load.py [--calls 60 120] [--duration 20] [--find-max]``
-(a few minutes). The bridge is pinned to one CPU; the callers and the Realtime stand-in share the
+Run: ``.venv/bin/python benchmarks/bench_load.py [--calls 60 120] [--duration 20]
+[--formats pcmu pcm24k opus16k] [--find-max]`` (a few minutes; opus16k is the WebRTC leg). The bridge is pinned to one CPU; the callers and the Realtime stand-in share the
 other, so on a 2-core machine the rig, not the bridge, can be what saturates first: read the MOS
 error column with that in mind.
 """
@@ -42,6 +42,8 @@ def main() -> None:
     ap.add_argument("--calls", type=int, nargs="+", default=[60, 120])
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--find-max", action="store_true")
+    ap.add_argument("--formats", nargs="+", choices=["pcmu", "pcm24k", "opus16k"], default=["pcmu", "pcm24k"],
+                    help="AI-side formats to load (opus16k: the WebRTC leg)")
     args = ap.parse_args()
     opus = libopus_ms_per_call_second()
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}")
@@ -49,7 +51,7 @@ def main() -> None:
     print("| format | calls | bridge CPU % | CPU-ms per call-s | ratio to libopus | RSS MB per call | "
           "p50 / p99 / max in (ms) | p50 / p99 / max out (ms) | deadline misses | MOS error (mean abs) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for fmt in ("pcmu", "pcm24k"):
+    for fmt in args.formats:
         for n in args.calls:
             r = asyncio.run(run_load(LoadOptions(calls=n, ramp_s=4.0, duration_s=args.duration, ai_format=fmt,
                                                  loss_pct=1.0, jitter_ms=5.0)))

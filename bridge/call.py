@@ -11,12 +11,20 @@ the live call did.
     realtime_closed(now, reason)   the AI connection is gone
     twilio_closed(now)             Twilio's socket closed (with or without ``stop``)
     record_sent(items, now)        the driver sent these items now (bridge latency)
-    record_rtt(peer, rtt_ms, now)  a WebSocket ping round trip
+    record_rtt(peer, rtt_ms, now)  a WebSocket ping (or RTCP) round trip
+    receive_ai_audio(pcm, now)     WebRTC leg: 20 ms of AI audio from the track (48 kHz mono PCM)
+    record_rtp(stats, now)         WebRTC leg: the RTP/RTCP figures of the AI leg, for the report
     get_timer() / handle_timer(now)
     data_to_send() / next_event()
 
 States: CONNECTED (socket open) -> STARTED (``start`` seen) -> ENDED. Anything after ENDED is
 ignored; every bad input is counted and reported as a Problem, and the call goes on.
+
+The AI leg is the Realtime WebSocket for ``pcmu`` and ``pcm24k``, and WebRTC for ``opus16k``:
+there caller audio leaves as Opus packets for the audio track (``Outgoing.audio``), AI audio comes
+back decoded from the remote track, and the same GA events travel on the ``oai-events`` data
+channel. Track audio has no response id: it is played while a response is under way (after
+``response.created``) and dropped after a barge-in until the next response starts.
 """
 
 from __future__ import annotations
@@ -102,6 +110,10 @@ class CallCore:
         self._awaiting_first_audio: str | None = None  # response id whose first frame starts a turn
         self._awaiting_first_play: dict[str, float] = {}  # response id -> turn start
         self._transcript: deque[tuple[Literal["user", "assistant"], str]] = deque(maxlen=MAX_CONTEXT_ITEMS)
+        self.webrtc = config.ai_format == "opus16k"
+        self._track_item = "track"  # the assistant item track audio belongs to (from output_item.added)
+        self._track_muted = False
+        self._rtp: dict[str, float | int | None] = {}
 
     # ------------------------------------------------------------------ driver API
 
@@ -127,6 +139,10 @@ class CallCore:
     def record_rtt(self, peer: Peer, rtt_ms: float, now: float) -> None:
         self.rtt[peer].record(rtt_ms / 1000.0)
 
+    def record_rtp(self, stats: dict[str, float | int | None], now: float) -> None:
+        """The WebRTC leg's latest RTP figures (cumulative: packets, loss, jitter, RTCP RTT)."""
+        self._rtp = dict(stats)
+
     def get_timer(self) -> float | None:
         if self.state is State.ENDED:
             return None
@@ -151,16 +167,16 @@ class CallCore:
         """A Realtime connection is open: configure it, and on a reconnect restore the context."""
         self._ai_up = True
         self._ai_since = now
-        fmt = _AI_FORMATS.get(self.config.ai_format)
-        if fmt is None:  # opus16k travels over the WebRTC leg, which carries its own audio track
-            self._problem("ai_format", f"{self.config.ai_format} cannot be sent over the Realtime "
-                          "WebSocket (it takes audio/pcm and audio/pcmu)", "error")
-            fmt = "audio/pcmu"
-        update = rt.SessionUpdate(input_format=fmt, output_format=fmt, instructions=self.config.instructions,
-                                  voice=self.config.voice, model=self.config.model)
-        self._send_ai(update.serialize(), now)
+        self._send_ai(self.session_update().serialize(), now)
         for role, text in self._transcript:
             self._send_ai(rt.ContextItemCreate(role=role, text=text).serialize(), now)
+
+    def session_update(self) -> rt.SessionUpdate:
+        """The session this call asks for: the WebSocket formats, or none on the WebRTC leg
+        (its audio is the Opus track negotiated in SDP)."""
+        fmt = None if self.webrtc else _AI_FORMATS[self.config.ai_format]
+        return rt.SessionUpdate(input_format=fmt, output_format=fmt, instructions=self.config.instructions,
+                                voice=self.config.voice, model=self.config.model)
 
     def realtime_closed(self, now: float, reason: str) -> None:
         """The AI connection closed or could not be opened."""
@@ -316,10 +332,12 @@ class CallCore:
             self._problem("ai_error", f"{ev.error_type}/{ev.code}: {ev.message}",
                           "error" if ev.code == "session_expired" else "warning")
         elif isinstance(ev, rt.Unknown):
-            self._on_unknown_ai(ev.raw)
+            self._on_unknown_ai(ev.raw, now)
 
     def _check_session(self, session: dict[str, object]) -> None:
-        want = _AI_FORMATS.get(self.config.ai_format, "audio/pcmu")
+        if self.webrtc:
+            return  # the track's codec was negotiated in SDP; the session's format fields do not apply
+        want = _AI_FORMATS[self.config.ai_format]
         audio = session.get("audio")
         got: list[object] = []
         if isinstance(audio, dict):
@@ -332,10 +350,18 @@ class CallCore:
             self._problem("ai_format_mismatch", f"session.updated echoes audio formats {got}, asked for "
                           f"{[want, want]}: server VAD and playback will be wrong", "error")
 
-    def _on_unknown_ai(self, raw: dict[str, object]) -> None:
+    def _on_unknown_ai(self, raw: dict[str, object], now: float) -> None:
         kind = raw.get("type")
         text = raw.get("transcript")
-        if kind == "response.output_audio_transcript.done" and isinstance(text, str):
+        if self.webrtc and kind == "response.output_item.added":
+            item = raw.get("item")
+            item_id = item.get("id") if isinstance(item, dict) else None
+            if isinstance(item_id, str):
+                self._track_item = item_id
+        elif self.webrtc and kind == "output_audio_buffer.stopped":
+            response_id = raw.get("response_id")
+            self._flush_outbound(self._track_item, response_id if isinstance(response_id, str) else "", now)
+        elif kind == "response.output_audio_transcript.done" and isinstance(text, str):
             self._transcript.append(("assistant", text))
         elif kind == "conversation.item.input_audio_transcription.completed" and isinstance(text, str):
             self._transcript.append(("user", text))
@@ -345,6 +371,7 @@ class CallCore:
         if ev.type == "response.created":
             self._response_id = rid
             self._last_delta_at = now
+            self._track_muted = False
             self.playback.start_response()
             if rid is not None and self._speech_stopped_at is not None:
                 self._awaiting_first_audio = rid
@@ -374,6 +401,24 @@ class CallCore:
             self._bad("ai_bad_audio", f"response {ev.response_id}: {exc}")
             return
         self._play(frames, ev.item_id, ev.response_id, now)
+
+    def receive_ai_audio(self, pcm: bytes, now: float) -> None:
+        """WebRTC leg: 20 ms of the AI's audio as the track decoded it (48 kHz, mono, 16-bit)."""
+        if self.state is State.ENDED:
+            return
+        if self._track_muted:
+            self.counters["late_track_frames_dropped"] += 1
+            return
+        if self._response_id is None and not any(pcm):
+            self.counters["idle_track_frames"] += 1  # digital silence between responses: nothing to play
+            return
+        self._last_delta_at = now
+        try:
+            frames = self.transcoder.track_to_caller(pcm)
+        except CodecError as exc:
+            self._bad("ai_bad_audio", f"track audio: {exc}")
+            return
+        self._play(frames, self._track_item, self._response_id or "", now)
 
     def _flush_outbound(self, item_id: str, response_id: str, now: float) -> None:
         try:
@@ -413,6 +458,9 @@ class CallCore:
         if self._response_id is not None:
             self._cancelled.add(self._response_id)
             self._awaiting_first_play.pop(self._response_id, None)
+        if self.webrtc:
+            self._track_muted = True
+            self._send_ai(rt.OutputAudioBufferClear().serialize(), now)
         self._drop_outbound_remainder()
 
     def _drop_outbound_remainder(self) -> None:
@@ -434,6 +482,9 @@ class CallCore:
     def _send_audio(self, payload: bytes, now: float, b64: str | None = None) -> None:
         if not self._ai_up:
             self.counters["frames_while_ai_down"] += 1
+            return
+        if self.webrtc:
+            self._out.append(Outgoing(Peer.REALTIME, "", now, Direction.INBOUND, payload))
             return
         append = rt.InputAudioBufferAppend(b64 or base64.b64encode(payload).decode("ascii"))
         self._out.append(Outgoing(Peer.REALTIME, append.serialize(), now, Direction.INBOUND))
@@ -491,5 +542,6 @@ class CallCore:
             duration_s=now - (self.started_at if self.started_at is not None else self.created_at),
             end_reason=reason,
             counters=dict(self.counters),
+            rtp=self._rtp if self.webrtc else None,
         )
         self._events.append(CallEnded(reason, report))

@@ -34,6 +34,9 @@ from quality.report import (
 )
 
 G711_PACKETIZATION_MS = 20.0
+# The WebRTC leg's receive path: aiortc's audio jitter buffer hands a frame on once 4 more have
+# started (JitterBuffer(capacity=16, prefetch=4) in its RTCRtpReceiver), 4 x 20 ms held back.
+WEBRTC_RECEIVE_BUFFER_MS = 80.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ def build_report(
     duration_s: float,
     end_reason: str,
     counters: dict[str, int],
+    rtp: dict[str, float | int | None] | None = None,
 ) -> dict[str, Any]:
     in_chain, out_chain = chains(config.ai_format, config.opus_bitrate, config.edge_codec)
     twilio_leg = _half_rtt_ms(m.rtt[Peer.TWILIO])
@@ -116,6 +120,8 @@ def build_report(
     in_lat, out_lat = m.latency[Direction.INBOUND], m.latency[Direction.OUTBOUND]
     in_delay = common + in_lat.summary().p50_ms + transcoder.delay_to_ai.total_ms
     out_delay = common + out_lat.summary().p50_ms + transcoder.delay_to_caller.total_ms
+    if rtp is not None:
+        out_delay += WEBRTC_RECEIVE_BUFFER_MS
 
     in_q = direction_input(m.inbound, in_delay, in_chain)
     out_fig = outbound_figures(m.inbound, m.playback)
@@ -157,6 +163,9 @@ def build_report(
         rtt_ms={"twilio": _ms(m.rtt[Peer.TWILIO]), "openai": _ms(m.rtt[Peer.REALTIME])},
         ai_turn_ms={"to_first_audio_sent": _ms(m.turn_to_sent), "to_first_audio_played": _ms(m.turn_to_played)},
     )
+    if rtp is not None:
+        report["ai_leg"] = {"transport": "webrtc", "rtp": dict(rtp)}
+        report["assumptions"]["webrtc_receive_buffer_ms"] = WEBRTC_RECEIVE_BUFFER_MS
     return report
 
 

@@ -10,6 +10,9 @@ Version 1 (stable; later versions must still read it):
   ``twilio_rtt`` / ``ai_rtt`` with ``rtt_ms`` (a WebSocket ping round trip);
   ``timer`` (the core's timer fired); ``ai_connected``; ``ai_closed`` with ``reason``;
   ``twilio_closed``; ``end`` with ``reason`` (the driver ended the call, e.g. shutdown).
+  The WebRTC leg (``opus16k``) adds ``ai_out`` lines with ``b64`` (an Opus packet sent on the
+  track), ``ai_audio_in`` with ``b64`` (20 ms of the AI's audio as the track decoded it: 48 kHz
+  mono 16-bit PCM) and ``ai_rtp`` with ``rtp`` (the leg's RTP/RTCP figures).
 - PHI: ids in ``start.customParameters`` are pseudonymized before they are written.
 
 A plain Twilio log (one raw Media Streams message per line, no header, no ``t``) is read too;
@@ -18,6 +21,8 @@ its arrival times are unknown, so replay reports jitter as not measured.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -31,6 +36,7 @@ from bridge.tags import pseudonymize
 VERSION: Final = 1
 MESSAGE_DIRS: Final = frozenset({"twilio_in", "twilio_out", "ai_in", "ai_out"})
 EVENT_DIRS: Final = frozenset({"twilio_rtt", "ai_rtt", "timer", "ai_connected", "ai_closed", "twilio_closed", "end"})
+BINARY_DIRS: Final = frozenset({"ai_out", "ai_audio_in"})
 # Settings that change a report; the pseudonym key is a secret and is never written.
 _NOT_WRITTEN: Final = frozenset({"pseudonym_key"})
 
@@ -52,6 +58,8 @@ class Record:
     rtt_ms: float | None = None
     reason: str | None = None
     line_no: int = 0
+    audio: bytes | None = None  # ai_out on the WebRTC track, ai_audio_in
+    rtp: dict[str, Any] | None = None  # ai_rtp
 
 
 @dataclass
@@ -168,6 +176,17 @@ def _record(i: int, o: dict[str, Any]) -> Record:
     t, d = o.get("t"), o.get("dir")
     if isinstance(t, bool) or not isinstance(t, (int, float)):
         raise CaptureError(i, f"'t' must be a number of seconds, got {t!r}")
+    if d in BINARY_DIRS and "b64" in o:
+        try:
+            audio = base64.b64decode(o["b64"], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise CaptureError(i, f"a {d} line's 'b64' is not base64") from None
+        return Record(float(t), d, text="", audio=audio, line_no=i)
+    if d == "ai_rtp":
+        rtp = o.get("rtp")
+        if not isinstance(rtp, dict):
+            raise CaptureError(i, "an ai_rtp line needs 'rtp' (an object)")
+        return Record(float(t), d, rtp=rtp, line_no=i)
     if d in MESSAGE_DIRS:
         if "msg" in o and isinstance(o["msg"], dict):
             return Record(float(t), d, text=compact_json.dumps(o["msg"]), line_no=i)

@@ -31,9 +31,15 @@ class Settings(BaseSettings):
         description="OpenAI API key")
     openai_url: str = Field("wss://api.openai.com/v1/realtime", description="Realtime WebSocket base URL")
     openai_model: str = Field("gpt-realtime", description="Realtime model name")
+    openai_calls_url: str = Field("https://api.openai.com/v1/realtime/calls",
+                                  description="Realtime WebRTC calls endpoint (SDP offer/answer), for opus16k")
+    webrtc_stun_url: str | None = Field(None, description="STUN server for the WebRTC leg (e.g. "
+                                        "stun:stun.example.com:3478); unset: host candidates only")
+    webrtc_ice_addresses: str = Field("", description="comma-separated local addresses the WebRTC leg gathers "
+                                      "ICE candidates on; empty: every interface")
     ai_format: Literal["pcmu", "pcm24k", "opus16k"] = Field(
-        "pcmu", description="AI-side audio: pcmu (pass-through) or pcm24k over the WebSocket; opus16k needs "
-        "the WebRTC leg")
+        "pcmu", description="AI-side audio: pcmu (pass-through) or pcm24k over the Realtime WebSocket; opus16k "
+        "(Opus at 16 kHz) over the WebRTC leg")
     database_url: str = Field(
         "sqlite:///mosbridge.db", description="report store: sqlite:///file.db (embedded default) or "
         "postgresql://user@host:5432/db (many bridges, one database)")
@@ -79,7 +85,7 @@ class Settings(BaseSettings):
     alert_for_s: float = Field(300.0, ge=0, description="how long the mean must stay below the threshold "
                                "before the alert fires, s")
     alert_hysteresis: float = Field(0.1, ge=0, lt=1, description="a firing alert resolves once the mean is back "
-                                    "above threshold + this")
+                                    "at or above threshold + this")
     alert_min_calls: int = Field(3, ge=1, description="calls a window needs before its mean counts")
     alert_eval_interval_s: float = Field(15.0, gt=0, description="how often alerts are evaluated, s")
     alert_webhook_url: str | None = Field(None, description="POST each alert (firing and resolved) here as JSON")
@@ -93,6 +99,13 @@ class Settings(BaseSettings):
         if not v.startswith(("ws://", "wss://")):
             raise ValueError("must be a ws:// or wss:// URL")
         return v.rstrip("/")
+
+    @field_validator("openai_calls_url")
+    @classmethod
+    def _calls_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
 
     @field_validator("public_url")
     @classmethod

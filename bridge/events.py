@@ -20,12 +20,15 @@ class Direction(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """One message for a peer. ``ingress`` is when the input that caused it arrived, and
-    ``direction`` is set for audio, so the driver's send time gives the bridge's latency."""
+    ``direction`` is set for audio, so the driver's send time gives the bridge's latency. Over the
+    WebRTC leg caller audio travels as ``audio`` on the track, and events as ``text`` on the data
+    channel."""
 
     peer: Peer
     text: str
     ingress: float
     direction: Direction | None = None
+    audio: bytes | None = None  # WebRTC leg: one Opus packet for the audio track (``text`` is then empty)
 
 
 @dataclass(frozen=True)

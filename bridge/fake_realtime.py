@@ -18,6 +18,9 @@ What is modelled:
     seeded random, non-20-ms-aligned durations, paced `speed` times faster than real time.
   * Barge-in (speech onset with interrupt_response) and `response.cancel` end the response with
     status "cancelled"; `conversation.item.truncate` is acknowledged and recorded.
+  * Echo mode (`FakeRealtimeConfig.echo`): answers replay the caller's last utterance.
+  * The same session in WebRTC mode (`transport="webrtc"`) backs the WebRTC stand-in,
+    bridge/fake_realtime_webrtc.py: audio in and out on a media track, output_audio_buffer.* events.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ Int16Array = npt.NDArray[np.int16]
 REALTIME_PATH = "/v1/realtime"
 VAD_WINDOW_MS = 20
 SESSION_MAX_S = 3600.0
+MANUAL_BUFFER_WINDOWS = 60 * 1000 // VAD_WINDOW_MS  # echo keeps at most the last 60 s of a manual turn
 DEFAULT_TRANSCRIPT = "Hello, this is the Realtime stand-in speaking."
 
 FORMAT_PCM: Json = {"type": "audio/pcm", "rate": 24000}
@@ -155,7 +159,16 @@ class FakeRealtimeConfig:
     """Behaviour of the stand-in. Test hooks: `mangle_formats` (session.updated echoes a format
     other than the one asked for), `session_expire_after_s` (error `session_expired`, then close,
     like the real 60-minute cap), `close_after_events` (drop the connection after N client events),
-    `stall_after_deltas` (a response stops after N audio deltas and never finishes)."""
+    `stall_after_deltas` (a response stops after N audio deltas and never finishes).
+
+    `echo`: every response's audio is the caller's last committed utterance (the input audio from
+    `audio_start_ms` to `audio_end_ms`, prefix padding and trailing silence included) exactly as
+    the stand-in decoded it, instead of the synthetic speech, so what the caller hears back has
+    crossed the bridge's whole chain in both directions (a codec A/B measures that with PESQ).
+    Over WebSocket it is re-encoded in the session's output format (resampled with
+    `audioop.ratecv` only when input and output rates differ, which adds its own distortion: use
+    the same format both ways for measurements); over WebRTC it is played on the track as decoded.
+    A response before any utterance has no audio."""
 
     api_key: str | None = None
     model: str = "gpt-realtime"
@@ -172,6 +185,17 @@ class FakeRealtimeConfig:
     session_expire_after_s: float | None = None
     close_after_events: int | None = None
     stall_after_deltas: int | None = None
+    echo: bool = False
+
+
+class SessionConfigError(ValueError):
+    """A session configuration the stand-in rejects, as OpenAI would (code, message, param)."""
+
+    def __init__(self, code: str, message: str, param: str | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.param = param
 
 
 @dataclass
@@ -186,6 +210,18 @@ class _Response:
     deltas_sent: int = 0
     bytes_sent: int = 0
     stalled: bool = False
+    duration_ms: float = 0.0  # WebRTC: length of the audio queued for the track
+
+
+@dataclass
+class _Playout:
+    """WebRTC: one response's audio in the server-side output audio buffer, read 20 ms at a time."""
+
+    response_id: str
+    item_id: str
+    samples: Int16Array
+    pos: int = 0
+    started: bool = False
 
 
 @dataclass
@@ -199,16 +235,44 @@ class _Vad:
     speaking: bool = False
     silence_ms: float = 0.0
     item_id: str | None = None
+    preroll: list[Int16Array] = field(default_factory=list)  # last prefix_padding_ms, while not speaking
+    captured: list[Int16Array] = field(default_factory=list)  # the utterance (or manual buffer) so far
+
+
+TRANSPORT_WEBSOCKET = "websocket"
+TRANSPORT_WEBRTC = "webrtc"
 
 
 class FakeRealtimeSession:
     """One Realtime connection, sans-I/O: `receive(text, now)`, `handle_timer(now)` at
     `get_timer()`, drain with `events_to_send()`. `closed` turns true when the driver should
-    end the connection (`abort` says: without a close handshake, as on a dropped link)."""
+    end the connection (`abort` says: without a close handshake, as on a dropped link).
+
+    `transport="webrtc"` models the WebRTC interface (developers.openai.com/api/docs/guides/
+    realtime-webrtc; the output_audio_buffer.* reference entries): caller audio arrives decoded from
+    the media track through `feed_audio(samples, now)` at `track_rate` (mono), and
+    `input_audio_buffer.append` is refused; response audio is not sent as
+    `response.output_audio.delta` but queued in a server-side output audio buffer that the driver
+    plays out with `next_output_frame(now)` every 20 ms. `output_audio_buffer.started` is sent
+    when a response's first frame is read, `output_audio_buffer.stopped` once its last frame has
+    played and its `response.done` has been sent (the reference: "emitted after the full response
+    data has been sent to the client (response.done)"); generation still runs `speed` times faster
+    than real time, so `response.done` normally precedes the end of playback. Speech onset with
+    `interrupt_response` and the client's `output_audio_buffer.clear` empty the buffer
+    (`output_audio_buffer.cleared`) and truncate the assistant item to what was played
+    (`conversation.item.truncated`), since over WebRTC the server knows how much was heard.
+    `initial_session` is the `session` object of the `/v1/realtime/calls` request, applied
+    before `session.created` (raises SessionConfigError if the stand-in would reject it)."""
 
     def __init__(self, config: FakeRealtimeConfig, now: float, rng: random.Random,
-                 model: str | None = None, epoch: float = 0.0) -> None:
+                 model: str | None = None, epoch: float = 0.0, *, transport: str = TRANSPORT_WEBSOCKET,
+                 track_rate: int = 48000, initial_session: Json | None = None) -> None:
+        if transport not in (TRANSPORT_WEBSOCKET, TRANSPORT_WEBRTC):
+            raise ValueError(f"unknown transport {transport!r}")
         self.config = config
+        self.transport = transport
+        self.webrtc = transport == TRANSPORT_WEBRTC
+        self.track_rate = track_rate
         self._rng = rng
         self._out: list[str] = []
         self._counter = 0
@@ -219,13 +283,22 @@ class FakeRealtimeSession:
         self.client_events = 0
         self.received: list[str] = []  # every client event as sent, for tests to validate
         self.items: list[Json] = []
-        self.truncations: list[Json] = []
+        self.truncations: list[Json] = []  # conversation.item.truncate requests accepted from the client
+        self.server_truncations: list[Json] = []  # WebRTC: truncations the server made itself on a clear
         self.responses: list[Json] = []  # final response objects, as sent in response.done
         self._assistant_audio_ms: dict[str, float] = {}
         self._response: _Response | None = None
         self._audio_out = False
+        self._playout: list[_Playout] = []
+        self._stopped_after_done: str | None = None  # response whose audio drained before its response.done
+        self.last_utterance: Int16Array = np.zeros(0, dtype=np.int16)
+        self.last_utterance_rate = 0
         self.session: Json = self._default_session(model or config.model, epoch)
-        self._vad = _Vad(rate=format_rate(self._input_format))
+        if initial_session is not None:
+            if "model" in initial_session and isinstance(initial_session["model"], str):
+                self.session["model"] = initial_session["model"]
+            self.session = self._merged_session(initial_session)
+        self._vad = _Vad(rate=self._input_rate(self._input_format))
         self._input_buffer_ms = 0.0
         self._emit({"type": "session.created", "session": copy.deepcopy(self.session)})
 
@@ -258,6 +331,47 @@ class FakeRealtimeSession:
         r = self._response
         while r is not None and r is self._response and not r.stalled and now >= self._chunk_deadline(r):
             self._send_next_chunk(r)
+
+    def feed_audio(self, samples: Int16Array, now: float) -> None:
+        """WebRTC: caller audio decoded from the media track, mono at `track_rate`, in order and
+        without gaps (the driver fills lost or missing packets with silence)."""
+        if self.closed:
+            return
+        if not self.webrtc:
+            raise RuntimeError("feed_audio is for the WebRTC transport; WebSocket audio comes as events")
+        self._now = now
+        self._ingest(np.asarray(samples, dtype=np.int16))
+        self.handle_timer(now)
+
+    def next_output_frame(self, now: float) -> Int16Array | None:
+        """WebRTC: the next 20 ms (`track_rate // 50` samples) of the output audio buffer for the
+        track, or None when there is nothing to play. Call it once per 20 ms of the track's clock;
+        the call after a response's last frame is when that audio has finished playing."""
+        if self.closed or not self.webrtc:
+            return None
+        self._now = now
+        n = self.track_rate // 50
+        out: Int16Array | None = None
+        while self._playout:
+            p = self._playout[0]
+            if p.pos >= p.samples.size:
+                self._playout.pop(0)
+                self._drained(p)
+                continue
+            if not p.started:
+                p.started = True
+                self._emit({"type": "output_audio_buffer.started", "response_id": p.response_id})
+            chunk = p.samples[p.pos:p.pos + n]
+            p.pos += chunk.size
+            out = chunk if chunk.size == n else np.concatenate([chunk, np.zeros(n - chunk.size, dtype=np.int16)])
+            break
+        self.handle_timer(now)
+        return out
+
+    @property
+    def output_buffer_playing(self) -> bool:
+        """WebRTC: whether the output audio buffer holds audio that has not finished playing."""
+        return bool(self._playout)
 
     def receive(self, text: str, now: float) -> None:
         if self.closed:
@@ -328,51 +442,58 @@ class FakeRealtimeSession:
         return td
 
     def _session_update(self, event: Json, client_id: str | None) -> None:
-        patch = event.get("session")
-        if not isinstance(patch, dict) or patch.get("type") != "realtime":
-            self._error("invalid_value", "session.type must be 'realtime'", client_id, param="session.type")
+        try:
+            merged = self._merged_session(event.get("session"))
+        except SessionConfigError as exc:
+            self._error(exc.code, exc.message, client_id, param=exc.param)
             return
+        wanted = merged["audio"]["input"]["format"]
+        if not self.webrtc and wanted != self._input_format:
+            self._vad = _Vad(rate=self._input_rate(wanted), elapsed_ms=self._input_ms(),
+                             speaking=self._vad.speaking, silence_ms=self._vad.silence_ms,
+                             item_id=self._vad.item_id)
+        self.session = merged
+        self._emit({"type": "session.updated", "session": copy.deepcopy(self.session)})
+
+    def _merged_session(self, patch: object) -> Json:
+        """The session with a `session.update` (or calls-request) `session` object applied;
+        raises SessionConfigError for what the stand-in rejects."""
+        if not isinstance(patch, dict) or patch.get("type") != "realtime":
+            raise SessionConfigError("invalid_value", "session.type must be 'realtime'", "session.type")
         forbidden = {"id", "object", "expires_at"} & set(patch)
         if forbidden:
-            self._error("unknown_parameter", f"Unknown parameter: 'session.{min(forbidden)}'.", client_id,
-                        param=f"session.{min(forbidden)}")
-            return
+            raise SessionConfigError("unknown_parameter", f"Unknown parameter: 'session.{min(forbidden)}'.",
+                                     f"session.{min(forbidden)}")
         if "model" in patch and patch["model"] != self.session["model"]:
-            self._error("invalid_value", "The model of a session cannot be changed.", client_id,
-                        param="session.model")
-            return
+            raise SessionConfigError("invalid_value", "The model of a session cannot be changed.", "session.model")
         audio = patch.get("audio") or {}
         if not isinstance(audio, dict):
-            self._error("invalid_type", "session.audio must be an object", client_id, param="session.audio")
-            return
+            raise SessionConfigError("invalid_type", "session.audio must be an object", "session.audio")
         wanted: dict[str, Json] = {}
         for direction in ("input", "output"):
             part = audio.get(direction)
             if isinstance(part, dict) and "format" in part:
                 fmt = normalise_format(part["format"])
                 if fmt is None:
-                    self._error("invalid_value",
-                                f"Invalid audio format {part['format']!r}: supported are "
-                                "{'type': 'audio/pcm', 'rate': 24000}, {'type': 'audio/pcmu'}, "
-                                "{'type': 'audio/pcma'}.",
-                                client_id, param=f"session.audio.{direction}.format")
-                    return
+                    raise SessionConfigError(
+                        "invalid_value",
+                        f"Invalid audio format {part['format']!r}: supported are "
+                        "{'type': 'audio/pcm', 'rate': 24000}, {'type': 'audio/pcmu'}, {'type': 'audio/pcma'}.",
+                        f"session.audio.{direction}.format")
                 wanted[direction] = self._mangle(fmt) if self.config.mangle_formats else fmt
         td = audio.get("input", {}).get("turn_detection", {}) if isinstance(audio.get("input"), dict) else {}
         if td is not None and td != {} and (not isinstance(td, dict) or td.get("type") not in
                                             ("server_vad", "semantic_vad")):
-            self._error("invalid_value", "turn_detection.type must be server_vad or semantic_vad", client_id,
-                        param="session.audio.input.turn_detection.type")
-            return
+            raise SessionConfigError("invalid_value", "turn_detection.type must be server_vad or semantic_vad",
+                                     "session.audio.input.turn_detection.type")
         merged = deep_merge(self.session, patch)
         for direction, fmt in wanted.items():
             merged["audio"][direction]["format"] = fmt
-        if "input" in wanted and wanted["input"] != self._input_format:
-            self._vad = _Vad(rate=format_rate(wanted["input"]), elapsed_ms=self._input_ms(),
-                             speaking=self._vad.speaking, silence_ms=self._vad.silence_ms,
-                             item_id=self._vad.item_id)
-        self.session = merged
-        self._emit({"type": "session.updated", "session": copy.deepcopy(self.session)})
+        return merged
+
+    def _input_rate(self, fmt: Json) -> int:
+        """The VAD's sample clock: the track's rate over WebRTC, else the input format's."""
+        return self.track_rate if self.webrtc else format_rate(fmt)
 
     @staticmethod
     def _mangle(fmt: Json) -> Json:
@@ -399,6 +520,7 @@ class FakeRealtimeSession:
             "conversation.item.truncate": self._truncate,
             "response.create": self._response_create,
             "response.cancel": self._response_cancel,
+            **({"output_audio_buffer.clear": self._output_buffer_clear} if self.webrtc else {}),
         }.get(event["type"])
         if handler is None:
             self._error("invalid_value", f"Invalid value: '{event['type']}'. Supported values are "
@@ -412,6 +534,10 @@ class FakeRealtimeSession:
         return self._vad.elapsed_ms + self._vad.samples_in * 1000.0 / self._vad.rate
 
     def _append(self, event: Json, client_id: str | None) -> None:
+        if self.webrtc:
+            self._error("invalid_value", "input_audio_buffer.append is not supported over WebRTC: send audio "
+                        "on the media track.", client_id, param="type")
+            return
         audio = event.get("audio")
         if not isinstance(audio, str):
             self._error("missing_required_parameter", "Missing required parameter: 'audio'.", client_id,
@@ -427,7 +553,9 @@ class FakeRealtimeSession:
             self._error("invalid_value", "Invalid 'audio': PCM16 audio must have an even byte count.",
                         client_id, param="audio")
             return
-        samples = decode_audio(data, fmt)
+        self._ingest(decode_audio(data, fmt))
+
+    def _ingest(self, samples: Int16Array) -> None:
         v = self._vad
         buf = np.concatenate([v.pending, samples]) if v.pending.size else samples
         win = v.rate * VAD_WINDOW_MS // 1000
@@ -444,19 +572,27 @@ class FakeRealtimeSession:
         self._input_buffer_ms += VAD_WINDOW_MS
         td = self._turn_detection
         if td is None:
+            v.captured.append(window)
+            del v.captured[:max(0, len(v.captured) - MANUAL_BUFFER_WINDOWS)]
             return
         loud = rms_dbfs(window) >= self.config.threshold_dbfs
+        prefix = int(td.get("prefix_padding_ms") or 300)
         if not v.speaking:
             if loud:
                 v.speaking = True
                 v.silence_ms = 0.0
                 v.item_id = self._new_id("item")
-                prefix = int(td.get("prefix_padding_ms") or 300)
+                v.captured = [*v.preroll, window]
+                v.preroll = []
                 self._emit({"type": "input_audio_buffer.speech_started",
                             "audio_start_ms": max(0, round(start_ms) - prefix), "item_id": v.item_id})
-                if td.get("interrupt_response", True) is not False and self._response is not None:
-                    self._cancel_response("turn_detected")
+                if td.get("interrupt_response", True) is not False:
+                    self._interrupt()
+            else:
+                v.preroll.append(window)
+                del v.preroll[:max(0, len(v.preroll) - prefix // VAD_WINDOW_MS)]
             return
+        v.captured.append(window)
         v.silence_ms = 0.0 if loud else v.silence_ms + VAD_WINDOW_MS
         silence = int(td.get("silence_duration_ms") or 500)
         if v.silence_ms >= silence:
@@ -468,6 +604,14 @@ class FakeRealtimeSession:
             self._commit_buffer(item_id)
             if td.get("create_response", True) is not False and self._response is None:
                 self._start_response()
+
+    def _interrupt(self) -> None:
+        """Speech onset with interrupt_response: cancel the response in progress; over WebRTC also
+        stop and empty the output audio buffer."""
+        if self._response is not None:
+            self._cancel_response("turn_detected")
+        if self.webrtc:
+            self._clear_playout()
 
     def _commit(self, event: Json, client_id: str | None) -> None:
         if self._input_buffer_ms < 100:
@@ -485,11 +629,17 @@ class FakeRealtimeSession:
         self._vad.pending = np.zeros(0, dtype=np.int16)
         self._vad.speaking = False
         self._vad.item_id = None
+        self._vad.preroll = []
+        self._vad.captured = []
         self._emit({"type": "input_audio_buffer.cleared"})
 
     def _commit_buffer(self, item_id: str) -> None:
         previous = self.items[-1]["id"] if self.items else None
         self._input_buffer_ms = 0.0
+        v = self._vad
+        self.last_utterance = np.concatenate(v.captured) if v.captured else np.zeros(0, dtype=np.int16)
+        self.last_utterance_rate = v.rate
+        v.captured = []
         self._emit({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": previous})
         item: Json = {"id": item_id, "object": "realtime.item", "type": "message", "role": "user",
                       "status": "completed", "content": [{"type": "input_audio", "transcript": None}]}
@@ -583,13 +733,30 @@ class FakeRealtimeSession:
         return {"id": r.item_id, "object": "realtime.item", "type": "message", "role": "assistant",
                 "status": status, "content": content}
 
+    def _response_samples(self, rate: int) -> Int16Array:
+        """The answer's audio at `rate`: synthetic speech, or in echo mode the last utterance."""
+        if not self.config.echo:
+            return speech_like(self.config.response_ms, rate)
+        src, src_rate = self.last_utterance, self.last_utterance_rate
+        if src.size == 0 or src_rate == rate:
+            return src
+        converted, _ = audioop.ratecv(np.asarray(src, dtype=np.int16).tobytes(), 2, 1, src_rate, rate, None)
+        out = np.frombuffer(converted, dtype=np.int16)
+        n = src.size * rate // src_rate
+        return np.concatenate([out[:n], np.zeros(max(0, n - out.size), dtype=np.int16)])
+
     def _start_response(self) -> None:
         fmt = dict(self.output_format)
-        rate = format_rate(fmt)
-        samples = speech_like(self.config.response_ms, rate)
-        audio = encode_audio(samples, fmt)
-        r = _Response(id=self._new_id("resp"), item_id=self._new_id("item"), started=self._now, fmt=fmt,
-                      audio=audio, chunks=self._plan_chunks(samples.size, rate, format_bytes_per_sample(fmt)))
+        if self.webrtc:
+            samples = self._response_samples(self.track_rate)
+            r = _Response(id=self._new_id("resp"), item_id=self._new_id("item"), started=self._now, fmt=fmt,
+                          audio=b"", chunks=[], duration_ms=samples.size * 1000.0 / self.track_rate)
+        else:
+            rate = format_rate(fmt)
+            samples = self._response_samples(rate)
+            audio = encode_audio(samples, fmt)
+            r = _Response(id=self._new_id("resp"), item_id=self._new_id("item"), started=self._now, fmt=fmt,
+                          audio=audio, chunks=self._plan_chunks(samples.size, rate, format_bytes_per_sample(fmt)))
         self._response = r
         self._audio_out = True
         self._emit({"type": "response.created",
@@ -603,6 +770,10 @@ class FakeRealtimeSession:
         self._emit({"type": "conversation.item.added", "previous_item_id": previous, "item": copy.deepcopy(item)})
         self._emit({"type": "response.content_part.added", "response_id": r.id, "item_id": r.item_id,
                     "output_index": 0, "content_index": 0, "part": {"type": "audio", "transcript": ""}})
+        if self.webrtc:
+            self._assistant_audio_ms[r.item_id] = r.duration_ms
+            if samples.size:
+                self._playout.append(_Playout(response_id=r.id, item_id=r.item_id, samples=samples))
         self._emit({"type": "response.output_audio_transcript.delta", "response_id": r.id,
                     "item_id": r.item_id, "output_index": 0, "content_index": 0,
                     "delta": self.config.transcript})
@@ -627,10 +798,14 @@ class FakeRealtimeSession:
     def _chunk_deadline(self, r: _Response) -> float:
         """When the next delta is due (its first byte / speed after the start); after the last
         one, when generation ends (total duration / speed) and response.done is due."""
+        speed = self.config.speed
+        if math.isinf(speed):
+            return r.started
+        if self.webrtc:
+            return r.started + r.duration_ms / 1000.0 / speed
         start_bytes = r.chunks[r.next_chunk][0] if r.next_chunk < len(r.chunks) else len(r.audio)
         rate = format_rate(r.fmt) * format_bytes_per_sample(r.fmt)
-        speed = self.config.speed
-        return r.started if math.isinf(speed) else r.started + start_bytes / rate / speed
+        return r.started + start_bytes / rate / speed
 
     def _send_next_chunk(self, r: _Response) -> None:
         if r.next_chunk >= len(r.chunks):
@@ -654,9 +829,17 @@ class FakeRealtimeSession:
         return n * 1000.0 / (format_rate(r.fmt) * format_bytes_per_sample(r.fmt))
 
     def _cancel_response(self, reason: str) -> None:
+        """End the response as cancelled. Over WebRTC the audio generated so far stays in the output
+        audio buffer and plays out (only `output_audio_buffer.clear` or an interruption stops it)."""
         r = self._response
-        if r is not None:
-            self._finish_response(r, "cancelled", {"type": "cancelled", "reason": reason})
+        if r is None:
+            return
+        if self.webrtc:
+            keep = math.ceil(self._generated_ms(r) * self.track_rate / 1000)
+            for p in self._playout:
+                if p.response_id == r.id:
+                    p.samples = p.samples[:max(keep, p.pos)]
+        self._finish_response(r, "cancelled", {"type": "cancelled", "reason": reason})
 
     def _finish_response(self, r: _Response, status: str, details: Json | None) -> None:
         """The closing sequence; per the GA reference the .done events are also sent for an
@@ -678,7 +861,7 @@ class FakeRealtimeSession:
         idx = next(i for i, s in enumerate(self.items) if s["id"] == r.item_id)
         previous = self.items[idx - 1]["id"] if idx > 0 else None
         self._emit({"type": "conversation.item.done", "previous_item_id": previous, "item": copy.deepcopy(item)})
-        audio_tokens = max(1, round(self._bytes_ms(r, r.bytes_sent) / 50))
+        audio_tokens = max(1, round(self._generated_ms(r) / 50))
         text_tokens = max(1, len(self.config.transcript.split()))
         usage = {
             "total_tokens": 10 + audio_tokens + text_tokens, "input_tokens": 10,
@@ -691,6 +874,43 @@ class FakeRealtimeSession:
         response = self._response_object(r, status, [copy.deepcopy(item)], details, usage)
         self.responses.append(response)
         self._emit({"type": "response.done", "response": response})
+        if self._stopped_after_done == r.id:
+            self._stopped_after_done = None
+            self._emit({"type": "output_audio_buffer.stopped", "response_id": r.id})
+
+    def _generated_ms(self, r: _Response) -> float:
+        """Audio produced so far: sent as deltas over WebSocket; over WebRTC, generated at `speed`."""
+        if not self.webrtc:
+            return self._bytes_ms(r, r.bytes_sent)
+        if math.isinf(self.config.speed):
+            return r.duration_ms
+        return min(r.duration_ms, (self._now - r.started) * 1000.0 * self.config.speed)
+
+    # -- WebRTC output audio buffer ---------------------------------------------------------
+
+    def _drained(self, p: _Playout) -> None:
+        if self._response is not None and self._response.id == p.response_id:
+            self._stopped_after_done = p.response_id
+        else:
+            self._emit({"type": "output_audio_buffer.stopped", "response_id": p.response_id})
+
+    def _clear_playout(self) -> None:
+        """Drop the queued audio; for the response being heard, `output_audio_buffer.cleared` and a
+        truncation of its item to the audio played (whole 20 ms frames read by the track)."""
+        queue, self._playout = self._playout, []
+        self._stopped_after_done = None
+        head = queue[0] if queue else None
+        if head is None or not head.started:
+            return
+        self._emit({"type": "output_audio_buffer.cleared", "response_id": head.response_id})
+        played_ms = head.pos * 1000 // self.track_rate
+        self._assistant_audio_ms[head.item_id] = played_ms
+        record = {"item_id": head.item_id, "content_index": 0, "audio_end_ms": played_ms}
+        self.server_truncations.append(record)
+        self._emit({"type": "conversation.item.truncated", **record})
+
+    def _output_buffer_clear(self, event: Json, client_id: str | None) -> None:
+        self._clear_playout()
 
     # -- output -----------------------------------------------------------------------------
 

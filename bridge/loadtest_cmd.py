@@ -23,8 +23,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--calls", type=positive_int, default=20, help="concurrent calls (default 20)")
     p.add_argument("--ramp", type=non_negative, default=2.0, help="seconds over which calls start (default 2)")
     p.add_argument("--duration", type=non_negative, default=10.0, help="seconds the run lasts (default 10)")
-    p.add_argument("--format", choices=["pcmu", "pcm24k"], default="pcmu",
-                   help="AI-side format (opus16k needs the WebRTC leg, not built yet)")
+    p.add_argument("--format", choices=["pcmu", "pcm24k", "opus16k"], default="pcmu",
+                   help="AI-side format: pcmu or pcm24k over the Realtime WebSocket, opus16k over WebRTC")
     p.add_argument("--loss-pct", type=non_negative, default=0.0, help="random frame loss at the callers, %%")
     p.add_argument("--jitter-ms", type=non_negative, default=0.0,
                    help="mean of exponentially distributed extra delay per frame, ms")

@@ -98,28 +98,41 @@ def _format(fmt: AudioFormat) -> dict[str, Any]:
 class SessionUpdate:
     """Configure a realtime session: one audio format each way and server VAD."""
 
-    input_format: AudioFormat = "audio/pcmu"
-    output_format: AudioFormat = "audio/pcmu"
+    input_format: AudioFormat | None = "audio/pcmu"  # None: the WebRTC leg, whose audio is the Opus track
+    output_format: AudioFormat | None = "audio/pcmu"
     instructions: str | None = None
     voice: str | None = None
     model: str | None = None
     event_id: str | None = None
 
-    def serialize(self) -> str:
-        output: dict[str, Any] = {"format": _format(self.output_format)}
+    def session(self) -> dict[str, Any]:
+        """The ``session`` object (also what the WebRTC leg POSTs with its SDP offer)."""
+        output: dict[str, Any] = {} if self.output_format is None else {"format": _format(self.output_format)}
         if self.voice is not None:
             output["voice"] = self.voice
+        audio_in: dict[str, Any] = {} if self.input_format is None else {"format": _format(self.input_format)}
+        audio_in["turn_detection"] = {"type": "server_vad"}
         session: dict[str, Any] = {"type": "realtime"}
         if self.model is not None:
             session["model"] = self.model
         session["output_modalities"] = ["audio"]
-        session["audio"] = {
-            "input": {"format": _format(self.input_format), "turn_detection": {"type": "server_vad"}},
-            "output": output,
-        }
+        session["audio"] = {"input": audio_in, "output": output}
         if self.instructions is not None:
             session["instructions"] = self.instructions
-        return _with_id({"type": "session.update", "session": session}, self.event_id)
+        return session
+
+    def serialize(self) -> str:
+        return _with_id({"type": "session.update", "session": self.session()}, self.event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputAudioBufferClear:
+    """WebRTC only: stop the audio the server is playing on the track (barge-in)."""
+
+    event_id: str | None = None
+
+    def serialize(self) -> str:
+        return _with_id({"type": "output_audio_buffer.clear"}, self.event_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,9 @@ class MetricsOnlyTranscoder(Transcoder):
     def flush_to_caller(self) -> list[bytes]:
         return []
 
+    def track_to_caller(self, pcm: bytes) -> list[bytes]:
+        return []
+
 
 @dataclass
 class ReplayResult:
@@ -77,6 +80,12 @@ def replay(capture: Capture, *, metrics_only: bool = False) -> ReplayResult:
             if metrics_only:
                 continue
             core.receive_realtime(rec.text or "", t)
+        elif d == "ai_audio_in":
+            if metrics_only:
+                continue
+            core.receive_ai_audio(rec.audio or b"", t)
+        elif d == "ai_rtp":
+            core.record_rtp(rec.rtp or {}, t)
         elif d == "twilio_out" or d == "ai_out":
             queue = pending[Peer.TWILIO if d == "twilio_out" else Peer.REALTIME]
             if queue:

@@ -44,9 +44,6 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
         args.parser.error(problems)
-    if settings.ai_format == "opus16k":
-        args.parser.error("ai_format opus16k needs the WebRTC leg to OpenAI, which is not built yet; "
-                          "use pcmu or pcm24k")
     if settings.validate_twilio_signature and settings.twilio_auth_token is None:
         args.parser.error("TWILIO_AUTH_TOKEN is required to validate Twilio signatures "
                           "(set MOSBRIDGE_VALIDATE_TWILIO_SIGNATURE=0 for local use)")

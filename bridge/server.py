@@ -9,6 +9,7 @@ Realtime reader, and a clock for timers and pings. Time is ``loop.time()`` (mono
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -43,6 +44,8 @@ from bridge.store import redact_url
 from bridge.store_thread import StoreThread
 from bridge.store_writer import ReportWriter
 from bridge.webhook import post_json
+from bridge.webrtc_leg import WebRtcError, WebRtcLeg
+from bridge.webrtc_net import restrict_ice_to
 from quality.alerting import AlertRule
 from quality.latency import LatencyHistogram
 
@@ -123,6 +126,11 @@ class BridgeStats:
         return out
 
 
+def _poster(queue: asyncio.Queue[tuple[str, str | bytes]], kind: str) -> Callable[[str | bytes], None]:
+    """A callback that queues what it is given, tagged with ``kind``."""
+    return lambda payload: queue.put_nowait((kind, payload))
+
+
 class CallDriver:
     """Drives one call's core from its two WebSockets.
 
@@ -140,6 +148,7 @@ class CallDriver:
         self.capture: CallCapture | None = (
             bridge.recorder.open_call(iso_utc(self.wall_start)))
         self.ai: aiohttp.ClientWebSocketResponse | None = None
+        self.rtc: WebRtcLeg | None = None
         self._lock = asyncio.Lock()
         self._ai_queue: deque[Outgoing] = deque()
         self._ai_ready = asyncio.Event()
@@ -204,37 +213,10 @@ class CallDriver:
                 break
 
     async def _ai_loop(self) -> None:
-        s = self.bridge.settings
-        session = self.bridge.http
-        assert session is not None
-        url = f"{s.openai_url}?model={s.openai_model}"
-        headers = {"Authorization": f"Bearer {s.openai_api_key.get_secret_value() if s.openai_api_key else ''}"}
+        """One AI session after another until the call ends: the core decides whether to reconnect."""
         while not self.core.ended:
             self._reconnect.clear()
-            reason = "closed"
-            try:
-                self.ai = await session.ws_connect(url, headers=headers, autoping=False, heartbeat=None,
-                                                   max_msg_size=s.max_message_bytes * TRANSPORT_CAP_FACTOR)
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                reason = f"connect failed: {exc}"
-            else:
-                self.core.realtime_connected(self._event("ai_connected"))
-                await self.flush()
-                async for msg in self.ai:
-                    if msg.type is WSMsgType.TEXT:
-                        self._receive("ai_in", msg.data)
-                        await self.flush()
-                        # AI audio comes in bursts, faster than real time: let every other call's
-                        # reader run between two deltas, so a burst cannot hold caller frames
-                        # back (their arrival stamps would turn it into jitter that never was).
-                        await asyncio.sleep(0)
-                    elif msg.type is WSMsgType.PING:
-                        await self.ai.pong(msg.data)
-                    elif msg.type is WSMsgType.PONG:
-                        self._pong(msg.data)
-                    if self.core.ended:
-                        break
-                reason = f"close code {self.ai.close_code}"
+            reason = await (self._rtc_session() if self.core.webrtc else self._ws_session())
             if self.core.ended:
                 break
             self.core.realtime_closed(self._event("ai_closed", reason=reason), reason)
@@ -242,6 +224,98 @@ class CallDriver:
             if self.core.ended:
                 break
             await self._reconnect.wait()
+
+    async def _ws_session(self) -> str:
+        """One Realtime WebSocket session; returns why it ended."""
+        s = self.bridge.settings
+        assert self.bridge.http is not None
+        url = f"{s.openai_url}?model={s.openai_model}"
+        headers = {"Authorization": f"Bearer {s.openai_api_key.get_secret_value() if s.openai_api_key else ''}"}
+        try:
+            self.ai = await self.bridge.http.ws_connect(url, headers=headers, autoping=False, heartbeat=None,
+                                                        max_msg_size=s.max_message_bytes * TRANSPORT_CAP_FACTOR)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return f"connect failed: {exc}"
+        self.core.realtime_connected(self._event("ai_connected"))
+        await self.flush()
+        async for msg in self.ai:
+            if msg.type is WSMsgType.TEXT:
+                self._receive("ai_in", msg.data)
+                await self.flush()
+                # AI audio comes in bursts, faster than real time: let every other call's
+                # reader run between two deltas, so a burst cannot hold caller frames
+                # back (their arrival stamps would turn it into jitter that never was).
+                await asyncio.sleep(0)
+            elif msg.type is WSMsgType.PING:
+                await self.ai.pong(msg.data)
+            elif msg.type is WSMsgType.PONG:
+                self._pong(msg.data)
+            if self.core.ended:
+                break
+        return f"close code {self.ai.close_code}"
+
+    async def _rtc_session(self) -> str:
+        """One WebRTC session; returns why it ended. The leg's callbacks feed one queue, so events
+        and audio reach the core in the order they arrived."""
+        s = self.bridge.settings
+        assert self.bridge.http is not None
+        key = s.openai_api_key.get_secret_value() if s.openai_api_key else ""
+        inbox: asyncio.Queue[tuple[str, str | bytes]] = asyncio.Queue()
+        leg = WebRtcLeg(self.bridge.http, s.openai_calls_url, key, self.core.session_update().session(),
+                        on_event=_poster(inbox, "event"), on_audio=_poster(inbox, "audio"),
+                        on_closed=_poster(inbox, "closed"), stun_url=s.webrtc_stun_url)
+        self.rtc = leg
+        stats: asyncio.Task[None] | None = None
+        try:
+            try:
+                await leg.connect()
+            except (WebRtcError, aiohttp.ClientError, OSError, ValueError) as exc:
+                return f"connect failed: {exc}"
+            self.core.realtime_connected(self._event("ai_connected"))
+            await self.flush()
+            stats = asyncio.create_task(self._rtp_stats(leg))
+            while not self.core.ended:
+                kind, data = await inbox.get()
+                if kind == "closed":
+                    return str(data)
+                if kind == "event":
+                    self._receive("ai_in", data)
+                else:
+                    assert isinstance(data, bytes)
+                    self._ai_audio(data)
+                await self.flush()
+            return "call ended"
+        finally:
+            if stats is not None:
+                stats.cancel()
+            await leg.close()
+
+    def _ai_audio(self, pcm: bytes) -> None:
+        now = self.now()
+        if self.capture is not None:
+            self.capture.event(now, "ai_audio_in", b64=base64.b64encode(pcm).decode("ascii"))
+        try:
+            self.core.receive_ai_audio(pcm, now)
+        except Exception:
+            self.core.counters["internal_errors"] += 1
+            log.exception("%s: internal error on AI track audio; the call goes on", self.core.call_sid or "call")
+
+    async def _rtp_stats(self, leg: WebRtcLeg) -> None:
+        """The leg's RTP figures every ping period; RTCP's round trip stands for the ping RTT."""
+        period = self.bridge.settings.ping_interval_s
+        last_rtt: float | None = None
+        while True:
+            await asyncio.sleep(period)
+            try:
+                stats = await leg.stats()
+            except Exception as exc:  # aiortc internals: a failed read is not worth the call
+                log.warning("%s: WebRTC stats unavailable: %s", self.core.call_sid, exc)
+                continue
+            self.core.record_rtp(stats, self._event("ai_rtp", rtp=stats))
+            rtt = stats.get("rtt_ms")
+            if isinstance(rtt, float) and rtt != last_rtt:
+                last_rtt = rtt
+                self.core.record_rtt(Peer.REALTIME, rtt, self._event("ai_rtt", rtt_ms=rtt))
 
     async def _clock(self) -> None:
         period = self.bridge.settings.ping_interval_s
@@ -310,11 +384,18 @@ class CallDriver:
                             len(self._ai_queue))
             batch = list(self._ai_queue)
             self._ai_queue.clear()
-            ws = self.ai
-            for item in batch:
-                if ws is not None and not ws.closed:
-                    with contextlib.suppress(ConnectionError, RuntimeError):
-                        await ws.send_str(item.text)
+            rtc, ws = self.rtc, self.ai
+            if rtc is not None:
+                for item in batch:
+                    if item.audio is not None:
+                        rtc.send_audio(item.audio)
+                    else:
+                        rtc.send_event(item.text)
+            else:
+                for item in batch:
+                    if ws is not None and not ws.closed:
+                        with contextlib.suppress(ConnectionError, RuntimeError):
+                            await ws.send_str(item.text)
             self._sent(batch, "ai_out")
 
     def _sent(self, items: list[Outgoing], direction: str) -> None:
@@ -322,7 +403,10 @@ class CallDriver:
         self.bridge.stats.observe(items, now)
         if self.capture is not None:
             for item in items:
-                self.capture.message(now, direction, item.text)
+                if item.audio is not None:
+                    self.capture.event(now, direction, b64=base64.b64encode(item.audio).decode("ascii"))
+                else:
+                    self.capture.message(now, direction, item.text)
         self.core.record_sent(items, now)
 
     async def _on_event(self, event: Event) -> None:
@@ -337,6 +421,8 @@ class CallDriver:
             self._reconnect.set()
         elif isinstance(event, CallEnded):
             self._on_ended(event)
+            if self.rtc is not None:
+                await self.rtc.close()
             for ws in (self.ai, self.twilio):
                 if ws is not None and not ws.closed:
                     with contextlib.suppress(ConnectionError, RuntimeError):
@@ -543,6 +629,8 @@ async def serve(settings: Settings, *, on_ready: Callable[[Bridge], None] | None
     """Run until SIGTERM/SIGINT (or ``stop``), then drain and write every report.
 
     ``on_ready`` gets the running bridge (tests read ``bound_port`` from it)."""
+    if settings.webrtc_ice_addresses:
+        restrict_ice_to([a.strip() for a in settings.webrtc_ice_addresses.split(",") if a.strip()])
     bridge = Bridge(settings, None)
     writer = ReportWriter(settings.database_url, settings.report_webhook_url,
                           spool_path=Path(settings.spool_path) if settings.spool_path else None,

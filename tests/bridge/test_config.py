@@ -38,7 +38,7 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.parametrize("argv", [["serve", "--port", "notaport"], ["serve", "--ai-format", "g729"],
-                                  ["serve", "--ai-format", "opus16k", "--validate-twilio-signature", "0"],
+                                  ["serve", "--openai-calls-url", "wss://nope"],
                                   ["serve", "--openai-url", "http://nope"]])
 def test_bad_settings_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str],
                              monkeypatch: pytest.MonkeyPatch) -> None:

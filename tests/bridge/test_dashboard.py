@@ -102,6 +102,9 @@ def build_dataset(now: datetime) -> Dataset:
     acme = {"vertical": "healthcare", "patient_id": "ps_3f9a1c"}
     for i in range(56):  # every 25 min from ~23.5 h ago to ~1.2 h ago
         add("acme-health", i, healthy[i % len(healthy)], 84_600 - i * 1500, acme)
+    for k in range(6):  # pairs ending together share a chart bucket, so p10 and mean part ways there
+        for m, sample in enumerate(("clean", "bursty_loss_jitter")):
+            add("acme-health", 200 + 2 * k + m, sample, 10_000 + k * 9_000, acme)
     degraded = ["random_loss_2pct", "clean", "bursty_loss_jitter", "random_loss_2pct", "reorder_dup_stall",
                 "plain_twilio_log", "random_loss_2pct", "long_mixed"]
     for j, (sample, ago) in enumerate(zip(degraded, (1800, 1500, 1200, 900, 600, 170, 110, 50), strict=True)):
