@@ -2,9 +2,10 @@
 MOS error, from ``mosbridge loadtest`` runs; plus libopus encode+decode alone, in the same run.
 
 Run: ``.venv/bin/python benchmarks/bench_load.py [--calls 60 120] [--duration 20]
-[--formats pcmu pcm24k opus16k] [--find-max]`` (a few minutes; opus16k is the WebRTC leg). The bridge is pinned to one CPU; the callers and the Realtime stand-in share the
-other, so on a 2-core machine the rig, not the bridge, can be what saturates first: read the MOS
-error column with that in mind.
+[--formats pcmu pcm24k opus16k] [--find-max]`` (a few minutes; opus16k is the WebRTC leg). The
+bridge is pinned to one CPU; the callers and the Realtime stand-in share the other, so on a 2-core
+machine the rig, not the bridge, can be what saturates first: read the MOS error column with that
+in mind.
 """
 
 from __future__ import annotations

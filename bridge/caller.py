@@ -33,6 +33,7 @@ class TwilioPlayout:
     _seq: int = 1000
     clears: int = 0
     marks_echoed: list[str] = field(default_factory=list)
+    frame_starts: list[float] | None = None  # a list: note when each played frame started
 
     def receive(self, text: str, now: float) -> list[str]:
         """One message from the bridge; returns messages to send back now."""
@@ -68,6 +69,8 @@ class TwilioPlayout:
             self._queue.popleft()
             assert isinstance(value, bytes)
             self.played += value
+            if self.frame_starts is not None:
+                self.frame_starts.append(start)
             self._play_until = start + FRAME_S
         return out
 
@@ -145,6 +148,7 @@ class SimulatedCaller:
         self.speech_ends = sorted(speech_ends)
         self.keep_messages = keep_messages
         self.playout = TwilioPlayout(stream_sid)
+        self.t0: float | None = None  # when the stream started, on the event loop's clock
         self.received: list[dict[str, object]] = []
         self.media_received = 0
         self.turn_latency_s: list[float] = []
@@ -155,7 +159,7 @@ class SimulatedCaller:
         async with session.ws_connect(self.url, headers=self.headers, autoping=False) as ws:
             await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
             await ws.send_str(start_message(self.stream_sid, self.call_sid, self.params))
-            t0 = loop.time()
+            t0 = self.t0 = loop.time()
             lock = asyncio.Lock()
             wake = asyncio.Event()
             pending_turns = list(self.speech_ends)

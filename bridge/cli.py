@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from bridge import (
     __version__,
+    ab_cmd,
     fake_realtime_cmd,
     loadtest_cmd,
     mos_cmd,
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     mos_cmd.add_parser(sub)
     transcode_cmd.add_parser(sub)
     fake_realtime_cmd.add_parser(sub)
+    ab_cmd.add_parser(sub)
     return parser
 
 

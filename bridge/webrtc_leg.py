@@ -166,7 +166,7 @@ class WebRtcLeg:
             elif kind == "RTCRemoteInboundRtpStreamStats":
                 out["remote_packets_lost"] = s.packetsLost
                 out["remote_jitter_ms"] = 1000.0 * s.jitter / RTP_CLOCK  # RTCP reports it in timestamp units
-                out["rtt_ms"] = 1000.0 * s.roundTripTime
+                out["rtt_ms"] = None if s.roundTripTime is None else 1000.0 * s.roundTripTime
                 out["remote_fraction_lost"] = s.fractionLost
             elif kind == "RTCInboundRtpStreamStats":
                 out["packets_received"] = s.packetsReceived
