@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import wave
@@ -23,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bridge import ab_cmd
-from bridge.ab import fft_resample
+from tests.bridge.codecs.speech import speech
 
 SENTENCE = ("The birch canoe slid on the smooth planks and the sheet was glued to the dark blue background "
             "while it is easy to tell the depth of a well.")
@@ -31,20 +30,14 @@ RATE = 16000
 
 
 def write_sentence(path: Path, text: str = SENTENCE, rate: int = RATE) -> float:
-    """espeak-ng's rendering of ``text`` at ``rate`` Hz, peak at half scale; returns its length in s."""
-    with tempfile.TemporaryDirectory() as tmp:
-        raw_path = Path(tmp) / "espeak.wav"
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw_path), text], check=True)
-        with wave.open(str(raw_path)) as w:
-            src_rate = w.getframerate()
-            raw = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
-    y = fft_resample(raw, src_rate, rate).astype(np.float64)
-    y *= 0.5 * 32767 / np.max(np.abs(y))
+    """espeak-ng's rendering of ``text`` at ``rate`` Hz (the tests' speech), peak at half scale, as
+    a 16-bit mono WAV; returns its length in s."""
+    y = speech(text, rate)
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes(np.round(y).astype("<i2").tobytes())
+        w.writeframes(y.astype("<i2").tobytes())
     return y.size / rate
 
 

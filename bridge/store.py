@@ -198,16 +198,7 @@ def open_store(url: str, busy_timeout_s: float = BUSY_TIMEOUT_S) -> ReportStore:
         conn = sqlite3.connect(parsed.target, timeout=busy_timeout_s, isolation_level=None)
     except sqlite3.Error as e:
         raise StoreError(f"cannot open report store {parsed.target!r}: {e}") from e
-    store = ReportStore(_SQLite(conn))
-    try:
-        store.migrate()
-    except sqlite3.Error as e:
-        store.close()
-        raise StoreError(f"cannot open report store {parsed.target!r}: {e}") from e
-    except BaseException:
-        store.close()
-        raise
-    return store
+    return _migrated(ReportStore(_SQLite(conn)), repr(parsed.target))
 
 
 def _open_postgres(url: str) -> ReportStore:
@@ -218,12 +209,18 @@ def _open_postgres(url: str) -> ReportStore:
         conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
     except psycopg.Error as e:
         raise StoreError(f"cannot open report store {redact_url(url)}: {e}") from e
-    store = ReportStore(_Postgres(conn))
+    return _migrated(ReportStore(_Postgres(conn)), redact_url(url))
+
+
+def _migrated(store: ReportStore, where: str) -> ReportStore:
+    """``store`` with its schema brought up to date, or closed and a StoreError."""
     try:
         store.migrate()
-    except psycopg.Error as e:
+    except Exception as e:
         store.close()
-        raise StoreError(f"cannot migrate report store {redact_url(url)}: {e}") from e
+        if isinstance(e, StoreError) or not store.is_db_error(e):
+            raise
+        raise StoreError(f"cannot open report store {where}: {e}") from e
     except BaseException:
         store.close()
         raise
