@@ -11,12 +11,12 @@ in mind.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import platform
 import time
 
 import numpy as np
+import uvloop
 
 from bridge.codecs.opus import OpusDecoder, OpusEncoder
 from bridge.fake_realtime import speech_like
@@ -54,7 +54,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for fmt in args.formats:
         for n in args.calls:
-            r = asyncio.run(run_load(LoadOptions(calls=n, ramp_s=4.0, duration_s=args.duration, ai_format=fmt,
+            r = uvloop.run(run_load(LoadOptions(calls=n, ramp_s=4.0, duration_s=args.duration, ai_format=fmt,
                                                  loss_pct=1.0, jitter_ms=5.0)))
             lat = r.bridge_latency_ms
             cpu = r.bridge_cpu_ms_per_call_second or 0.0
@@ -66,7 +66,7 @@ def main() -> None:
                   f"{r.rss_mb_per_call or 0:.3f} | {trip(lat['inbound'])} | {trip(lat['outbound'])} | "
                   f"{sum(r.deadline_misses.values())} | {r.mos['mean_abs_error']:.3f} |", flush=True)
     if args.find_max:
-        best, runs = asyncio.run(find_max(LoadOptions(duration_s=args.duration, ramp_s=4.0)))
+        best, runs = uvloop.run(find_max(LoadOptions(duration_s=args.duration, ramp_s=4.0)))
         steps = ", ".join(f"{r.options['calls']}: {'clean' if r.options['calls'] <= best else 'not clean'}"
                           for r in runs)
         print(f"find-max (pcmu, 0 deadline misses and p99 <= 5 ms): highest clean N = {best}  [{steps}]")

@@ -18,6 +18,8 @@ import contextlib
 import signal
 import sys
 
+import uvloop
+
 from bridge.arg_types import positive, positive_int
 from bridge.fake_realtime import FakeRealtimeConfig, FakeRealtimeServer
 
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                                 threshold_dbfs=args.vad_threshold_dbfs, seed=args.seed, echo=args.echo)
     webrtc_port = None if args.no_webrtc else args.webrtc_port
     try:
-        asyncio.run(_serve(config, args.host, args.port, webrtc_port, args.idle_audio, args.opus_bitrate))
+        uvloop.run(_serve(config, args.host, args.port, webrtc_port, args.idle_audio, args.opus_bitrate))
     except (OSError, ValueError) as exc:
         print(f"fake-realtime: cannot start: {exc}", file=sys.stderr)
         return 1

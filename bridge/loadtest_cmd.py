@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from typing import Any
+
+import uvloop
 
 from bridge.arg_types import non_negative, positive_int
 from bridge.loadtest import LoadOptions, LoadResult, find_max, run_load
@@ -48,11 +49,11 @@ def run(args: argparse.Namespace) -> int:
                        target=args.target, database_url=args.database_url, seed=args.seed,
                        progress=lambda line: print(line, file=sys.stderr, flush=True))
     if args.find_max:
-        best, runs = asyncio.run(find_max(opts))
+        best, runs = uvloop.run(find_max(opts))
         out: dict[str, Any] = {"max_clean_calls": best, "runs": [r.to_dict() for r in runs]}
         print(json.dumps(out) if args.json else _human_find_max(best, runs))
         return 0
-    result = asyncio.run(run_load(opts))
+    result = uvloop.run(run_load(opts))
     print(json.dumps(result.to_dict()) if args.json else _human(result))
     return 0 if not result.calls.get("failed") else 1
 
