@@ -180,9 +180,6 @@ class FakeWebRtcCall:
     def input_audio(self) -> Int16Array:
         return np.concatenate(self.input_chunks) if self.input_chunks else np.zeros(0, dtype=np.int16)
 
-    def received_types(self) -> list[str]:
-        return [str(e.get("type")) for e in self.received_events]
-
     # -- media and events (driven by the server) ---------------------------------------------
 
     def attach_channel(self, channel: RTCDataChannel) -> None:

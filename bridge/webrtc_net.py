@@ -23,8 +23,6 @@ import ipaddress
 
 import aioice.ice
 
-_ORIGINAL = aioice.ice.get_host_addresses
-
 
 def restrict_ice_to(addresses: list[str]) -> None:
     """Make every later ICE gathering offer exactly `addresses` (IPv4 or IPv6 literals) as host
@@ -43,8 +41,3 @@ def restrict_ice_to(addresses: list[str]) -> None:
                 if (ip.version == 4 and use_ipv4) or (ip.version == 6 and use_ipv6)]
 
     aioice.ice.get_host_addresses = get_host_addresses
-
-
-def unrestrict_ice() -> None:
-    """Restore aioice's own interface enumeration (undo `restrict_ice_to`)."""
-    aioice.ice.get_host_addresses = _ORIGINAL
