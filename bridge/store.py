@@ -257,9 +257,6 @@ class _Dialect:
     def time_value(self, value: Any) -> str | None:
         return value if value is None or isinstance(value, str) else to_iso(value)
 
-    def json_param(self, doc: dict[str, Any]) -> Any:
-        return json.dumps(doc)
-
     def json_value(self, value: Any) -> dict[str, Any]:
         doc: dict[str, Any] = json.loads(value) if isinstance(value, str | bytes) else value
         return doc
@@ -317,11 +314,6 @@ class _Postgres(_Dialect):
 
     def time_param(self, iso: str | None) -> Any:
         return None if iso is None else _instant(iso)
-
-    def json_param(self, doc: dict[str, Any]) -> Any:
-        from psycopg.types.json import Jsonb
-
-        return Jsonb(doc)
 
     def try_leader_lock(self) -> bool:
         [(got,)] = self.execute("SELECT pg_try_advisory_lock(?)", (LEADER_LOCK_KEY,))
@@ -493,11 +485,12 @@ class ReportStore:
         """Insert or replace the report for its call_sid (a call re-reported keeps one row)."""
         row = summary_row(report)
         try:
-            json.dumps(report)
+            text = json.dumps(report)
         except (TypeError, ValueError) as e:
             raise StoreError(f"report for {row['call_sid']} is not JSON-able: {e}") from e
         values = [self._time_or_none(row[c]) if c in _TIME_COLUMNS else row[c] for c in SUMMARY_COLUMNS]
-        self._db.execute(_UPSERT, (*values, self._db.json_param(report)))
+        # The JSON text goes in as is: SQLite keeps it as TEXT, PostgreSQL casts it to jsonb.
+        self._db.execute(_UPSERT, (*values, text))
 
     def _time_or_none(self, value: Any) -> Any:
         """A report's time for its column; one that is not an ISO-8601 string leaves the column
