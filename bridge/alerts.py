@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bridge.isotime import epoch_of, iso_utc
-from bridge.store import UNTAGGED, AlertRecord, ReportStore
+from bridge.store import AlertRecord, ReportStore
 from quality.alerting import OK, AlertRule, AlertState, Phase, Transition, step
 
 
@@ -69,7 +69,7 @@ class AlertEvaluator:
                 self._states[tenant] = OK  # resolved by someone else
         windows: dict[str, list[float]] = defaultdict(list)
         for p in store.mos_points(iso_utc(now - rule.window_s), iso_utc(now)):
-            windows[p.tenant or UNTAGGED].append(p.mos)
+            windows[p.tenant].append(p.mos)
         notices = []
         for tenant in sorted(set(windows) | set(self._states)):
             values = windows.get(tenant, [])

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.isotime import iso_utc
-from bridge.store import UNTAGGED, AlertRecord, MosPoint, Plan, ReportStore
+from bridge.store import AlertRecord, MosPoint, Plan, ReportStore
 from quality.bands import label
 from quality.rolling import bucketize, summarize
 
@@ -34,7 +34,7 @@ def plan_of(store: ReportStore, tenant: str, default_plan: Plan) -> Plan:
 def _by_tenant(points: list[MosPoint]) -> dict[str, list[MosPoint]]:
     groups: dict[str, list[MosPoint]] = defaultdict(list)
     for p in points:
-        groups[p.tenant or UNTAGGED].append(p)
+        groups[p.tenant].append(p)
     return groups
 
 
@@ -61,7 +61,7 @@ def tenant_summaries(store: ReportStore, now: float, default_plan: Plan) -> list
     groups = _by_tenant(store.mos_points(iso_utc(now - DAY_S), iso_utc(now)))
     plans = {t.tenant: t.plan for t in store.tenants()}
     firing = {a.tenant: a for a in store.firing_alerts()}
-    last = {(t or UNTAGGED): at for t, at in store.last_calls().items()}
+    last = store.last_calls()
     names = set(groups) | set(plans) | set(firing)
     out = [_summary(t, plans.get(t, default_plan), groups.get(t, []), now, last.get(t), firing.get(t))
            for t in names]
@@ -81,7 +81,7 @@ def tenant_detail(store: ReportStore, tenant: str, now: float, default_plan: Pla
     bucket_s = max(bucket_s, span_s / MAX_SERIES_BUCKETS)
     points = store.mos_points(iso_utc(now - span_s), iso_utc(now), tenant)
     record = store.tenant(tenant)
-    last = store.last_calls().get("" if tenant == UNTAGGED else tenant)
+    last = store.last_calls(tenant).get(tenant)
     firing = next((a for a in store.firing_alerts() if a.tenant == tenant), None)
     if not points and record is None and last is None and firing is None:
         return None

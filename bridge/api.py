@@ -20,8 +20,9 @@ from aiohttp import web
 
 from bridge import analytics
 from bridge.isotime import iso_utc
-from bridge.store import PLANS, UNTAGGED, Plan, ReportStore, StoreError, token_hash
+from bridge.store import PLANS, Plan, ReportStore, StoreError, token_hash
 from bridge.store_thread import StoreThread
+from bridge.tags import UNTAGGED
 
 log = logging.getLogger("mosbridge.api")
 

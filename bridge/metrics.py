@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from bridge import __version__
 from bridge.events import Direction
+from bridge.tags import UNTAGGED
 
 MOS_BUCKETS = (1.0, 2.0, 2.5, 3.0, 3.3, 3.6, 3.8, 4.0, 4.1, 4.2, 4.3, 4.4, 4.5)
 JITTER_MS_BUCKETS = (1, 2, 5, 10, 20, 30, 50, 75, 100, 200)
@@ -32,7 +33,6 @@ PROBLEM_COUNTERS = frozenset({
     "ai_stalls", "internal_errors", "marks_unknown", "frames_while_ai_down",
 })
 WRITE_RESULTS = ("ok", "spooled", "failed")
-UNKNOWN_TENANT = "unknown"
 OTHER_TENANT = "other"
 
 
@@ -53,8 +53,8 @@ class TenantLabels:
 
     def label(self, tenant: object) -> tuple[str, bool]:
         """The label value for ``tenant`` and whether it overflowed the cap."""
-        name = str(tenant) if tenant else UNKNOWN_TENANT
-        if name in (UNKNOWN_TENANT, OTHER_TENANT):
+        name = str(tenant) if tenant else UNTAGGED
+        if name in (UNTAGGED, OTHER_TENANT):
             return name, False
         with self._lock:
             if name in self._known:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bridge.isotime import parse_iso, to_iso
+from bridge.tags import UNTAGGED
 
 MEMORY = ":memory:"
 SQLITE_PREFIX = "sqlite:///"
@@ -36,7 +37,6 @@ STATEMENT_TIMEOUT_MS = 10_000  # PostgreSQL: no statement of ours may hang the w
 LEADER_LOCK_KEY = 0x6D6F7362  # "mosb": one alert evaluator per fleet holds this advisory lock
 MIGRATION_LOCK_KEY = 0x6D6F736D  # "mosm"
 DEFAULT_POSTGRES_SPOOL = "mosbridge-spool.jsonl"
-UNTAGGED = "unknown"  # how calls without a tenant are named in queries, analytics and metrics
 
 Plan = Literal["starter", "growth", "scale"]
 PLANS: tuple[Plan, ...] = ("starter", "growth", "scale")
@@ -524,20 +524,24 @@ class ReportStore:
         return out
 
     def mos_points(self, since: str, until: str, tenant: str | None = None) -> builtins.list[MosPoint]:
-        """Calls with a MOS that ended in (since, until], oldest first (ISO-8601 bounds)."""
+        """Calls with a MOS that ended in (since, until], oldest first (ISO-8601 bounds); calls
+        without a tenant come as tenant ``unknown``."""
         where = "ended_at > ? AND ended_at <= ? AND mos IS NOT NULL"
         params: tuple[Any, ...] = (self._db.time_param(since), self._db.time_param(until))
         if tenant is not None:
             where += " AND " + _TENANT_IS
             params += (tenant, tenant)
         rows = self._db.execute(
-            f"SELECT COALESCE(tenant, ''), ended_at, mos FROM call_quality WHERE {where} ORDER BY ended_at", params)
+            f"SELECT COALESCE(tenant, ?), ended_at, mos FROM call_quality WHERE {where} ORDER BY ended_at",
+            (UNTAGGED, *params))
         return [MosPoint(t, parse_iso(self._db.time_value(e) or "").timestamp(), float(m)) for t, e, m in rows]
 
-    def last_calls(self) -> dict[str, str]:
-        """Each tenant's latest call end (ISO-8601); calls without a tenant are under ``""``."""
-        rows = self._db.execute("SELECT COALESCE(tenant, ''), MAX(ended_at) FROM call_quality "
-                                "WHERE ended_at IS NOT NULL GROUP BY COALESCE(tenant, '')")
+    def last_calls(self, tenant: str | None = None) -> dict[str, str]:
+        """Each tenant's latest call end (ISO-8601), or only ``tenant``'s; calls without a tenant
+        are under ``unknown``."""
+        where, params = ("AND " + _TENANT_IS, (tenant, tenant)) if tenant is not None else ("", ())
+        rows = self._db.execute(f"SELECT COALESCE(tenant, ?), MAX(ended_at) FROM call_quality "
+                                f"WHERE ended_at IS NOT NULL {where} GROUP BY 1", (UNTAGGED, *params))
         return {t: self._db.time_value(e) or "" for t, e in rows}
 
     # -- tenants ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 TENANT_KEY = "tenant"
+UNTAGGED = "unknown"  # how a call without a tenant is named in queries, analytics and metrics
 DEFAULT_PHI_KEYS = frozenset({"patient_id", "lead_id", "caller_id", "customer_id", "member_id", "mrn"})
 
 

@@ -270,12 +270,14 @@ def test_mos_points_take_calls_by_end_time_in_a_half_open_window(store_url: str)
                                ("CA5", "acme", None)]:
         store.write(make_report(sid, tenant=tenant, ended_at=ended))
     points = store.mos_points("2026-05-01T10:00:00.000Z", "2026-05-01T10:05:00.000Z")
-    assert [(p.tenant, p.ended_s) for p in points] == [("globex", 1777629780.0), ("", 1777629840.0),
+    assert [(p.tenant, p.ended_s) for p in points] == [("globex", 1777629780.0), ("unknown", 1777629840.0),
                                                         ("acme", 1777629900.0)]
     assert [p.mos for p in store.mos_points("2026-05-01T09:00:00.000Z", "2026-05-01T11:00:00.000Z", "acme")] == \
         [store.get("CA1")["mos"], store.get("CA2")["mos"]]  # type: ignore[index]
     assert store.last_calls() == {"acme": "2026-05-01T10:05:00.000Z", "globex": "2026-05-01T10:03:00.000Z",
-                                  "": "2026-05-01T10:04:00.000Z"}
+                                  "unknown": "2026-05-01T10:04:00.000Z"}
+    assert store.last_calls("unknown") == {"unknown": "2026-05-01T10:04:00.000Z"}
+    assert store.last_calls("globex") == {"globex": "2026-05-01T10:03:00.000Z"}
     store.close()
 
 
