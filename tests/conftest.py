@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.postgres import fresh_schema
+from tests.webhook_server import FailingHook, Hook, Received, serve
 
 
 @pytest.fixture
@@ -23,3 +24,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'm.db'}"
     else:
         yield from fresh_schema()
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[str, Received]]:
+    """A webhook receiver on loopback: its URL and the POSTs it got."""
+    yield from serve(Hook)
+
+
+@pytest.fixture
+def failing_hook() -> Iterator[tuple[str, Received]]:
+    """A webhook receiver that answers every POST with 500."""
+    yield from serve(FailingHook)

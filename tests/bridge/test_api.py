@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import http.server
 import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ from bridge.store import open_store
 from tests.bridge.live import gilbert_drops, live_bridge, schedule, silence_frames
 from tests.bridge.test_metrics import samples
 from tests.bridge.test_store import make_report
+from tests.webhook_server import Received
 
 ADMIN = "admin-token-for-tests"
 
@@ -120,32 +118,9 @@ async def test_store_outage_answers_503_and_heals(tmp_path: Path, postgres_url: 
         proxy.cut()
 
 
-class _Hook(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def alert_hook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    received: list[dict[str, Any]] = []
-    server.received = received  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/alert", received
-    server.shutdown()
-    server.server_close()
-
-
 async def test_degraded_calls_fire_the_alert_once_with_webhook_log_store_and_metric(
-        tmp_path: Path, alert_hook: tuple[str, list[dict[str, Any]]], caplog: pytest.LogCaptureFixture) -> None:
-    url, received = alert_hook
+        tmp_path: Path, hook: tuple[str, Received], caplog: pytest.LogCaptureFixture) -> None:
+    url, received = hook
     async with live_bridge(tmp_path, validate_twilio_signature=False, admin_token=ADMIN, alert_for_s=0.5,
                            alert_window_s=60.0, alert_min_calls=3, alert_eval_interval_s=0.2,
                            alert_webhook_url=url) as live, aiohttp.ClientSession() as http:
@@ -166,7 +141,9 @@ async def test_degraded_calls_fire_the_alert_once_with_webhook_log_store_and_met
         _, alerts = await get(http, live.base + "/api/v1/alerts")
         async with http.get(live.base + "/metrics") as r:
             metrics = samples(await r.text())
-    [notice] = received
+    [(_, content_type, body)] = received
+    assert content_type == "application/json"
+    notice = json.loads(body)
     assert (notice["status"], notice["tenant"], notice["calls"], notice["alert"]) == ("firing", "acme", 3,
                                                                                        "tenant_mos_low")
     assert notice["mos"] < 3.6

@@ -37,6 +37,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from bridge.capture import parse_capture, read_capture
 from bridge.config import Settings
 from bridge.dashboard import COOKIE, add_dashboard_routes, authorized
+from bridge.isotime import to_iso
 from bridge.replay import replay
 from bridge.server import Bridge
 from bridge.simulate import SimParams, simulate
@@ -59,10 +60,6 @@ Json = dict[str, Any]
 
 
 # ------------------------------------------------------------------------------ the data
-
-
-def iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def sample_reports() -> dict[str, Json]:
@@ -94,8 +91,8 @@ def build_dataset(now: datetime) -> Dataset:
         r["call_sid"] = "CA" + hashlib.sha256(f"{tenant}/{n}".encode()).hexdigest()[:32]
         r["tenant"] = tenant
         r["tags"] = dict(tags)
-        r["ended_at"] = iso(ended)
-        r["started_at"] = iso(ended - timedelta(seconds=r["duration_s"]))
+        r["ended_at"] = to_iso(ended)
+        r["started_at"] = to_iso(ended - timedelta(seconds=r["duration_s"]))
         reports.append(r)
 
     healthy = ["clean", "clean", "long_mixed", "clean", "random_loss_2pct", "clean"]
@@ -119,8 +116,8 @@ def build_dataset(now: datetime) -> Dataset:
               at_resolve: float | None, calls: int) -> Json:
         return {"id": id_, "tenant": tenant, "rule": "mean MOS < 4.0 over 5 min, for 5 min",
                 "state": "firing" if resolved_ago_s is None else "resolved",
-                "fired_at": iso(now - timedelta(seconds=fired_ago_s)),
-                "resolved_at": None if resolved_ago_s is None else iso(now - timedelta(seconds=resolved_ago_s)),
+                "fired_at": to_iso(now - timedelta(seconds=fired_ago_s)),
+                "resolved_at": None if resolved_ago_s is None else to_iso(now - timedelta(seconds=resolved_ago_s)),
                 "mos_at_fire": at_fire, "mos_at_resolve": at_resolve, "threshold": 4.0, "calls": calls}
 
     alerts = [alert(7, "acme-health", 1260, None, 3.42, None, 4),
@@ -142,7 +139,7 @@ def bridge_app(data: Dataset, admin_token: str | None, tmp: Path) -> web.Applica
         for report in data.reports:
             store.write(report)
         for tenant, plan in PLANS.items():
-            store.set_tenant(tenant, plan, None, iso(data.now))
+            store.set_tenant(tenant, plan, None, to_iso(data.now))
         for a in sorted(data.alerts, key=lambda a: a["fired_at"]):
             record = store.open_alert(a["tenant"], a["rule"], a["fired_at"], a["mos_at_fire"], a["calls"],
                                       a["threshold"])

@@ -3,13 +3,11 @@ real TCP outage and a real HTTP server."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import logging
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from quality.playout import FixedPlayout
 from quality.report import CallReport, DirectionReport, assess, direction_input
 from tests.postgres import BASE_URL
 from tests.tcp_proxy import TcpProxy
+from tests.webhook_server import Received
 
 G711 = CodecChain.of("g711")
 
@@ -467,49 +466,8 @@ def _wait(cond: Callable[[], bool], timeout_s: float = 15.0) -> None:
 
 # -- webhook ------------------------------------------------------------------------------------
 
-class _Hook(http.server.BaseHTTPRequestHandler):
-    status = 204
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append((self.path, self.headers["Content-Type"], body))  # type: ignore[attr-defined]
-        self.send_response(self.status)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _FailingHook(_Hook):
-    status = 500
-
-
-def _serve(handler: type[_Hook]) -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    received: list[tuple[str, str, bytes]] = []
-    server.received = received  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hooks/quality", received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-@pytest.fixture
-def hook() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
-    yield from _serve(_Hook)
-
-
-@pytest.fixture
-def failing_hook() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
-    yield from _serve(_FailingHook)
-
-
 def test_webhook_receives_the_report_json(tmp_path: Path,
-                                          hook: tuple[str, list[tuple[str, str, bytes]]]) -> None:
+                                          hook: tuple[str, Received]) -> None:
     url, received = hook
     reports = [make_report("CA-h1"), make_report("CA-h2", lose_every=5)]
     writer = ReportWriter(db_url(tmp_path / "m.db"), webhook_url=url)
@@ -522,7 +480,7 @@ def test_webhook_receives_the_report_json(tmp_path: Path,
 
 
 def test_failing_webhook_is_retried_twice_and_does_not_stop_the_write(
-        tmp_path: Path, failing_hook: tuple[str, list[tuple[str, str, bytes]]],
+        tmp_path: Path, failing_hook: tuple[str, Received],
         caplog: pytest.LogCaptureFixture) -> None:
     url, received = failing_hook
     with caplog.at_level(logging.ERROR, logger="mosbridge.store"):
