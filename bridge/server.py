@@ -288,6 +288,7 @@ class CallDriver:
         finally:
             if stats is not None:
                 stats.cancel()
+            self.rtc = None
             await leg.close()
 
     def _ai_audio(self, pcm: bytes) -> None:
@@ -435,7 +436,8 @@ class CallDriver:
         report["ended_at"] = iso_utc(self.bridge.clock())
         self.bridge.reports_written += 1
         self.bridge.metrics.call_ended(report)
-        report_log.info(json.dumps(report, sort_keys=True))
+        if report_log.isEnabledFor(logging.INFO):  # serializing a report is not free: skip it when unlogged
+            report_log.info(json.dumps(report, sort_keys=True))
         if self.bridge.writer is not None:
             self.bridge.writer.submit(report)
         if self.capture is not None:
