@@ -12,7 +12,8 @@ the live call did.
     twilio_closed(now)             Twilio's socket closed (with or without ``stop``)
     record_sent(items, now)        the driver sent these items now (bridge latency)
     record_rtt(peer, rtt_ms, now)  a WebSocket ping (or RTCP) round trip
-    receive_ai_audio(pcm, now)     WebRTC leg: 20 ms of AI audio from the track (48 kHz mono PCM)
+    receive_ai_packet(seq, opus, now)  WebRTC leg: one RTP packet of AI audio (Opus payload)
+    receive_ai_audio(pcm, now)     WebRTC leg in older captures: 20 ms of 48 kHz PCM from aiortc
     record_rtp(stats, now)         WebRTC leg: the RTP/RTCP figures of the AI leg, for the report
     get_timer() / handle_timer(now)
     data_to_send() / next_event()
@@ -22,7 +23,7 @@ ignored; every bad input is counted and reported as a Problem, and the call goes
 
 The AI leg is the Realtime WebSocket for ``pcmu`` and ``pcm24k``, and WebRTC for ``opus16k``:
 there caller audio leaves as Opus packets for the audio track (``Outgoing.audio``), AI audio comes
-back decoded from the remote track, and the same GA events travel on the ``oai-events`` data
+back as the RTP packets' Opus payloads, and the same GA events travel on the ``oai-events`` data
 channel. Track audio has no response id: it is played while a response is under way (after
 ``response.created``) and dropped after a barge-in until the next response starts.
 """
@@ -42,6 +43,7 @@ from bridge import twilio as tw
 from bridge.call_config import CallConfig
 from bridge.call_report import Measurements, build_report
 from bridge.codecs import CodecError, Transcoder, make_transcoder
+from bridge.codecs.g711 import is_quiet
 from bridge.events import (
     CallEnded,
     CallStarted,
@@ -57,11 +59,12 @@ from bridge.tags import CallTags, call_tags
 from quality.latency import LatencyHistogram
 from quality.meter import DirectionMeter
 from quality.playout import AdaptivePlayout, FixedPlayout, Playout
-from quality.sequence import Arrival
+from quality.sequence import Arrival, SequenceTracker
 
 _INTERVAL_FIELDS = ("start", "end", "expected", "lost", "late", "underrun", "frames_out", "jitter_ms")
 MAX_CONTEXT_ITEMS = 50  # transcripts kept to restore a conversation after a reconnect
 _AI_FORMATS: dict[str, rt.AudioFormat] = {"pcmu": "audio/pcmu", "pcm24k": "audio/pcm"}
+MAX_FILLED_AI_PACKETS = 3  # a longer hole in the WebRTC leg's audio is not filled in (60 ms)
 DEADLINE_S = 0.020  # a frame forwarded later than one frame time after it arrived is a deadline miss
 
 
@@ -113,7 +116,11 @@ class CallCore:
         self.webrtc = config.ai_format == "opus16k"
         self._track_item = "track"  # the assistant item track audio belongs to (from output_item.added)
         self._track_muted = False
+        # output_audio_buffer.started .. stopped/cleared: the AI's track is playing an answer, whose
+        # pauses are forwarded too (response.done comes as soon as generation ends, long before)
+        self._track_playing = False
         self._rtp: dict[str, float | int | None] = {}
+        self._ai_seq = SequenceTracker(modulus=65536)
 
     # ------------------------------------------------------------------ driver API
 
@@ -358,9 +365,13 @@ class CallCore:
             item_id = item.get("id") if isinstance(item, dict) else None
             if isinstance(item_id, str):
                 self._track_item = item_id
-        elif self.webrtc and kind == "output_audio_buffer.stopped":
-            response_id = raw.get("response_id")
-            self._flush_outbound(self._track_item, response_id if isinstance(response_id, str) else "", now)
+        elif self.webrtc and kind == "output_audio_buffer.started":
+            self._track_playing = True
+        elif self.webrtc and kind in ("output_audio_buffer.stopped", "output_audio_buffer.cleared"):
+            self._track_playing = False
+            if kind == "output_audio_buffer.stopped":
+                response_id = raw.get("response_id")
+                self._flush_outbound(self._track_item, response_id if isinstance(response_id, str) else "", now)
         elif kind == "response.output_audio_transcript.done" and isinstance(text, str):
             self._transcript.append(("assistant", text))
         elif kind == "conversation.item.input_audio_transcription.completed" and isinstance(text, str):
@@ -402,22 +413,54 @@ class CallCore:
             return
         self._play(frames, ev.item_id, ev.response_id, now)
 
-    def receive_ai_audio(self, pcm: bytes, now: float) -> None:
-        """WebRTC leg: 20 ms of the AI's audio as the track decoded it (48 kHz, mono, 16-bit)."""
+    def receive_ai_packet(self, seq: int, opus: bytes, now: float) -> None:
+        """WebRTC leg: one RTP packet of the AI's audio (its sequence number and Opus payload,
+        RFC 7587) as it arrived. It is decoded and forwarded at once: no receive buffer.
+
+        A short hole in the sequence is filled (libopus PLC, and in-band FEC from this packet
+        for the last lost one, RFC 6716 §2.1.7); a longer one is not, because Twilio already
+        played it as silence and filling it would only delay the rest of the answer. A packet
+        older than one already decoded is dropped: its slot is gone."""
         if self.state is State.ENDED:
             return
-        if self._track_muted:
-            self.counters["late_track_frames_dropped"] += 1
+        arrival, missing = self._ai_seq.update(seq)
+        if arrival is not Arrival.IN_ORDER and arrival is not Arrival.GAP:
+            self.counters[f"ai_packets_{arrival.value}"] += 1
             return
-        if self._response_id is None and not any(pcm):
-            self.counters["idle_track_frames"] += 1  # digital silence between responses: nothing to play
+        frames: list[bytes] = []
+        try:
+            if missing:
+                self.counters["ai_packets_missing"] += missing
+                fill = min(missing, MAX_FILLED_AI_PACKETS)
+                self.counters["ai_packets_filled"] += fill
+                for k in range(fill):
+                    frames += self.transcoder.lost_from_ai(opus if k == fill - 1 else None)
+            frames += self.transcoder.to_caller(opus)
+        except CodecError as exc:
+            self._bad("ai_bad_audio", f"RTP packet {seq}: {exc}")
             return
-        self._last_delta_at = now
+        self._track_frames(frames, now)
+
+    def receive_ai_audio(self, pcm: bytes, now: float) -> None:
+        """WebRTC leg, captures made before the bridge decoded RTP itself: 20 ms of the AI's
+        audio as aiortc's track decoded it (48 kHz, mono, 16-bit)."""
+        if self.state is State.ENDED:
+            return
         try:
             frames = self.transcoder.track_to_caller(pcm)
         except CodecError as exc:
             self._bad("ai_bad_audio", f"track audio: {exc}")
             return
+        self._track_frames(frames, now)
+
+    def _track_frames(self, frames: list[bytes], now: float) -> None:
+        if self._track_muted:
+            self.counters["late_track_frames_dropped"] += 1
+            return
+        if self._response_id is None and not self._track_playing and all(is_quiet(f) for f in frames):
+            self.counters["idle_track_frames"] += 1  # silence between responses: nothing to play
+            return
+        self._last_delta_at = now
         self._play(frames, self._track_item, self._response_id or "", now)
 
     def _flush_outbound(self, item_id: str, response_id: str, now: float) -> None:

@@ -34,9 +34,6 @@ from quality.report import (
 )
 
 G711_PACKETIZATION_MS = 20.0
-# The WebRTC leg's receive path: aiortc's audio jitter buffer hands a frame on once 4 more have
-# started (JitterBuffer(capacity=16, prefetch=4) in its RTCRtpReceiver), 4 x 20 ms held back.
-WEBRTC_RECEIVE_BUFFER_MS = 80.0
 
 
 @dataclass(frozen=True)
@@ -120,8 +117,6 @@ def build_report(
     in_lat, out_lat = m.latency[Direction.INBOUND], m.latency[Direction.OUTBOUND]
     in_delay = common + in_lat.summary().p50_ms + transcoder.delay_to_ai.total_ms
     out_delay = common + out_lat.summary().p50_ms + transcoder.delay_to_caller.total_ms
-    if rtp is not None:
-        out_delay += WEBRTC_RECEIVE_BUFFER_MS
 
     in_q = direction_input(m.inbound, in_delay, in_chain)
     out_fig = outbound_figures(m.inbound, m.playback)
@@ -165,7 +160,6 @@ def build_report(
     )
     if rtp is not None:
         report["ai_leg"] = {"transport": "webrtc", "rtp": dict(rtp)}
-        report["assumptions"]["webrtc_receive_buffer_ms"] = WEBRTC_RECEIVE_BUFFER_MS
     return report
 
 

@@ -11,8 +11,10 @@ Version 1 (stable; later versions must still read it):
   ``timer`` (the core's timer fired); ``ai_connected``; ``ai_closed`` with ``reason``;
   ``twilio_closed``; ``end`` with ``reason`` (the driver ended the call, e.g. shutdown).
   The WebRTC leg (``opus16k``) adds ``ai_out`` lines with ``b64`` (an Opus packet sent on the
-  track), ``ai_audio_in`` with ``b64`` (20 ms of the AI's audio as the track decoded it: 48 kHz
-  mono 16-bit PCM) and ``ai_rtp`` with ``rtp`` (the leg's RTP/RTCP figures).
+  track), ``ai_packet_in`` with ``seq`` and ``b64`` (an RTP packet of the AI's audio: its
+  sequence number and Opus payload) and ``ai_rtp`` with ``rtp`` (the leg's RTP/RTCP figures).
+  Captures from before the bridge decoded RTP itself have ``ai_audio_in`` with ``b64`` instead
+  (20 ms of the AI's audio as aiortc decoded it: 48 kHz mono 16-bit PCM); they replay too.
 - PHI: ids in ``start.customParameters`` are pseudonymized before they are written.
 
 A plain Twilio log (one raw Media Streams message per line, no header, no ``t``) is read too;
@@ -36,7 +38,7 @@ from bridge.tags import pseudonymize
 VERSION: Final = 1
 MESSAGE_DIRS: Final = frozenset({"twilio_in", "twilio_out", "ai_in", "ai_out"})
 EVENT_DIRS: Final = frozenset({"twilio_rtt", "ai_rtt", "timer", "ai_connected", "ai_closed", "twilio_closed", "end"})
-BINARY_DIRS: Final = frozenset({"ai_out", "ai_audio_in"})
+BINARY_DIRS: Final = frozenset({"ai_out", "ai_packet_in", "ai_audio_in"})
 # Settings that change a report; the pseudonym key is a secret and is never written.
 _NOT_WRITTEN: Final = frozenset({"pseudonym_key"})
 
@@ -58,7 +60,8 @@ class Record:
     rtt_ms: float | None = None
     reason: str | None = None
     line_no: int = 0
-    audio: bytes | None = None  # ai_out on the WebRTC track, ai_audio_in
+    audio: bytes | None = None  # ai_out on the WebRTC track, ai_packet_in, ai_audio_in
+    seq: int | None = None  # ai_packet_in
     rtp: dict[str, Any] | None = None  # ai_rtp
 
 
@@ -181,7 +184,10 @@ def _record(i: int, o: dict[str, Any]) -> Record:
             audio = base64.b64decode(o["b64"], validate=True)
         except (binascii.Error, TypeError, ValueError):
             raise CaptureError(i, f"a {d} line's 'b64' is not base64") from None
-        return Record(float(t), d, text="", audio=audio, line_no=i)
+        seq = o.get("seq")
+        if d == "ai_packet_in" and (isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 65536):
+            raise CaptureError(i, f"an ai_packet_in line needs 'seq' (an RTP sequence number), got {seq!r}")
+        return Record(float(t), d, text="", audio=audio, seq=seq, line_no=i)
     if d == "ai_rtp":
         rtp = o.get("rtp")
         if not isinstance(rtp, dict):

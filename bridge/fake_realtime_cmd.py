@@ -46,6 +46,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="what the WebRTC track sends between answers (default none)")
     p.add_argument("--opus-bitrate", type=positive_int, default=32000,
                    help="bitrate of the stand-in's Opus encoder on WebRTC, b/s (default 32000)")
+    p.add_argument("--encode-once", action="store_true",
+                   help="WebRTC: encode each distinct 20 ms of answer audio once and send the same Opus "
+                        "packet on every call (load runs: saves the stand-in's CPU)")
     p.add_argument("--api-key", default=None,
                    help="accept only this bearer key (default: any non-empty key)")
     p.add_argument("--vad-threshold-dbfs", type=float, default=-40.0,
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
                                 threshold_dbfs=args.vad_threshold_dbfs, seed=args.seed, echo=args.echo)
     webrtc_port = None if args.no_webrtc else args.webrtc_port
     try:
-        uvloop.run(_serve(config, args.host, args.port, webrtc_port, args.idle_audio, args.opus_bitrate))
+        uvloop.run(_serve(config, args.host, args.port, webrtc_port, args.idle_audio, args.opus_bitrate,
+                          args.encode_once))
     except (OSError, ValueError) as exc:
         print(f"fake-realtime: cannot start: {exc}", file=sys.stderr)
         return 1
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: FakeRealtimeConfig, host: str, port: int, webrtc_port: int | None,
-                 idle_audio: str, opus_bitrate: int) -> None:
+                 idle_audio: str, opus_bitrate: int, encode_once: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -82,7 +86,7 @@ async def _serve(config: FakeRealtimeConfig, host: str, port: int, webrtc_port: 
             from bridge.fake_realtime_webrtc import CALLS_PATH, FakeRealtimeWebRtcServer
 
             rtc = FakeRealtimeWebRtcServer(config, idle_audio="silence" if idle_audio == "silence" else "none",
-                                           opus_bitrate=opus_bitrate)
+                                           opus_bitrate=opus_bitrate, encode_once=encode_once)
             await rtc.start(host, webrtc_port)
             print(f"fake-realtime WebRTC calls at http://{host}:{rtc.port}{CALLS_PATH}", flush=True)
         await stop.wait()

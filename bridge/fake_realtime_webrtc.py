@@ -11,10 +11,11 @@ Interface modelled (developers.openai.com/api/docs/guides/realtime-webrtc and th
     session. `POST /v1/realtime/calls/{call_id}/hangup` ends a call.
   * The GA events flow as JSON text on the data channel labelled `oai-events`, which the client
     creates before its offer; events the session produces before the channel opens are held.
-  * Caller audio arrives as Opus RTP on the offer's audio m-line; aiortc decodes it (48 kHz
-    stereo), the stand-in downmixes to mono and runs the same energy VAD as the WebSocket
-    stand-in on it (gaps in the RTP timestamps, from loss or a sender that stops sending, are
-    filled with silence so the VAD clock stays on the media clock).
+  * Caller audio arrives as Opus RTP on the offer's audio m-line; the stand-in takes the packets
+    from aiortc's receiver (`bridge.webrtc_leg.PacketTap`), decodes them with libopus (48 kHz
+    mono) and runs the same energy VAD as the WebSocket stand-in on them (gaps in the RTP
+    timestamps, from loss or a sender that stops sending, are filled with silence so the VAD
+    clock stays on the media clock).
   * Response audio goes back on the answer's audio track as Opus the stand-in encodes itself with
     libopus (48 kHz mono, 20 ms, `opus_bitrate`), paced in real time. The default application
     "audio" keeps the waveform (echo mode's cross-correlation through two Opus passes is about 0.93
@@ -59,6 +60,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
 
 from bridge.fake_realtime import (
     TRANSPORT_WEBRTC,
@@ -68,6 +70,7 @@ from bridge.fake_realtime import (
     Json,
     SessionConfigError,
 )
+from bridge.webrtc_leg import PacketTap
 from bridge.webrtc_net import restrict_ice_to
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,8 @@ FRAME_S = 0.020
 FRAME_SAMPLES = TRACK_RATE // 50
 TIME_BASE = fractions.Fraction(1, TRACK_RATE)
 MAX_GAP_FILL_S = 10.0
+MAX_SHARED_PACKETS = 50 * 600  # encode_once keeps up to 10 minutes of distinct answer audio
+MAX_OPUS_SAMPLES = TRACK_RATE * 120 // 1000  # the longest Opus packet, 120 ms (RFC 6716 §2.1.4)
 IdleAudio = Literal["none", "silence"]
 OpusApplication = Literal["audio", "voip"]
 _APPLICATIONS = {"audio": opuslib.APPLICATION_AUDIO, "voip": opuslib.APPLICATION_VOIP}
@@ -128,17 +133,6 @@ def openai_error(status: int, message: str, *, err_type: str = "invalid_request_
     return web.json_response(body, status=status)
 
 
-def downmix(frame: av.AudioFrame) -> Int16Array:
-    """A decoded s16 frame (packed or planar, any channel count) as mono int16: the channel mean,
-    rounded down; for a mono stream decoded as stereo (identical channels) exactly either channel."""
-    data = frame.to_ndarray()
-    channels = len(frame.layout.channels)
-    stacked = np.asarray(data, dtype=np.int32)
-    if not frame.format.is_planar:
-        stacked = stacked.reshape(-1, channels).T
-    return np.asarray(stacked.sum(axis=0) // channels, dtype=np.int16)
-
-
 @dataclass
 class FakeWebRtcCall:
     """One call's peer connection, session and observations (read these in tests).
@@ -172,6 +166,9 @@ class FakeWebRtcCall:
     _outbox: list[str] = field(default_factory=list, init=False, repr=False)
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False, repr=False)
+    bad_packets: int = 0
+    _decoder: opuslib.Decoder = field(default_factory=lambda: opuslib.Decoder(TRACK_RATE, 1), init=False, repr=False)
+    _first_ts: int | None = field(default=None, init=False, repr=False)
     _next_pts: int | None = field(default=None, init=False, repr=False)
     _armed: float | None = field(default=None, init=False, repr=False)  # the deadline run_timers waits for
     _closing: bool = field(default=False, init=False, repr=False)
@@ -202,20 +199,25 @@ class FakeWebRtcCall:
         self.session.receive(text, asyncio.get_running_loop().time())
         self.flush()
 
-    def on_frame(self, frame: av.AudioFrame) -> None:
-        self.frames_received += 1
-        self.audio_received_s += frame.samples / frame.sample_rate
-        if frame.sample_rate != TRACK_RATE:
+    def on_packet(self, packet: RtpPacket) -> None:
+        """One RTP packet of caller audio, decoded at 48 kHz mono; the RTP timestamp (48 kHz
+        clock, RFC 7587) places it, and a jump over missing media is fed as silence."""
+        try:
+            mono = np.frombuffer(self._decoder.decode(packet.payload, MAX_OPUS_SAMPLES), dtype="<i2")
+        except opuslib.OpusError:
+            self.bad_packets += 1
             return
-        mono = downmix(frame)
+        self.frames_received += 1
+        self.audio_received_s += mono.size / TRACK_RATE
         now = asyncio.get_running_loop().time()
-        pts = frame.pts
-        if pts is not None and self._next_pts is not None and pts > self._next_pts:
+        if self._first_ts is None:
+            self._first_ts = packet.timestamp
+        pts = (packet.timestamp - self._first_ts) % 2**32
+        if self._next_pts is not None and pts > self._next_pts:
             gap = min(pts - self._next_pts, int(MAX_GAP_FILL_S * TRACK_RATE))
             self.gap_filled_s += gap / TRACK_RATE
             self.session.feed_audio(np.zeros(gap, dtype=np.int16), now)
-        if pts is not None:
-            self._next_pts = max(pts + frame.samples, self._next_pts or 0)
+        self._next_pts = max(pts + mono.size, self._next_pts or 0)
         if self.keep_input_audio:
             self.input_chunks.append(mono)
         self.session.feed_audio(mono, now)
@@ -252,15 +254,6 @@ class FakeWebRtcCall:
                 self.session.handle_timer(max(deadline or 0.0, loop.time()))
                 self.flush()
 
-    async def read_track(self, track: MediaStreamTrack) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if isinstance(frame, av.AudioFrame):
-                self.on_frame(frame)
-
     async def close(self) -> None:
         """Close the peer connection and stop this call's tasks (idempotent)."""
         if self.ended.is_set():
@@ -287,10 +280,14 @@ class OpusResponseTrack(MediaStreamTrack):
     kind = "audio"
 
     def __init__(self, call: FakeWebRtcCall, *, bitrate: int, max_bandwidth: int, fec: bool,
-                 idle_audio: IdleAudio, application: OpusApplication = "audio") -> None:
+                 idle_audio: IdleAudio, application: OpusApplication = "audio",
+                 shared_packets: dict[tuple[int, bool, bytes], bytes] | None = None) -> None:
         super().__init__()
         self._call = call
         self._idle_audio = idle_audio
+        self._shared = shared_packets
+        self._max_bandwidth = max_bandwidth
+        self._fec = fec
         self._encoder = opuslib.Encoder(TRACK_RATE, 1, _APPLICATIONS[application])
         self._encoder.bitrate = bitrate
         self._encoder.max_bandwidth = max_bandwidth
@@ -317,8 +314,14 @@ class OpusResponseTrack(MediaStreamTrack):
                 if self._idle_audio == "none":
                     continue
                 samples = self._silence
-            payload = self._encoder.encode(np.asarray(samples, dtype="<i2").tobytes(), FRAME_SAMPLES)
-            packet = av.Packet(bytes(payload))
+            pcm = np.asarray(samples, dtype="<i2").tobytes()
+            key = (self._max_bandwidth, self._fec, pcm)
+            payload = None if self._shared is None else self._shared.get(key)
+            if payload is None:
+                payload = bytes(self._encoder.encode(pcm, FRAME_SAMPLES))
+                if self._shared is not None and len(self._shared) < MAX_SHARED_PACKETS:
+                    self._shared[key] = payload
+            packet = av.Packet(payload)
             packet.pts = index * FRAME_SAMPLES
             packet.time_base = TIME_BASE
             self._call.frames_sent += 1
@@ -332,12 +335,15 @@ class FakeRealtimeWebRtcServer:
     `config` is the shared `FakeRealtimeConfig` (VAD threshold, response_ms, speed, echo, api_key,
     seed...). `idle_audio`: what the track sends between responses ("none" or "silence");
     `opus_bitrate` / `opus_application`: the stand-in's Opus encoder; `keep_input_audio`: keep each call's
-    decoded caller audio in `FakeWebRtcCall.input_audio`. Call i uses `random.Random(seed + i)`.
+    decoded caller audio in `FakeWebRtcCall.input_audio`; `encode_once`: encode each distinct
+    20 ms of answer audio once and send that packet on every call (load runs, where encoding for
+    every call would make the stand-in the bottleneck; the packets are still real Opus, encoded
+    in another call's stream). Call i uses `random.Random(seed + i)`.
     `calls` lists every call in arrival order (also the refused-before-answer ones are absent)."""
 
     def __init__(self, config: FakeRealtimeConfig | None = None, *, idle_audio: IdleAudio = "none",
                  opus_bitrate: int = 32000, opus_application: OpusApplication = "audio",
-                 keep_input_audio: bool = False) -> None:
+                 keep_input_audio: bool = False, encode_once: bool = False) -> None:
         if idle_audio not in ("none", "silence"):
             raise ValueError(f"idle_audio must be 'none' or 'silence', not {idle_audio!r}")
         if opus_application not in _APPLICATIONS:
@@ -349,6 +355,7 @@ class FakeRealtimeWebRtcServer:
         self.opus_bitrate = opus_bitrate
         self.opus_application: OpusApplication = opus_application
         self.keep_input_audio = keep_input_audio
+        self.shared_packets: dict[tuple[int, bool, bytes], bytes] | None = {} if encode_once else None
         self.calls: list[FakeWebRtcCall] = []
         self._runner: web.AppRunner | None = None
         self._counter = 0
@@ -481,21 +488,19 @@ class FakeRealtimeWebRtcServer:
             if channel.label == EVENTS_LABEL:
                 call.attach_channel(channel)
 
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
-                call._tasks.append(asyncio.ensure_future(call.read_track(track)))
-
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             if pc.connectionState in ("failed", "closed"):
                 await call.close()
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=call.offer_sdp, type="offer"))
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "audio":
+                PacketTap.install(transceiver.receiver, call.on_packet)
         rate = _int_param(call.offer_fmtp, "maxplaybackrate")
         pc.addTrack(OpusResponseTrack(call, bitrate=self.opus_bitrate, max_bandwidth=opus_max_bandwidth(rate),
                                       fec=call.offer_fmtp.get("useinbandfec") == "1", idle_audio=self.idle_audio,
-                                      application=self.opus_application))
+                                      application=self.opus_application, shared_packets=self.shared_packets))
         await pc.setLocalDescription(await pc.createAnswer())
         call._tasks.append(asyncio.ensure_future(call.run_timers()))
         return str(pc.localDescription.sdp)

@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from bridge.call_report import WEBRTC_RECEIVE_BUFFER_MS, chains
+from bridge.call_report import chains
 from bridge.caller import FRAME_S, ScheduledFrame, SimulatedCaller
 from bridge.codecs.g711 import ulaw_encode
 from bridge.fake_realtime import speech_like
@@ -159,7 +159,7 @@ def expected_mos(sent_at: list[tuple[int, float]], opts: LoadOptions) -> float:
         meter.update(chunk, (chunk - 1) * FRAME_S, at)
     figures = meter.figures()
     in_chain, out_chain = chains(opts.ai_format, 24000)
-    delay = PSTN_DELAY_MS + opts.delay_ms + 20.0 + (WEBRTC_RECEIVE_BUFFER_MS if opts.ai_format == "opus16k" else 0.0)
+    delay = PSTN_DELAY_MS + opts.delay_ms + 20.0
     q = direction_input(figures, delay, in_chain)
     return assess(replace(q, chain=out_chain)).mos
 
@@ -203,7 +203,7 @@ class Processes:
     async def start(self) -> None:
         others = sorted(os.sched_getaffinity(0) - {self.opts.bridge_cpu}) if self.opts.bridge_cpu is not None else []
         await self._spawn(["fake-realtime", "--port", str(self.fake_port), "--webrtc-port", str(self.webrtc_port),
-                           "--speed", "4", "--response-ms", "1500"], {}, others)
+                           "--speed", "4", "--response-ms", "1500", "--encode-once"], {}, others)
         env = {
             "MOSBRIDGE_HOST": "127.0.0.1", "MOSBRIDGE_PORT": str(self.bridge_port),
             "MOSBRIDGE_OPENAI_URL": f"ws://127.0.0.1:{self.fake_port}/v1/realtime", "OPENAI_API_KEY": "load",

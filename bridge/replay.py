@@ -39,7 +39,7 @@ class MetricsOnlyTranscoder(Transcoder):
     def to_caller(self, payload: bytes) -> list[bytes]:
         return []
 
-    def lost_from_ai(self) -> list[bytes]:
+    def lost_from_ai(self, next_payload: bytes | None = None) -> list[bytes]:
         return []
 
     def flush_to_caller(self) -> list[bytes]:
@@ -80,6 +80,10 @@ def replay(capture: Capture, *, metrics_only: bool = False) -> ReplayResult:
             if metrics_only:
                 continue
             core.receive_realtime(rec.text or "", t)
+        elif d == "ai_packet_in":
+            if metrics_only:
+                continue
+            core.receive_ai_packet(rec.seq or 0, rec.audio or b"", t)
         elif d == "ai_audio_in":
             if metrics_only:
                 continue

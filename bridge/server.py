@@ -126,9 +126,12 @@ class BridgeStats:
         return out
 
 
-def _poster(queue: asyncio.Queue[tuple[str, str | bytes]], kind: str) -> Callable[[str | bytes], None]:
+RtcInbox = asyncio.Queue[tuple[str, str | tuple[int, bytes]]]
+
+
+def _poster(queue: RtcInbox, kind: str) -> Callable[[str], None]:
     """A callback that queues what it is given, tagged with ``kind``."""
-    return lambda payload: queue.put_nowait((kind, payload))
+    return lambda text: queue.put_nowait((kind, text))
 
 
 class CallDriver:
@@ -152,6 +155,7 @@ class CallDriver:
         self._lock = asyncio.Lock()
         self._ai_queue: deque[Outgoing] = deque()
         self._ai_ready = asyncio.Event()
+        self._ai_writing = False  # the writer has a batch in flight: later messages queue behind it
         self._backlog_warned = False
         self._reconnect = asyncio.Event()
         self._pings: dict[bytes, tuple[Peer, float]] = {}
@@ -260,9 +264,10 @@ class CallDriver:
         s = self.bridge.settings
         assert self.bridge.http is not None
         key = s.openai_api_key.get_secret_value() if s.openai_api_key else ""
-        inbox: asyncio.Queue[tuple[str, str | bytes]] = asyncio.Queue()
+        inbox: RtcInbox = asyncio.Queue()
         leg = WebRtcLeg(self.bridge.http, s.openai_calls_url, key, self.core.session_update().session(),
-                        on_event=_poster(inbox, "event"), on_audio=_poster(inbox, "audio"),
+                        on_event=_poster(inbox, "event"),
+                        on_packet=lambda seq, opus: inbox.put_nowait(("packet", (seq, opus))),
                         on_closed=_poster(inbox, "closed"), stun_url=s.webrtc_stun_url)
         self.rtc = leg
         stats: asyncio.Task[None] | None = None
@@ -276,13 +281,12 @@ class CallDriver:
             stats = asyncio.create_task(self._rtp_stats(leg))
             while not self.core.ended:
                 kind, data = await inbox.get()
-                if kind == "closed":
-                    return str(data)
-                if kind == "event":
-                    self._receive("ai_in", data)
+                if isinstance(data, tuple):
+                    self._ai_packet(*data)
+                elif kind == "closed":
+                    return data
                 else:
-                    assert isinstance(data, bytes)
-                    self._ai_audio(data)
+                    self._receive("ai_in", data)
                 await self.flush()
             return "call ended"
         finally:
@@ -291,12 +295,12 @@ class CallDriver:
             self.rtc = None
             await leg.close()
 
-    def _ai_audio(self, pcm: bytes) -> None:
+    def _ai_packet(self, seq: int, opus: bytes) -> None:
         now = self.now()
         if self.capture is not None:
-            self.capture.event(now, "ai_audio_in", b64=base64.b64encode(pcm).decode("ascii"))
+            self.capture.event(now, "ai_packet_in", seq=seq, b64=base64.b64encode(opus).decode("ascii"))
         try:
-            self.core.receive_ai_audio(pcm, now)
+            self.core.receive_ai_packet(seq, opus, now)
         except Exception:
             self.core.counters["internal_errors"] += 1
             log.exception("%s: internal error on AI track audio; the call goes on", self.core.call_sid or "call")
@@ -355,17 +359,22 @@ class CallDriver:
     # -------------------------------------------------------------- output
 
     async def flush(self) -> None:
-        """Send what the core produced for Twilio now; hand what it produced for the AI to the
-        AI writer, so a slow or congested AI socket never holds back the caller's audio."""
+        """Send what the core produced, Twilio's first. What it produced for the AI goes out at
+        once too while the AI socket keeps up; once it pushes back, or a backlog waits, it goes
+        to the AI writer, so a slow or congested AI socket never holds back the caller's audio.
+        (Always handing over to the writer would put every frame behind every other call's
+        ready work: tens of milliseconds at a few hundred calls.)"""
         async with self._lock:
             to_twilio: list[Outgoing] = []
+            to_ai: list[Outgoing] = []
             for item in self.core.data_to_send():
-                if item.peer is Peer.TWILIO:
-                    to_twilio.append(item)
+                (to_twilio if item.peer is Peer.TWILIO else to_ai).append(item)
+            if to_ai:
+                if self._ai_writing or self._ai_queue or not self._ai_keeps_up():
+                    self._ai_queue.extend(to_ai)
+                    self._ai_ready.set()
                 else:
-                    self._ai_queue.append(item)
-            if self._ai_queue:
-                self._ai_ready.set()
+                    await self._send_ai(to_ai)
             for item in to_twilio:
                 if not self.twilio.closed:
                     with contextlib.suppress(ConnectionError, RuntimeError):
@@ -385,19 +394,39 @@ class CallDriver:
                             len(self._ai_queue))
             batch = list(self._ai_queue)
             self._ai_queue.clear()
-            rtc, ws = self.rtc, self.ai
-            if rtc is not None:
-                for item in batch:
-                    if item.audio is not None:
-                        rtc.send_audio(item.audio)
-                    else:
-                        rtc.send_event(item.text)
-            else:
-                for item in batch:
-                    if ws is not None and not ws.closed:
-                        with contextlib.suppress(ConnectionError, RuntimeError):
-                            await ws.send_str(item.text)
-            self._sent(batch, "ai_out")
+            self._ai_writing = True
+            try:
+                await self._send_ai(batch)
+            finally:
+                self._ai_writing = False
+
+    def _ai_keeps_up(self) -> bool:
+        """The AI leg takes a message without waiting: WebRTC always (its track queues), the
+        WebSocket while aiohttp has not paused writing on it (flow control)."""
+        if self.rtc is not None:
+            return True
+        ws = self.ai
+        if ws is None or ws.closed:
+            return False
+        # aiohttp keeps the connection's protocol on the writer; if a version moves it, every
+        # message takes the writer's path, as before the fast path existed.
+        protocol = getattr(getattr(ws, "_writer", None), "protocol", None)
+        return protocol is not None and not protocol.writing_paused
+
+    async def _send_ai(self, batch: list[Outgoing]) -> None:
+        rtc, ws = self.rtc, self.ai
+        if rtc is not None:
+            for item in batch:
+                if item.audio is not None:
+                    rtc.send_audio(item.audio)
+                else:
+                    rtc.send_event(item.text)
+        else:
+            for item in batch:
+                if ws is not None and not ws.closed:
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await ws.send_str(item.text)
+        self._sent(batch, "ai_out")
 
     def _sent(self, items: list[Outgoing], direction: str) -> None:
         now = self.now()

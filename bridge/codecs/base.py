@@ -58,8 +58,10 @@ class Transcoder(ABC):
         """An AI payload of any size in; zero or more exact 160-byte mu-law frames out."""
 
     @abstractmethod
-    def lost_from_ai(self) -> list[bytes]:
-        """An AI-side payload (20 ms) is missing or was corrupt: conceal it (counted)."""
+    def lost_from_ai(self, next_payload: bytes | None = None) -> list[bytes]:
+        """An AI-side payload (20 ms) is missing or was corrupt: conceal it (counted).
+        ``next_payload``: the payload that arrived after it, for codecs that can rebuild a lost
+        packet from its successor (Opus in-band FEC); the others ignore it."""
 
     @abstractmethod
     def flush_to_caller(self) -> list[bytes]:
@@ -67,5 +69,6 @@ class Transcoder(ABC):
 
     def track_to_caller(self, pcm: bytes) -> list[bytes]:
         """AI audio already decoded by a WebRTC stack (48 kHz mono PCM) in; mu-law frames out.
-        Only formats that travel over the WebRTC leg have one."""
+        Only formats that travel over the WebRTC leg have one; it replays captures made before
+        the bridge decoded the leg's RTP itself."""
         raise UnsupportedFormat(f"{self.fmt} does not travel over the WebRTC leg")

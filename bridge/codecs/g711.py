@@ -36,6 +36,14 @@ def ulaw_encode(samples: Int16Array) -> bytes:
     return bytes(audioop.lin2ulaw(_to_native(samples), 2))
 
 
+QUIET_PEAK = 32  # -60 dBov: a decoder's output for encoded digital silence stays below it
+
+
+def is_quiet(frame: bytes) -> bool:
+    """No sample of this mu-law frame above -60 dBov: silence, give or take a codec's dither."""
+    return audioop.max(audioop.ulaw2lin(frame, 2), 2) <= QUIET_PEAK
+
+
 def _from_native(raw: bytes) -> Int16Array:
     return np.frombuffer(raw, dtype=np.int16 if _NATIVE_LE else ">i2").astype(np.int16)
 

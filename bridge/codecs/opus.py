@@ -78,3 +78,12 @@ class OpusDecoder:
             self._dec.decoder_state, ctypes.c_char_p(None), 0, samples, False, channels=1
         )
         return np.frombuffer(pcm, dtype="<i2").astype(np.int16)
+
+    def recover(self, next_packet: bytes, samples: int = FRAME_SAMPLES_16K) -> Int16Array:
+        """The packet before ``next_packet`` was lost: rebuild it from the in-band FEC that
+        ``next_packet`` carries (RFC 6716 §2.1.7), or conceal it when it carries none."""
+        try:
+            pcm = self._dec.decode(next_packet, samples, decode_fec=True)
+        except self._lib.OpusError:
+            return self.conceal(samples)  # the next packet is corrupt: its own decode will say so
+        return np.frombuffer(pcm, dtype="<i2").astype(np.int16)

@@ -20,9 +20,9 @@ class Opus16kTranscoder(ResamplingTranscoder):
     The codec delay (encoder lookahead, 6.5 ms for VOIP at 16 kHz) is counted on the to-AI
     direction, where this side encodes; decoding adds none beyond the sender's lookahead.
 
-    Over the WebRTC leg the AI's audio arrives already decoded by the WebRTC stack, at 48 kHz:
-    :meth:`track_to_caller` takes it down to 8 kHz with the same filter design (factor 6, the same
-    1.25 ms delay).
+    Over the WebRTC leg the AI's audio arrives as the RTP packets' Opus payloads and takes the same
+    path. :meth:`track_to_caller` takes 48 kHz audio a WebRTC stack decoded (captures from before
+    the leg decoded RTP itself) down to 8 kHz with the same filter design (factor 6, 1.25 ms).
     """
 
     fmt = "opus16k"
@@ -54,6 +54,8 @@ class Opus16kTranscoder(ResamplingTranscoder):
     def _decode_ai(self, payload: bytes) -> Int16Array:
         return self._dec.decode(payload)
 
-    def lost_from_ai(self) -> list[bytes]:
+    def lost_from_ai(self, next_payload: bytes | None = None) -> list[bytes]:
+        """libopus PLC, or the lost packet itself when ``next_payload`` carries its in-band FEC."""
         self.concealed_to_caller += 1
-        return self._emit(self._down.process(self._dec.conceal()), concealed=True)
+        lost = self._dec.conceal() if next_payload is None else self._dec.recover(next_payload)
+        return self._emit(self._down.process(lost), concealed=True)

@@ -46,7 +46,7 @@ class PcmuTranscoder(Transcoder):
         self.frames_to_caller += len(frames)
         return frames
 
-    def lost_from_ai(self) -> list[bytes]:
+    def lost_from_ai(self, next_payload: bytes | None = None) -> list[bytes]:
         if self._last_out:
             self._conceal_out.good(ulaw_decode(self._last_out))
             self._last_out = b""

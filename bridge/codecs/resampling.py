@@ -62,7 +62,7 @@ class ResamplingTranscoder(Transcoder):
             raise
         return self._emit(self._down.process(wide), concealed=False)
 
-    def lost_from_ai(self) -> list[bytes]:
+    def lost_from_ai(self, next_payload: bytes | None = None) -> list[bytes]:
         self.concealed_to_caller += 1
         return self._emit(self._conceal_out.conceal(), concealed=True)
 

@@ -1,16 +1,23 @@
-"""The call core on the WebRTC leg (opus16k): Opus packets for the track, track audio to the
-caller, the same events on the data channel, the same barge-in."""
+"""The call core on the WebRTC leg (opus16k): Opus packets for the track, the AI's RTP packets
+to the caller (holes filled, late packets dropped), the same events on the data channel, the same
+barge-in."""
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import opuslib
+import opuslib.api.ctl
+import opuslib.api.encoder
 import pytest
 
-from bridge.call import CallCore
+from bridge.call import MAX_FILLED_AI_PACKETS, CallCore
 from bridge.call_config import CallConfig
+from bridge.codecs.g711 import Int16Array, ulaw_decode
 from bridge.codecs.opus import OpusDecoder
 from bridge.events import CallEnded, Direction, Peer
 from tests.bridge.test_call import STOP, ai, events, mark, media, started_core
@@ -52,35 +59,123 @@ def test_caller_audio_leaves_as_16khz_opus_packets_and_the_session_names_no_form
     assert decoded.size == 320  # 20 ms at 16 kHz: a real Opus packet
 
 
-def test_track_audio_plays_during_a_response_and_marks_follow() -> None:
+def tone_16k(n_packets: int, hz: float = 440.0, amp: float = 8000.0) -> list[Int16Array]:
+    n = np.arange(320 * n_packets)
+    wave = (np.sin(2 * np.pi * hz * n / 16000) * amp).astype(np.int16)
+    return [wave[320 * i: 320 * (i + 1)] for i in range(n_packets)]
+
+
+def opus_packets(frames: list[Int16Array], fec: bool = False) -> list[bytes]:
+    """What the far end's encoder puts in RTP: 20 ms Opus packets, with in-band FEC if asked."""
+    enc = opuslib.Encoder(16000, 1, opuslib.APPLICATION_VOIP)
+    if fec:
+        opuslib.api.encoder.encoder_ctl(enc.encoder_state, opuslib.api.ctl.set_inband_fec, 1)
+        opuslib.api.encoder.encoder_ctl(enc.encoder_state, opuslib.api.ctl.set_packet_loss_perc, 20)
+    return [bytes(enc.encode(f.astype("<i2").tobytes(), 320)) for f in frames]
+
+
+def responding_core() -> CallCore:
     core = started_core(OPUS)
     split(core)
     core.receive_realtime(ai("response.created", response={"id": "resp1", "object": "realtime.response",
                                                             "status": "in_progress", "output": []}), 0.1)
     core.receive_realtime(ai("response.output_item.added", response_id="resp1", output_index=0,
                              item={"id": "item1", "type": "message", "role": "assistant"}), 0.1)
-    for i in range(10):
-        core.receive_ai_audio(tone_48k(start=960 * i), 0.12 + 0.02 * i)
-    _, _, twilio = split(core)
-    media_out = [m for m in twilio if m["event"] == "media"]
-    marks = [m for m in twilio if m["event"] == "mark"]
-    assert len(media_out) >= 9 and len(marks) == len(media_out)  # every frame forwarded as it came
-    core.receive_twilio(mark(marks[4]["mark"]["name"]), 0.3)
+    return core
+
+
+def heard(twilio: list[dict[str, Any]]) -> list[bytes]:
+    return [base64.b64decode(m["media"]["payload"]) for m in twilio if m["event"] == "media"]
+
+
+def test_ai_packets_play_as_they_arrive_and_marks_follow() -> None:
+    core = responding_core()
+    for i, packet in enumerate(opus_packets(tone_16k(10))):
+        core.receive_ai_packet(1000 + i, packet, 0.12 + 0.02 * i)
+        _, _, twilio = split(core)
+        # no receive buffer: each packet leaves for Twilio as one 20 ms frame, with its mark
+        assert [m["event"] for m in twilio] == ["media", "mark"]
+        assert twilio[0]["media"]["payload"] and len(heard(twilio)[0]) == 160
+    core.receive_twilio(mark("m5"), 0.3)  # the fifth frame's mark: 100 ms heard
     core.receive_realtime(ai("input_audio_buffer.speech_started", audio_start_ms=500, item_id="u2"), 0.31)
     ai_events, _, twilio = split(core)
     assert [m["event"] for m in twilio] == ["clear"]
     trunc = next(e for e in ai_events if e["type"] == "conversation.item.truncate")
-    assert trunc["item_id"] == "item1" and trunc["audio_end_ms"] == 100  # five 20 ms frames were heard
+    assert trunc["item_id"] == "item1" and trunc["audio_end_ms"] == 100
     assert any(e["type"] == "output_audio_buffer.clear" for e in ai_events)
-    core.receive_ai_audio(tone_48k(), 0.33)  # in flight when the caller barged in
+    core.receive_ai_packet(1010, opus_packets(tone_16k(1))[0], 0.33)  # in flight when the caller barged in
     assert split(core)[2] == [] and core.counters["late_track_frames_dropped"] == 1
+
+
+def test_a_lost_packet_is_rebuilt_from_the_next_ones_fec() -> None:
+    frames = tone_16k(12, hz=300.0)
+    packets = opus_packets(frames, fec=True)
+    whole = heard(feed(responding_core(), packets, range(12)))
+    holed = responding_core()
+    got = heard(feed(holed, packets, [i for i in range(12) if i != 6]))
+    assert len(got) == 12  # the hole is filled: the caller's stream keeps its length
+    assert holed.counters["ai_packets_missing"] == 1 and holed.counters["ai_packets_filled"] == 1
+    assert holed.transcoder.concealed_to_caller == 1
+
+    plc = responding_core()
+    plc_got = heard(feed(plc, opus_packets(frames, fec=False), [i for i in range(12) if i != 6]))
+    ref = ulaw_decode(whole[6]).astype(np.float64)
+
+    def err(frame: bytes) -> float:
+        return float(np.sqrt(np.mean((ulaw_decode(frame) - ref) ** 2)))
+
+    # FEC carries the lost packet (at a lower rate); PLC only extrapolates the one before
+    assert err(got[6]) < 0.5 * err(plc_got[6])
+
+
+def test_a_long_hole_is_not_filled_and_late_or_repeated_packets_are_dropped() -> None:
+    core = responding_core()
+    packets = opus_packets(tone_16k(30))
+    order = [65530, 65531, 65532, 65533, 65534, 65535, 0, 1]  # the 16-bit sequence wraps in order
+    order += [12]  # 10 missing (2..11): only the last 3 slots are filled, the rest was heard as silence
+    order += [13, 13, 11, 14]  # a duplicate, then one older than what was decoded
+    got = heard(feed(core, packets, order))
+    assert len(got) == 8 + 3 + 1 + 2
+    assert core.counters["ai_packets_missing"] == 10 and core.counters["ai_packets_filled"] == MAX_FILLED_AI_PACKETS
+    assert core.counters["ai_packets_duplicate"] == 1 and core.counters["ai_packets_late"] == 1
+
+
+def feed(core: CallCore, packets: list[bytes], order: Iterable[int]) -> list[dict[str, Any]]:
+    """Feed packets by sequence number (the payload is packets[seq % len]); Twilio's messages."""
+    for k, seq in enumerate(order):
+        core.receive_ai_packet(seq, packets[seq % len(packets)], 0.12 + 0.02 * k)
+    return split(core)[2]
+
+
+def test_pauses_in_an_answer_still_playing_after_response_done_are_forwarded() -> None:
+    core = responding_core()
+    core.receive_realtime(ai("output_audio_buffer.started", response_id="resp1"), 0.11)
+    core.receive_realtime(ai("response.done", response={"id": "resp1", "object": "realtime.response",
+                                                         "status": "completed", "output": []}), 0.12)
+    quiet = [np.zeros(320, dtype=np.int16)]
+    packets = opus_packets(tone_16k(2) + quiet * 3 + tone_16k(2) + quiet * 8)
+    for seq in range(9):  # generation is over, but the track still plays the answer, pause and all
+        core.receive_ai_packet(seq, packets[seq], 0.14 + 0.02 * seq)
+    assert len(heard(split(core)[2])) == 9
+    core.receive_realtime(ai("output_audio_buffer.stopped", response_id="resp1"), 0.4)
+    split(core)
+    for seq in range(9, 15):  # between answers: silence is not forwarded
+        core.receive_ai_packet(seq, packets[seq], 0.4 + 0.02 * seq)
+    assert heard(split(core)[2]) == [] and core.counters["idle_track_frames"] == 6
+
+
+def test_audio_from_a_capture_made_before_the_bridge_decoded_rtp_still_plays() -> None:
+    core = responding_core()
+    for i in range(10):
+        core.receive_ai_audio(tone_48k(start=960 * i), 0.12 + 0.02 * i)
+    assert len(heard(split(core)[2])) >= 9
 
 
 def test_silence_between_responses_is_not_played_and_rtp_figures_join_the_report() -> None:
     core = started_core(OPUS)
     split(core)
-    for i in range(5):
-        core.receive_ai_audio(bytes(1920), 0.1 + 0.02 * i)
+    for i, packet in enumerate(opus_packets([np.zeros(320, dtype=np.int16)] * 5)):
+        core.receive_ai_packet(i, packet, 0.1 + 0.02 * i)
     assert split(core)[2] == [] and core.counters["idle_track_frames"] == 5
     core.record_rtp({"packets_sent": 200, "remote_packets_lost": 3, "rtt_ms": 42.0}, 4.0)
     core.receive_twilio(STOP, 4.1)
@@ -88,11 +183,10 @@ def test_silence_between_responses_is_not_played_and_rtp_figures_join_the_report
     assert ended.report["ai_leg"] == {"transport": "webrtc",
                                       "rtp": {"packets_sent": 200, "remote_packets_lost": 3, "rtt_ms": 42.0}}
     assert ended.report["codec_chain"] == {"inbound": "g711 -> opus16k", "outbound": "opus16k -> g711"}
-    # aiortc holds 4 frames in its receive buffer: 80 ms the caller waits for, counted in the delay
-    assert ended.report["assumptions"]["webrtc_receive_buffer_ms"] == 80.0
+    # nothing is held on the way back: the directions differ by the Opus encoder's lookahead only
     opus_lookahead = core.transcoder.delay_to_ai.codec_ms
-    assert ended.report["outbound"]["delay_ms"] - ended.report["inbound"]["delay_ms"] == \
-        pytest.approx(80.0 - opus_lookahead)
+    assert ended.report["inbound"]["delay_ms"] - ended.report["outbound"]["delay_ms"] == \
+        pytest.approx(opus_lookahead)
 
 
 def test_the_websocket_formats_carry_no_ai_leg_block() -> None:

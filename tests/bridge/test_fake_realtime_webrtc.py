@@ -25,6 +25,7 @@ import opuslib
 import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
 from openai import AsyncOpenAI
 
 from bridge.fake_realtime import (
@@ -40,7 +41,6 @@ from bridge.fake_realtime_webrtc import (
     CALLS_PATH,
     EVENTS_LABEL,
     FakeRealtimeWebRtcServer,
-    downmix,
     offer_opus_fmtp,
     opus_max_bandwidth,
 )
@@ -53,6 +53,18 @@ RATE = 48000
 FRAME = RATE // 50
 FMTP_16K = "maxplaybackrate=16000;sprop-maxcapturerate=16000;useinbandfec=1"
 AUTH = {"Authorization": "Bearer sk-test"}
+
+
+def downmix(frame: av.AudioFrame) -> Int16Array:
+    """How a test client hears the stand-in: a decoded s16 frame (packed or planar, any channel
+    count) as mono int16, the channel mean rounded down; for a mono stream decoded as stereo
+    (identical channels) exactly either channel."""
+    data = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    stacked = np.asarray(data, dtype=np.int32)
+    if not frame.format.is_planar:
+        stacked = stacked.reshape(-1, channels).T
+    return np.asarray(stacked.sum(axis=0) // channels, dtype=np.int16)
 
 
 def intoned(ms: int, rate: int, peak: float = 0.4) -> Int16Array:
@@ -669,6 +681,33 @@ async def test_http_errors(http: aiohttp.ClientSession) -> None:
 # -- the command ----------------------------------------------------------------------------------
 
 
+async def test_encode_once_sends_every_call_the_same_packets(http: aiohttp.ClientSession) -> None:
+    server = FakeRealtimeWebRtcServer(FakeRealtimeConfig(response_ms=1000, speed=4.0), encode_once=True)
+    await server.start()
+    sizes = []
+    try:
+        for _ in range(2):
+            caller = Caller()
+            try:
+                async with asyncio.timeout(9):
+                    await caller.connect(http, server.url, session=SESSION_300MS)
+                    await caller.until("session.created")
+                    caller.mic.play(speech_like(1000, 16000))
+                    await caller.until("output_audio_buffer.stopped")
+                    await asyncio.sleep(0.2)
+                # the answer is heard, real Opus either way (this aiortc client holds its last 4 frames)
+                assert caller.loud_frames() >= 40
+            finally:
+                await caller.close()
+            assert server.shared_packets is not None
+            sizes.append(len(server.shared_packets))
+        assert [c.frames_sent for c in server.calls] == [50, 50]
+        # the first call encoded each distinct 20 ms of the answer once; the second encoded nothing
+        assert 0 < sizes[0] <= 50 and sizes[1] == sizes[0]
+    finally:
+        await server.close()
+
+
 def test_cli_webrtc_and_echo_options() -> None:
     import argparse
 
@@ -677,12 +716,12 @@ def test_cli_webrtc_and_echo_options() -> None:
     parser = argparse.ArgumentParser(prog="mosbridge")
     fake_realtime_cmd.add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["fake-realtime"])
-    assert (args.webrtc_port, args.no_webrtc, args.echo, args.idle_audio, args.opus_bitrate) == (
-        8766, False, False, "none", 32000)
+    assert (args.webrtc_port, args.no_webrtc, args.echo, args.idle_audio, args.opus_bitrate, args.encode_once) == (
+        8766, False, False, "none", 32000, False)
     args = parser.parse_args(["fake-realtime", "--webrtc-port", "0", "--echo", "--idle-audio", "silence",
-                              "--opus-bitrate", "24000", "--no-webrtc"])
-    assert (args.webrtc_port, args.no_webrtc, args.echo, args.idle_audio, args.opus_bitrate) == (
-        0, True, True, "silence", 24000)
+                              "--opus-bitrate", "24000", "--no-webrtc", "--encode-once"])
+    assert (args.webrtc_port, args.no_webrtc, args.echo, args.idle_audio, args.opus_bitrate, args.encode_once) == (
+        0, True, True, "silence", 24000, True)
     with pytest.raises(SystemExit):
         parser.parse_args(["fake-realtime", "--idle-audio", "noise"])
 
@@ -751,13 +790,10 @@ async def test_loopback_idle_audio_between_responses(http: aiohttp.ClientSession
         await server.close()
 
 
-def frame_48k(mono: Int16Array, pts: int) -> av.AudioFrame:
-    stereo = np.repeat(mono, 2).reshape(1, -1)
-    frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
-    frame.sample_rate = RATE
-    frame.pts = pts
-    frame.time_base = fractions.Fraction(1, RATE)
-    return frame
+def rtp_opus(encoder: opuslib.Encoder, mono: Int16Array, seq: int, timestamp: int) -> RtpPacket:
+    """20 ms of caller audio as the bridge sends it: one Opus packet in RTP (48 kHz clock)."""
+    payload = bytes(encoder.encode(mono.astype("<i2").tobytes(), FRAME))
+    return RtpPacket(payload_type=111, sequence_number=seq, timestamp=timestamp, payload=payload)
 
 
 async def test_rtp_timestamp_gaps_are_silence_on_the_vad_clock() -> None:
@@ -767,16 +803,20 @@ async def test_rtp_timestamp_gaps_are_silence_on_the_vad_clock() -> None:
     call = FakeWebRtcCall(call_id="rtc_x", session=session, pc=RTCPeerConnection(), offer_sdp="", offer_fmtp={})
     try:
         speech = speech_like(400, RATE)
+        encoder = opuslib.Encoder(RATE, 1, opuslib.APPLICATION_VOIP)
+        base = 2**32 - 5 * FRAME  # the 32-bit RTP timestamp wraps on the way
         for i in range(20):
-            call.on_frame(frame_48k(speech[i * FRAME:(i + 1) * FRAME], i * FRAME))
+            call.on_packet(rtp_opus(encoder, speech[i * FRAME:(i + 1) * FRAME], i, (base + i * FRAME) % 2**32))
         assert "input_audio_buffer.speech_stopped" not in [json.loads(t)["type"] for t in call._outbox]
         # the sender stops for 600 ms (DTX, loss): the next packet's timestamp says so
-        call.on_frame(frame_48k(np.zeros(FRAME, dtype=np.int16), (20 + 30) * FRAME))
+        call.on_packet(rtp_opus(encoder, np.zeros(FRAME, dtype=np.int16), 20, (base + 50 * FRAME) % 2**32))
         sent = [json.loads(t) for t in call._outbox]
         stopped = next(e for e in sent if e["type"] == "input_audio_buffer.speech_stopped")
         assert stopped["audio_end_ms"] == 400 + 500
         assert call.gap_filled_s == pytest.approx(0.6)
         assert call.frames_received == 21 and call.audio_received_s == pytest.approx(0.42)
+        call.on_packet(RtpPacket(payload_type=111, sequence_number=21, timestamp=0, payload=b"\xff"))
+        assert call.bad_packets == 1 and call.frames_received == 21
     finally:
         await call.close()
 

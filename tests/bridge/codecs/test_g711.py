@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bridge.codecs.g711 import ulaw_decode, ulaw_encode
+from bridge.codecs.g711 import SILENCE_FRAME, is_quiet, ulaw_decode, ulaw_encode
 
 SEGMENT_FIRST_OUTPUT = (0, 33, 99, 231, 495, 1023, 2079, 4191)
 SEGMENT_LAST_OUTPUT = (30, 93, 219, 471, 975, 1983, 3999, 8031)
@@ -58,3 +58,12 @@ def test_round_trip_error_bound() -> None:
     assert np.all(err[in_range] <= np.abs(x[in_range]) / 32 + 8)
     assert np.all(np.abs(y[~in_range]) == 32124)
     assert np.all(np.sign(y[np.abs(x) > 8]) == np.sign(x[np.abs(x) > 8]))
+
+
+def test_quiet_means_no_sample_above_minus_60_dbov() -> None:
+    assert is_quiet(SILENCE_FRAME)
+    samples = np.zeros(160, dtype=np.int16)
+    samples[80] = -32  # mu-law keeps 32 exactly (segment 0 steps by 8): -60 dBov
+    assert is_quiet(ulaw_encode(samples))
+    samples[80] = 40  # 1 in 800 of full scale, about -58 dBov
+    assert not is_quiet(ulaw_encode(samples))
