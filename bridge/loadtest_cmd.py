@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="drive N simulated callers through a bridge and the Realtime stand-in on loopback",
         description="Start a bridge (pinned to one CPU) and the Realtime stand-in, or use --target, and "
         "drive simulated Twilio callers through them; report calls, frames, deadline misses, bridge-added "
-        "latency, CPU and memory per call, and reported vs expected MOS.",
+        "latency, event-loop lag, CPU and memory per call, and reported vs expected MOS.",
     )
     p.add_argument("--calls", type=positive_int, default=20, help="concurrent calls (default 20)")
     p.add_argument("--ramp", type=non_negative, default=2.0, help="seconds over which calls start (default 2)")
@@ -34,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--database-url", help="with --target: that bridge's report store, to read MOS back")
     p.add_argument("--seed", type=int, default=1, help="seed of the impairment generator (default 1)")
     p.add_argument("--find-max", action="store_true",
-                   help="ramp the call count until deadline misses or p99 > 5 ms; report the highest clean N")
+                   help="ramp the call count until deadline misses, p99 > 5 ms or event-loop lag p99 > 5 ms; "
+                        "report the highest clean N")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run, parser=p)
 
@@ -72,6 +73,11 @@ def _human(r: LoadResult) -> str:
     ]
     for d, v in r.bridge_latency_ms.items():
         lines.append(f"bridge {d:<9} latency ms  {_fmt(v)}")
+    lines.append(f"event loop   lag ms      {_fmt(r.event_loop_lag_ms)}")
+    if r.steady_loop_lag is not None:
+        s = r.steady_loop_lag
+        lines.append(f"             all calls up: p99 {s['p99_ms']:.2f} ms, over 5 ms {s['over_5ms_pct']:.1f} % "
+                     f"and over 20 ms {s['over_20ms_pct']:.1f} % of {s['ticks']:.0f} ticks")
     lines.append(f"caller turn  latency ms  {_fmt(r.caller_turn_latency_ms)}")
     if r.bridge_cpu_pct is not None:
         per_call = r.bridge_cpu_ms_per_call_second or 0.0
@@ -90,6 +96,7 @@ def _human_find_max(best: int, runs: list[LoadResult]) -> str:
     rows = [f"highest clean call count: {best}"]
     for r in runs:
         p99 = max((v["p99"] for v in r.bridge_latency_ms.values()), default=float("nan"))
+        lag = (r.event_loop_lag_ms or {}).get("p99", float("nan"))
         rows.append(f"  {r.options['calls']:>5} calls: misses {sum(r.deadline_misses.values())}, p99 {p99:.2f} ms, "
-                    f"failed {r.calls['failed']}, cpu {r.bridge_cpu_pct or 0:.0f} %")
+                    f"loop lag p99 {lag:.1f} ms, failed {r.calls['failed']}, cpu {r.bridge_cpu_pct or 0:.0f} %")
     return "\n".join(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -55,7 +56,12 @@ def run(args: argparse.Namespace) -> int:
 
     if settings.event_loop == "uvloop":
         import uvloop
-
+    # What is alive now (modules, their tables, settings) lives as long as the process: keep it out
+    # of the collector's full passes, which otherwise hold the event loop for 10-40 ms a few times a
+    # minute at a few hundred calls (measured by the loop-lag histogram; gc.freeze, Python 3.7+).
+    gc.collect()
+    gc.freeze()
+    if settings.event_loop == "uvloop":
         uvloop.run(serve(settings))
     else:
         asyncio.run(serve(settings))

@@ -38,6 +38,7 @@ from bridge.config import Settings
 from bridge.dashboard import add_dashboard_routes
 from bridge.events import CallEnded, CallStarted, Direction, Event, Outgoing, Peer, Problem, ReconnectRealtime
 from bridge.isotime import iso_utc
+from bridge.loop_lag import watch_loop_lag
 from bridge.metrics import BridgeMetrics
 from bridge.recorder import CallCapture, CapturePolicy, CaptureRecorder
 from bridge.store import redact_url
@@ -103,8 +104,13 @@ class BridgeStats:
         self.latency = {d: LatencyHistogram() for d in Direction}
         self.deadline_misses = dict.fromkeys(Direction, 0)
         self.frames = dict.fromkeys(Direction, 0)
+        self.loop_lag = LatencyHistogram()
         self.calls_started = 0
         self.calls_ended = 0
+
+    def observe_loop_lag(self, lag_s: float) -> None:
+        self.loop_lag.record(lag_s)
+        self.metrics.loop_lag.observe(lag_s)
 
     def observe(self, items: list[Outgoing], now: float) -> None:
         for item in items:
@@ -123,6 +129,8 @@ class BridgeStats:
             s = self.latency[d].summary()
             out[d.value] = {"frames": self.frames[d], "deadline_misses": self.deadline_misses[d],
                             "bridge_latency_ms": {"p50": s.p50_ms, "p99": s.p99_ms, "max": s.max_ms}}
+        lag = self.loop_lag.summary()
+        out["event_loop_lag_ms"] = {"p50": lag.p50_ms, "p99": lag.p99_ms, "max": lag.max_ms}
         return out
 
 
@@ -504,6 +512,7 @@ class Bridge:
         self.api = Api(self.db, admin_token, settings.default_plan, clock)
         self.evaluator = AlertEvaluator(alert_rule(settings)) if settings.alerts else None
         self._alert_task: asyncio.Task[None] | None = None
+        self._lag_task: asyncio.Task[None] | None = None
         self._firing_shown: set[str] = set()
         self._webhooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mosbridge-alert-webhook")
         self.app = web.Application()
@@ -522,14 +531,16 @@ class Bridge:
 
     async def _startup(self, app: web.Application) -> None:
         self.http = aiohttp.ClientSession()
+        self._lag_task = asyncio.create_task(watch_loop_lag(self.stats.observe_loop_lag))
         if self.evaluator is not None:
             self._alert_task = asyncio.create_task(self._alert_loop())
 
     async def _cleanup(self, app: web.Application) -> None:
-        if self._alert_task is not None:
-            self._alert_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._alert_task
+        for task in (self._alert_task, self._lag_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.http is not None:
             await self.http.close()
         await asyncio.to_thread(self.db.close)

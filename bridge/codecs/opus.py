@@ -18,7 +18,6 @@ from bridge.codecs.g711 import Int16Array
 
 OPUS_RATE: Final = 16000
 FRAME_SAMPLES_16K: Final = 320
-MAX_FRAME_SAMPLES_16K: Final = 1920
 MIN_BITRATE: Final = 6000
 MAX_BITRATE: Final = 510000
 MISSING_MESSAGE: Final = "libopus not found: install the Debian package libopus0 (scripts/bootstrap.sh does)"
@@ -58,32 +57,37 @@ class OpusEncoder:
 class OpusDecoder:
     """Decoder with packet-loss concealment (opus_decode with no data, RFC 6716 §4.4)."""
 
-    def __init__(self) -> None:
+    def __init__(self, rate: int = OPUS_RATE) -> None:
+        """``rate``: the output rate, 8000, 12000, 16000, 24000 or 48000 (any stream decodes at
+        any of them, RFC 6716 §2)."""
         lib = load_opuslib()
         self._lib = lib
-        self._dec = lib.Decoder(OPUS_RATE, 1)
+        self._dec = lib.Decoder(rate, 1)
+        self.frame_samples = rate // 50
+        self._max_samples = rate * 120 // 1000  # the longest Opus packet, 120 ms (RFC 6716 §2.1.4)
 
     def decode(self, packet: bytes) -> Int16Array:
         if not packet:
             raise CorruptOpusPacket("empty Opus packet (RFC 6716 §3.4 R1: at least one byte)")
         try:
-            pcm = self._dec.decode(packet, MAX_FRAME_SAMPLES_16K)
+            pcm = self._dec.decode(packet, self._max_samples)
         except self._lib.OpusError as exc:
             reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
             raise CorruptOpusPacket(f"libopus rejected a {len(packet)}-byte packet: {reason}") from exc
         return np.frombuffer(pcm, dtype="<i2").astype(np.int16)
 
-    def conceal(self, samples: int = FRAME_SAMPLES_16K) -> Int16Array:
+    def conceal(self) -> Int16Array:
+        """20 ms of libopus packet-loss concealment."""
         pcm = self._lib.api.decoder.decode(
-            self._dec.decoder_state, ctypes.c_char_p(None), 0, samples, False, channels=1
+            self._dec.decoder_state, ctypes.c_char_p(None), 0, self.frame_samples, False, channels=1
         )
         return np.frombuffer(pcm, dtype="<i2").astype(np.int16)
 
-    def recover(self, next_packet: bytes, samples: int = FRAME_SAMPLES_16K) -> Int16Array:
-        """The packet before ``next_packet`` was lost: rebuild it from the in-band FEC that
-        ``next_packet`` carries (RFC 6716 §2.1.7), or conceal it when it carries none."""
+    def recover(self, next_packet: bytes) -> Int16Array:
+        """The 20 ms before ``next_packet`` were lost: rebuild them from the in-band FEC that
+        ``next_packet`` carries (RFC 6716 §2.1.7), or conceal them when it carries none."""
         try:
-            pcm = self._dec.decode(next_packet, samples, decode_fec=True)
+            pcm = self._dec.decode(next_packet, self.frame_samples, decode_fec=True)
         except self._lib.OpusError:
-            return self.conceal(samples)  # the next packet is corrupt: its own decode will say so
+            return self.conceal()  # the next packet is corrupt: its own decode will say so
         return np.frombuffer(pcm, dtype="<i2").astype(np.int16)

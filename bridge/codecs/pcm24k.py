@@ -30,11 +30,11 @@ class Pcm24kTranscoder(ResamplingTranscoder):
     def _encode_ai(self, samples: Int16Array) -> list[bytes]:
         return [samples.astype("<i2").tobytes()]
 
-    def _decode_ai(self, payload: bytes) -> Int16Array:
+    def _decode_to_caller(self, payload: bytes) -> Int16Array:
         data = self._carry + payload
         whole = len(data) & ~1
         self._carry = data[whole:]
-        return np.frombuffer(data[:whole], dtype="<i2").astype(np.int16)
+        return self._down.process(np.frombuffer(data[:whole], dtype="<i2").astype(np.int16))
 
     def flush_to_caller(self) -> list[bytes]:
         if self._carry:

@@ -1,7 +1,8 @@
 """Shared chain for AI formats that are linear PCM at 8·factor kHz on the AI side.
 
 to_ai:     mu-law 160 B -> linear 8 kHz -> Upsampler -> `_encode_ai`
-to_caller: `_decode_ai` -> Downsampler -> mu-law -> UlawFramer -> 160 B frames
+to_caller: `_decode_to_caller` (decode, then Downsampler or the codec's own 8 kHz output) -> mu-law
+           -> UlawFramer -> 160 B frames
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ class ResamplingTranscoder(Transcoder):
         """20 ms of linear audio at the AI rate to AI-side payloads."""
 
     @abstractmethod
-    def _decode_ai(self, payload: bytes) -> Int16Array:
-        """One AI-side payload to linear audio at the AI rate; raises CodecError on bad input."""
+    def _decode_to_caller(self, payload: bytes) -> Int16Array:
+        """One AI-side payload to linear audio at 8 kHz; raises CodecError on bad input."""
 
     def _reset_caller_side(self) -> None:
         self._down.reset()
@@ -56,11 +57,11 @@ class ResamplingTranscoder(Transcoder):
 
     def to_caller(self, payload: bytes) -> list[bytes]:
         try:
-            wide = self._decode_ai(payload)
+            narrow = self._decode_to_caller(payload)
         except CodecError:
             self.errors += 1
             raise
-        return self._emit(self._down.process(wide), concealed=False)
+        return self._emit(narrow, concealed=False)
 
     def lost_from_ai(self, next_payload: bytes | None = None) -> list[bytes]:
         self.concealed_to_caller += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -144,7 +145,11 @@ def test_only_the_leader_evaluates_on_postgres(postgres_url: str) -> None:
     assert first.leader and not second.leader
     assert [n.status for n in first.notices] == ["firing"] and second.notices == []
     a.close()  # the leader dies; the other instance takes over and sees the alert already firing
-    took_over = AlertEvaluator(rule).evaluate(b, NOW + 15)
+    # PostgreSQL frees the lock when the dead session's backend has exited, a moment after the
+    # disconnect: the next evaluations take over then
+    deadline = time.monotonic() + 5.0
+    while not (took_over := AlertEvaluator(rule).evaluate(b, NOW + 15)).leader and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert took_over.leader and took_over.notices == [] and took_over.firing == {"acme"}
     b.close()
 

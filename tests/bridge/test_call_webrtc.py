@@ -183,10 +183,11 @@ def test_silence_between_responses_is_not_played_and_rtp_figures_join_the_report
     assert ended.report["ai_leg"] == {"transport": "webrtc",
                                       "rtp": {"packets_sent": 200, "remote_packets_lost": 3, "rtt_ms": 42.0}}
     assert ended.report["codec_chain"] == {"inbound": "g711 -> opus16k", "outbound": "opus16k -> g711"}
-    # nothing is held on the way back: the directions differ by the Opus encoder's lookahead only
-    opus_lookahead = core.transcoder.delay_to_ai.codec_ms
+    # nothing is held on the way back and the AI's Opus decodes straight to 8 kHz: the way back adds
+    # no delay of its own, the way there the upsampler's and the encoder's lookahead
+    assert core.transcoder.delay_to_caller.total_ms == 0.0
     assert ended.report["inbound"]["delay_ms"] - ended.report["outbound"]["delay_ms"] == \
-        pytest.approx(opus_lookahead)
+        pytest.approx(core.transcoder.delay_to_ai.total_ms)
 
 
 def test_the_websocket_formats_carry_no_ai_leg_block() -> None:

@@ -27,6 +27,9 @@ async def test_twenty_calls_complete_with_reports_and_a_true_mos() -> None:
     assert r.frames["caller_received"] > 0 and r.frames["bridge_outbound"] >= r.frames["caller_received"]
     assert r.bridge_cpu_pct is not None and r.rss_mb is not None
     assert r.caller_turn_latency_ms and r.caller_turn_latency_ms["p50"] > 0
+    assert r.event_loop_lag_ms is not None and r.event_loop_lag_ms["max"] >= r.event_loop_lag_ms["p50"] >= 0.0
+    # two scrapes of the lag histogram, 2 s after the ramp and 1 s before the hangups: ~400 ticks
+    assert r.steady_loop_lag is not None and 100 < r.steady_loop_lag["ticks"] <= 500
     assert any("calls live" in line for line in lines)  # the progress line ran
     assert r.wall_s < 8.0 + 10.0  # it stops by itself
 
@@ -53,5 +56,6 @@ def test_json_output_of_a_tiny_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["loadtest", "--calls", "2", "--duration", "4", "--ramp", "0.5", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["calls"]["completed"] == 2
-    for key in ("frames", "deadline_misses", "bridge_latency_ms", "bridge_cpu_pct", "rss_mb_per_call", "mos"):
+    for key in ("frames", "deadline_misses", "bridge_latency_ms", "event_loop_lag_ms", "bridge_cpu_pct",
+                "rss_mb_per_call", "mos"):
         assert key in out

@@ -164,6 +164,7 @@ def test_metric_names_and_labels_are_stable() -> None:
     m.call_ended(_report("acme"))
     m.set_alert("acme", False)
     m.frame(Direction.INBOUND, 0.001, missed=True)
+    m.loop_lag.observe(0.0004)
     fams = _families(m)
     expected = {
         "mosbridge_calls_live": ("gauge", set()),
@@ -173,6 +174,7 @@ def test_metric_names_and_labels_are_stable() -> None:
         "mosbridge_call_loss_pct": ("histogram", {"tenant"}),
         "mosbridge_bridge_latency_seconds": ("histogram", {"direction"}),
         "mosbridge_deadline_misses": ("counter", {"direction"}),
+        "mosbridge_event_loop_lag_seconds": ("histogram", set()),
         "mosbridge_problems": ("counter", {"kind"}),
         "mosbridge_tenant_label_overflow": ("counter", set()),
         "mosbridge_tenant_labels": ("gauge", set()),

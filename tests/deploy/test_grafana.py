@@ -1,7 +1,8 @@
 """deploy/grafana/mosbridge.json: loads, every panel queries Prometheus, and every metric it names exists.
 
 A name in a PromQL expression must be exported by the bridge (BridgeMetrics().exposition() after one
-call and one frame), a recording rule in deploy/prometheus/mosbridge-rules.yml, or ALERTS.
+call, one frame each way and one loop-lag reading), a recording rule in
+deploy/prometheus/mosbridge-rules.yml, or ALERTS.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def exposition() -> str:
     metrics = BridgeMetrics()
     metrics.frame(Direction.INBOUND, 0.0004, missed=False)
     metrics.frame(Direction.OUTBOUND, 0.03, missed=True)
+    metrics.loop_lag.observe(0.0004)
     metrics.call_ended({"tenant": "acme", "end_reason": "stop", "mos": 4.3,
                         "inbound": {"jitter_ms": 3.0, "loss_pct": 0.5}, "counters": {"bad_json": 1}})
     return metrics.exposition().decode()
@@ -160,9 +162,32 @@ def test_required_views_are_present() -> None:
     for name in ("mosbridge_calls_live", "mosbridge_calls_total", "tenant:mosbridge_call_mos:mean5m",
                  "mosbridge_call_mos_bucket", "mosbridge_call_jitter_ms_bucket", "mosbridge_call_loss_pct_bucket",
                  "mosbridge_bridge_latency_seconds_bucket", "mosbridge_deadline_misses_total",
-                 "mosbridge_problems_total", "ALERTS", "mosbridge_report_spool_depth"):
+                 "mosbridge_event_loop_lag_seconds_bucket", "mosbridge_problems_total", "ALERTS",
+                 "mosbridge_report_spool_depth"):
         assert name in used, name
     assert any(p["type"] == "heatmap" for p in query_panels())
+
+
+def test_event_loop_lag_panel_beside_latency_and_deadline_misses() -> None:
+    """p99 of the lag histogram per pod, with the alert's 20 ms threshold drawn, in the row of the
+    bridge latency and deadline misses panels; the alert's dashboard annotation names it."""
+    by_title = {p["title"]: p for p in query_panels()}
+    lag = by_title["Event loop lag p99 by pod"]
+    assert lag["type"] == "timeseries"
+    [target] = lag["targets"]
+    assert " ".join(target["expr"].split()) == ("histogram_quantile(0.99, sum by (le, instance) "
+                                                "(rate(mosbridge_event_loop_lag_seconds_bucket[$__rate_interval])))")
+    assert "{{instance}}" in target["legendFormat"]
+    defaults = lag["fieldConfig"]["defaults"]
+    assert defaults["unit"] == "s"
+    assert 0.02 in {s["value"] for s in defaults["thresholds"]["steps"]}
+    rows = {by_title[t]["gridPos"]["y"] for t in ("Bridge-added latency p50 / p99 by direction",
+                                                  "Deadline misses by direction", "Event loop lag p99 by pod")}
+    assert rows == {lag["gridPos"]["y"]}
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    alert = next(r for g in groups for r in g["rules"] if r.get("alert") == "MosbridgeEventLoopLag")
+    assert "> 0.02" in alert["expr"]
+    assert alert["annotations"]["dashboard"].lower().endswith(lag["title"].lower())
 
 
 # ----------------------------------------------------------------------------- metric names

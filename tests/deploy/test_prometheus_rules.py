@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.metrics import PROBLEM_COUNTERS, WRITE_RESULTS, BridgeMetrics
+from bridge.metrics import LOOP_LAG_S_BUCKETS, PROBLEM_COUNTERS, WRITE_RESULTS, BridgeMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 RULES = DEPLOY / "mosbridge-rules.yml"
@@ -149,7 +149,8 @@ def test_every_metric_the_rules_use_is_exported() -> None:
     assert referenced <= recorded, referenced - recorded
     assert {"mosbridge_call_mos_sum", "mosbridge_call_mos_count", "mosbridge_deadline_misses_total",
             "mosbridge_problems_total", "mosbridge_report_spool_depth", "mosbridge_report_writes_total",
-            "mosbridge_calls_total", "mosbridge_tenant_label_overflow_total"} <= used
+            "mosbridge_calls_total", "mosbridge_tenant_label_overflow_total",
+            "mosbridge_event_loop_lag_seconds_bucket"} <= used
     assert all("tenant" in labels for labels in series["mosbridge_call_mos_sum"])
     assert {"ai_errors", "ai_disconnects"} <= PROBLEM_COUNTERS and "failed" in WRITE_RESULTS
 
@@ -170,6 +171,47 @@ def test_tenant_alerts_follow_the_article() -> None:
         assert "{{ $labels.tenant }}" in rule["annotations"]["summary"]
     assert low["labels"]["severity"] == "warning" and poor["labels"]["severity"] == "critical"
     assert "increase(mosbridge_call_mos_sum[5m])" in by_name["tenant:mosbridge_call_mos:mean5m"]["expr"]
+
+
+def test_event_loop_lag_alert_reads_the_lag_histogram_per_pod() -> None:
+    """p99 of the lag over 5 minutes, per pod (every target label kept, like MosbridgeDeadlineMisses),
+    above 20 ms for 10 minutes; 20 ms is a bucket bound, so the quantile crosses it exactly there."""
+    doc = yaml.safe_load(RULES.read_text())
+    fleet = next(g for g in doc["groups"] if g["name"] == "mosbridge-fleet")
+    by_name = {r.get("alert"): r for r in fleet["rules"]}
+    lag, misses = by_name["MosbridgeEventLoopLag"], by_name["MosbridgeDeadlineMisses"]
+    assert " ".join(lag["expr"].split()) == (
+        "histogram_quantile(0.99, rate(mosbridge_event_loop_lag_seconds_bucket[5m])) > 0.02")
+    assert 0.02 in LOOP_LAG_S_BUCKETS
+    assert "le" in exported()["mosbridge_event_loop_lag_seconds_bucket"][0]
+    assert lag["for"] == misses["for"] == "10m"
+    assert lag["labels"] == misses["labels"] == {"severity": "warning"}
+    assert set(lag["annotations"]) == set(misses["annotations"]) == {"summary", "description", "runbook",
+                                                                      "dashboard"}
+    assert "{{ $labels.instance }}" in lag["annotations"]["summary"]
+    assert lag["annotations"]["runbook"] == misses["annotations"]["runbook"]
+    assert lag["annotations"]["dashboard"].endswith("event loop lag p99 by pod")
+
+
+def test_event_loop_lag_unit_test_feeds_the_exported_buckets() -> None:
+    """The promtool cases for the lag alert use the bucket bounds the bridge really exports (le="1.0",
+    not "1"), so they exercise the quantile the alert computes in production."""
+    exported_les = {labels["le"] for labels in exported()["mosbridge_event_loop_lag_seconds_bucket"]}
+    assert exported_les == {str(float(b)) for b in LOOP_LAG_S_BUCKETS} | {"+Inf"}
+    doc = yaml.safe_load(RULE_TESTS.read_text())
+    inputs = [s["series"] for t in doc["tests"] for s in t.get("input_series", [])
+              if "mosbridge_event_loop_lag_seconds" in s["series"]]
+    assert inputs
+    per_pod: dict[str, set[str]] = {}
+    for series in inputs:
+        m = re.fullmatch(r'mosbridge_event_loop_lag_seconds_bucket\{(.*)\}', series)
+        assert m, series
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        per_pod.setdefault(labels["instance"], set()).add(labels["le"])
+    assert len(per_pod) >= 2
+    assert all(les == exported_les for les in per_pod.values()), per_pod
+    alerts = {a["alertname"] for t in doc["tests"] for a in t.get("alert_rule_test", [])}
+    assert "MosbridgeEventLoopLag" in alerts
 
 
 def test_exposition_passes_promtool_lint() -> None:

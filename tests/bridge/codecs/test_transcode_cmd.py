@@ -43,7 +43,7 @@ def tone(rate: int, seconds: float = 1.0) -> npt.NDArray[np.int16]:
 @pytest.mark.parametrize(
     ("fmt", "direction", "in_rate", "out_rate", "delay"),
     [
-        ("opus16k", "to-caller", 16000, 8000, "7.75"),
+        ("opus16k", "to-caller", 16000, 8000, "6.50"),
         ("opus16k", "to-ai", 8000, 16000, "7.75"),
         ("pcm24k", "to-caller", 24000, 8000, "1.25"),
         ("pcm24k", "to-ai", 8000, 24000, "1.25"),
