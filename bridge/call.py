@@ -61,7 +61,8 @@ from quality.meter import DirectionMeter
 from quality.playout import AdaptivePlayout, FixedPlayout, Playout
 from quality.sequence import Arrival, SequenceTracker
 
-_INTERVAL_FIELDS = ("start", "end", "expected", "lost", "late", "underrun", "frames_out", "jitter_ms")
+_INTERVAL_FIELDS = ("start", "end", "expected", "lost", "late", "underrun", "frames_out", "ai_expected", "ai_lost",
+                    "jitter_ms")
 MAX_CONTEXT_ITEMS = 50  # transcripts kept to restore a conversation after a reconnect
 _AI_FORMATS: dict[str, rt.AudioFormat] = {"pcmu": "audio/pcmu", "pcm24k": "audio/pcm"}
 MAX_FILLED_AI_PACKETS = 3  # a longer hole in the WebRTC leg's audio is not filled in (60 ms)
@@ -98,7 +99,7 @@ class CallCore:
         self.rtt = {Peer.TWILIO: LatencyHistogram(), Peer.REALTIME: LatencyHistogram()}
         self.turn_to_sent = LatencyHistogram()
         self.turn_to_played = LatencyHistogram()
-        self._intervals = array("d")  # _INTERVAL_FIELDS per closed interval: 64 bytes, for hours-long calls
+        self._intervals = array("d")  # _INTERVAL_FIELDS per closed interval: 80 bytes, for hours-long calls
         self._interval_start = now
         self._interval_base = self._interval_snapshot()
         self._out: list[Outgoing] = []
@@ -439,19 +440,28 @@ class CallCore:
         except CodecError as exc:
             self._bad("ai_bad_audio", f"RTP packet {seq}: {exc}")
             return
+        self.counters["ai_packets"] += 1
         self._track_frames(frames, now)
 
     def receive_ai_audio(self, pcm: bytes, now: float) -> None:
         """WebRTC leg, captures made before the bridge decoded RTP itself: 20 ms of the AI's
-        audio as aiortc's track decoded it (48 kHz, mono, 16-bit)."""
+        audio as aiortc's track decoded it (48 kHz, mono, 16-bit). The rules of that version, so
+        such a capture replays to the report its live call wrote."""
         if self.state is State.ENDED:
+            return
+        if self._track_muted:
+            self.counters["late_track_frames_dropped"] += 1
+            return
+        if self._response_id is None and not any(pcm):
+            self.counters["idle_track_frames"] += 1
             return
         try:
             frames = self.transcoder.track_to_caller(pcm)
         except CodecError as exc:
             self._bad("ai_bad_audio", f"track audio: {exc}")
             return
-        self._track_frames(frames, now)
+        self._last_delta_at = now
+        self._play(frames, self._track_item, self._response_id or "", now)
 
     def _track_frames(self, frames: list[bytes], now: float) -> None:
         if self._track_muted:
@@ -549,8 +559,10 @@ class CallCore:
 
     def _interval_snapshot(self) -> dict[str, float]:
         f = self.inbound.figures()
+        missing = self.counters["ai_packets_missing"]
         return {"expected": f.expected, "lost": f.lost, "late": float(f.late_discards or 0),
-                "underrun": float(self.playback.underrun_frames), "frames_out": float(self.playback.frames)}
+                "underrun": float(self.playback.underrun_frames), "frames_out": float(self.playback.frames),
+                "ai_expected": float(self.counters["ai_packets"] + missing), "ai_lost": float(missing)}
 
     def _close_interval(self, end: float) -> None:
         snap = self._interval_snapshot()

@@ -76,6 +76,11 @@ def _ms(h: LatencyHistogram) -> dict[str, float] | None:
     return None if s is None else {"p50": s.p50_ms, "p95": s.p95_ms, "p99": s.p99_ms, "max": s.max_ms}
 
 
+def ai_leg_loss_pct(ai_lost: float, ai_expected: float) -> float:
+    """RTP packets of the AI's audio that never reached the bridge (WebRTC leg), in %."""
+    return 100.0 * ai_lost / ai_expected if ai_expected else 0.0
+
+
 def outbound_figures(inbound: DirectionFigures, pb: Playback) -> DirectionFigures:
     """The caller's listening direction: frames we sent, underruns as lost slots, and the
     network figures of the (symmetric) Twilio leg measured inbound."""
@@ -119,8 +124,10 @@ def build_report(
     out_delay = common + out_lat.summary().p50_ms + transcoder.delay_to_caller.total_ms
 
     in_q = direction_input(m.inbound, in_delay, in_chain)
+    ai_missing = counters.get("ai_packets_missing", 0)
+    ai_loss = ai_leg_loss_pct(ai_missing, counters.get("ai_packets", 0) + ai_missing)
     out_fig = outbound_figures(m.inbound, m.playback)
-    out_q = replace(in_q, delay_ms=out_delay, chain=out_chain, loss_pct=out_fig.loss_pct)
+    out_q = replace(in_q, delay_ms=out_delay, chain=out_chain, loss_pct=out_fig.loss_pct, upstream_loss_pct=ai_loss)
     inbound = DirectionReport("inbound", m.inbound, in_delay, in_chain.name, assess(in_q), _summary(in_lat))
     outbound = DirectionReport("outbound", out_fig, out_delay, out_chain.name, assess(out_q), _summary(out_lat))
 
@@ -132,7 +139,8 @@ def build_report(
         "twilio_leg_ms": twilio_leg if m.rtt[Peer.TWILIO].summary().count else "not measured (0)",
         "ai_leg_ms": ai_leg if m.rtt[Peer.REALTIME].summary().count else "not measured (0)",
         "jitter_buffer": config.jitter_buffer,
-        "network_path": "symmetric: inbound loss/jitter stand for both directions",
+        "network_path": "symmetric: inbound loss/jitter stand for both directions"
+        + ("; outbound adds the AI leg's measured RTP loss, concealed by Opus" if rtp is not None else ""),
         "call_mos": "outbound (the caller's listening direction)",
     }
     report = CallReport(
@@ -159,7 +167,7 @@ def build_report(
         ai_turn_ms={"to_first_audio_sent": _ms(m.turn_to_sent), "to_first_audio_played": _ms(m.turn_to_played)},
     )
     if rtp is not None:
-        report["ai_leg"] = {"transport": "webrtc", "rtp": dict(rtp)}
+        report["ai_leg"] = {"transport": "webrtc", "rtp": dict(rtp), "loss_pct": ai_loss}
     return report
 
 
@@ -168,6 +176,7 @@ def _interval_score(start: float, end: float, d: dict[str, float], out_q: Qualit
     slots = d["frames_out"] + d["underrun"]
     under = 100.0 * d["underrun"] / slots if slots else 0.0
     loss = min(100.0, net + under)
-    a = assess(replace(out_q, loss_pct=loss, jitter_ms=d["jitter_ms"]))
+    a = assess(replace(out_q, loss_pct=loss, jitter_ms=d["jitter_ms"],
+                       upstream_loss_pct=ai_leg_loss_pct(d["ai_lost"], d["ai_expected"])))
     return IntervalScore(start_s=start, end_s=end, mos=a.mos, r=a.r, loss_pct=loss, jitter_ms=d["jitter_ms"],
                          dominant_impairment=a.dominant.value)

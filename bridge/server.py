@@ -367,11 +367,11 @@ class CallDriver:
     # -------------------------------------------------------------- output
 
     async def flush(self) -> None:
-        """Send what the core produced, Twilio's first. What it produced for the AI goes out at
-        once too while the AI socket keeps up; once it pushes back, or a backlog waits, it goes
-        to the AI writer, so a slow or congested AI socket never holds back the caller's audio.
-        (Always handing over to the writer would put every frame behind every other call's
-        ready work: tens of milliseconds at a few hundred calls.)"""
+        """Send what the core produced. What it produced for the AI goes out at once while the
+        AI socket keeps up; once it pushes back, or a backlog waits, it goes to the AI writer,
+        so a slow or congested AI socket never holds back the caller's audio. (Always handing
+        over to the writer would put every frame behind every other call's ready work: tens of
+        milliseconds at a few hundred calls.)"""
         async with self._lock:
             to_twilio: list[Outgoing] = []
             to_ai: list[Outgoing] = []

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from quality.bands import Band, band
-from quality.emodel import EModelParams, r_factor, r_factor_wideband
+from quality.emodel import EModelParams, effective_equipment_impairment, r_factor, r_factor_wideband
 from quality.impairments import CodecChain
 from quality.latency import LatencySummary
 from quality.meter import DirectionFigures
@@ -43,8 +43,11 @@ class QualityInput:
 
     ``delay_ms`` is the mouth-to-ear delay without the jitter buffer (it sets T = Ta and
     Tr = 2 T); ``buffer_delay_ms`` and ``late_pct`` are what jitter costs through the playout
-    buffer; ``loss_pct`` and ``burst_r`` are network loss. ``jitter_ms`` is used by the
-    simplified model only, which takes jitter directly.
+    buffer; ``loss_pct`` and ``burst_r`` are network loss on the last leg, concealed by the last
+    codec. ``upstream_loss_pct`` is loss of the first codec's packets before that (the AI's RTP
+    on the WebRTC leg), concealed by the first codec's own PLC: it raises that codec's Ie to its
+    Ie,eff (G.107 §7.5 with its Bpl), which the chain then adds as tandem codecs add (G.113).
+    ``jitter_ms`` is used by the simplified model only, which takes jitter directly.
     """
 
     delay_ms: float
@@ -54,6 +57,7 @@ class QualityInput:
     buffer_delay_ms: float = 0.0
     late_pct: float = 0.0
     jitter_ms: float = 0.0
+    upstream_loss_pct: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -80,20 +84,28 @@ class Assessment:
 
 def _score(q: QualityInput, model: Model, params: EModelParams) -> tuple[float, float, dict[str, float]]:
     if model is Model.SIMPLIFIED:
-        s = simplified_r(q.delay_ms, q.jitter_ms, q.loss_pct)
+        s = simplified_r(q.delay_ms, q.jitter_ms, min(100.0, q.loss_pct + q.upstream_loss_pct))
         return s.r, s.mos, {"effective_latency_ms": s.effective_latency_ms,
                             "latency": s.latency_term, "loss": s.loss_term}
     ppl = min(100.0, q.loss_pct + q.late_pct)
+    first = q.chain.codecs[0]
     p = replace(params.with_delay(q.delay_ms + q.buffer_delay_ms), ppl=ppl,
-                burst_r=min(8.0, max(1.0, q.burst_r)), ie=q.chain.ie, bpl=q.chain.bpl)
+                burst_r=min(8.0, max(1.0, q.burst_r)),
+                ie=q.chain.ie + _upstream_ie(first.ie, first.bpl, q.upstream_loss_pct, 95.0), bpl=q.chain.bpl)
     if model is Model.G107_1:
         ie_wb, bpl_wb = q.chain.ie_wb, q.chain.bpl_wb
-        if ie_wb is None or bpl_wb is None:
+        if ie_wb is None or bpl_wb is None or first.ie_wb is None or first.bpl_wb is None:
             raise ValueError(f"no wideband (G.107.1) figures for codec chain {q.chain.name}")
-        res = r_factor_wideband(p, ie_wb, bpl_wb)
+        res = r_factor_wideband(p, ie_wb + _upstream_ie(first.ie_wb, first.bpl_wb, q.upstream_loss_pct, 129.0),
+                                bpl_wb)
     else:
         res = r_factor(p)
     return res.r, res.mos, res.impairments()
+
+
+def _upstream_ie(ie: float, bpl: float, loss_pct: float, ceiling: float) -> float:
+    """What upstream loss adds to a codec's Ie: its Ie,eff at that loss, random (BurstR 1), less Ie."""
+    return effective_equipment_impairment(ie, bpl, min(100.0, loss_pct), 1.0, ceiling) - ie
 
 
 def assess(q: QualityInput, model: Model = Model.G107, params: EModelParams | None = None) -> Assessment:
@@ -102,9 +114,10 @@ def assess(q: QualityInput, model: Model = Model.G107, params: EModelParams | No
     r, mos, impairments = _score(q, model, base)
     steps = [
         (Impairment.JITTER, replace(q, buffer_delay_ms=0.0, late_pct=0.0, jitter_ms=0.0)),
-        (Impairment.LOSS, replace(q, buffer_delay_ms=0.0, late_pct=0.0, jitter_ms=0.0, loss_pct=0.0)),
+        (Impairment.LOSS, replace(q, buffer_delay_ms=0.0, late_pct=0.0, jitter_ms=0.0, loss_pct=0.0,
+                                  upstream_loss_pct=0.0)),
         (Impairment.DELAY, replace(q, buffer_delay_ms=0.0, late_pct=0.0, jitter_ms=0.0, loss_pct=0.0,
-                                   delay_ms=0.0)),
+                                   upstream_loss_pct=0.0, delay_ms=0.0)),
     ]
     contributions: dict[str, float] = {}
     prev_r = r

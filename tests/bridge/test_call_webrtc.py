@@ -20,6 +20,7 @@ from bridge.call_config import CallConfig
 from bridge.codecs.g711 import Int16Array, ulaw_decode
 from bridge.codecs.opus import OpusDecoder
 from bridge.events import CallEnded, Direction, Peer
+from quality.impairments import get_codec
 from tests.bridge.test_call import STOP, ai, events, mark, media, started_core
 
 OPUS = CallConfig(ai_format="opus16k")
@@ -164,6 +165,34 @@ def test_pauses_in_an_answer_still_playing_after_response_done_are_forwarded() -
     assert heard(split(core)[2]) == [] and core.counters["idle_track_frames"] == 6
 
 
+def _report_with_ai_packets(seqs: Iterable[int]) -> dict[str, Any]:
+    core = responding_core()
+    packets = opus_packets(tone_16k(50, hz=300.0))
+    for k, seq in enumerate(seqs):
+        core.receive_ai_packet(seq, packets[seq % 50], 0.12 + 0.02 * k)
+    core.receive_twilio(STOP, 2.0)
+    [ended] = [e for e in events(core) if isinstance(e, CallEnded)]
+    return ended.report
+
+
+def test_packets_lost_on_the_ai_leg_count_against_what_the_caller_hears() -> None:
+    clean = _report_with_ai_packets(range(100))
+    lossy = _report_with_ai_packets([s for s in range(100) if s % 20 != 7])  # 5 of 100 never arrive
+    assert clean["ai_leg"]["loss_pct"] == 0.0 and lossy["ai_leg"]["loss_pct"] == pytest.approx(5.0)
+    assert lossy["counters"]["ai_packets_missing"] == 5 and lossy["counters"]["ai_packets"] == 95
+    # Opus conceals it (PLC/FEC), not the G.711 edge: G.107 §7.5 with Opus's own Bpl raises its Ie
+    # to Ie + (95 - Ie) * 5 / (5 + Bpl), and the caller's R drops by exactly that
+    opus = get_codec("opus16k")
+    assert clean["r"] - lossy["r"] == pytest.approx((95.0 - opus.ie) * 5.0 / (5.0 + opus.bpl))
+    assert lossy["dominant_impairment"] == "loss" and clean["dominant_impairment"] != "loss"
+    # the AI leg's loss is not the Twilio edge's, nor the inbound direction's
+    assert lossy["outbound"]["loss_pct"] == clean["outbound"]["loss_pct"]
+    assert lossy["inbound"]["mos"] == clean["inbound"]["mos"]
+    assert "AI leg's measured RTP loss" in lossy["assumptions"]["network_path"]
+    [interval] = lossy["intervals"]
+    assert interval["mos"] == pytest.approx(lossy["mos"], abs=0.01)
+
+
 def test_audio_from_a_capture_made_before_the_bridge_decoded_rtp_still_plays() -> None:
     core = responding_core()
     for i in range(10):
@@ -180,7 +209,7 @@ def test_silence_between_responses_is_not_played_and_rtp_figures_join_the_report
     core.record_rtp({"packets_sent": 200, "remote_packets_lost": 3, "rtt_ms": 42.0}, 4.0)
     core.receive_twilio(STOP, 4.1)
     [ended] = [e for e in events(core) if isinstance(e, CallEnded)]
-    assert ended.report["ai_leg"] == {"transport": "webrtc",
+    assert ended.report["ai_leg"] == {"transport": "webrtc", "loss_pct": 0.0,
                                       "rtp": {"packets_sent": 200, "remote_packets_lost": 3, "rtt_ms": 42.0}}
     assert ended.report["codec_chain"] == {"inbound": "g711 -> opus16k", "outbound": "opus16k -> g711"}
     # nothing is held on the way back and the AI's Opus decodes straight to 8 kHz: the way back adds

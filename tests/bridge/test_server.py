@@ -4,6 +4,7 @@ and peers that vanish."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from pathlib import Path
 
@@ -148,3 +149,32 @@ async def test_access_log_never_carries_query_strings(tmp_path: Path, caplog: py
     access = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
     assert any("/twiml" in line for line in access)
     assert not any("P-4242" in r.getMessage() for r in caplog.records)
+
+
+async def test_ai_frames_go_out_inline_until_the_socket_pushes_back_and_stay_in_order(tmp_path: Path) -> None:
+    """Caller frames go to the AI at once while aiohttp has not paused writing on its socket, and
+    through the per-call writer while it has; either way the AI gets every frame, in order."""
+    async with live_bridge(tmp_path, validate_twilio_signature=False) as live, aiohttp.ClientSession() as http:
+        frames = [bytes([0x80 + i % 100]) * 160 for i in range(150)]  # each frame tells its place
+        caller = SimulatedCaller(live.media_url, stream_sid="MZflow", call_sid="CA-flow", params={})
+        call = asyncio.create_task(caller.run(schedule(frames), hangup_after_s=3.2, session=http))
+        async with asyncio.timeout(5):
+            while not live.bridge.calls or next(iter(live.bridge.calls)).ai is None:
+                await asyncio.sleep(0.01)
+        driver = next(iter(live.bridge.calls))
+        await asyncio.sleep(0.5)
+        assert driver._ai_keeps_up()  # aiohttp's flow control is where the fast path looks
+        assert driver.ai is not None
+        protocol = driver.ai._writer.protocol
+        protocol.pause_writing()  # what asyncio's transport calls above its high-water mark
+        assert not driver._ai_keeps_up()
+        await asyncio.sleep(0.6)
+        protocol.resume_writing()
+        assert driver._ai_keeps_up()
+        await call
+    appended = b"".join(
+        base64.b64decode(json.loads(e)["audio"]) for e in live.fake.sessions[0].received
+        if json.loads(e)["type"] == "input_audio_buffer.append")
+    sent = b"".join(frames)
+    start = sent.index(appended[:160])  # frames sent before the AI leg was up are not forwarded
+    assert appended == sent[start:] and len(appended) >= 120 * 160

@@ -1,6 +1,7 @@
 """Assessment, bands, the dominant impairment and the per-call report."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -98,3 +99,23 @@ def test_report_from_meters_serialises_with_the_contract_keys() -> None:
     assert d["inbound"]["loss_pct"] == 0.0
     assert rep.mos == d["outbound"]["mos"] < d["inbound"]["mos"]
     assert d["dominant_impairment"] == "loss"
+
+
+@pytest.mark.parametrize(("model", "ceiling"), [(Model.G107, 95.0), (Model.G107_1, 129.0)])
+def test_upstream_loss_raises_the_first_codecs_ie_with_its_own_bpl(model: Model, ceiling: float) -> None:
+    """Loss of the AI's Opus packets before the last leg: Opus's PLC conceals it, so G.107 §7.5
+    (G.107.1 §7.5 for wideband, ceiling 129) applies with Opus's own Ie and Bpl."""
+    opus = get_codec("opus16k")
+    ie, bpl = (opus.ie, opus.bpl) if model is Model.G107 else (opus.ie_wb, opus.bpl_wb)
+    assert ie is not None and bpl is not None
+    # G.711 has no G.107.1 figures here, so the wideband case scores Opus on its own
+    chain = CodecChain.of("opus16k", "g711") if model is Model.G107 else CodecChain.of("opus16k")
+    base = QualityInput(delay_ms=150.0, chain=chain)
+    clean, lossy = assess(base, model), assess(replace(base, upstream_loss_pct=4.0), model)
+    assert clean.r - lossy.r == pytest.approx((ceiling - ie) * 4.0 / (4.0 + bpl))
+    assert lossy.dominant is Impairment.LOSS and lossy.contributions["codec"] == clean.contributions["codec"]
+    at_edge = assess(replace(base, loss_pct=4.0), model).r
+    if model is Model.G107:
+        assert at_edge < lossy.r  # the same 4 % at the G.711 edge, which conceals nothing, costs more
+    else:
+        assert at_edge == pytest.approx(lossy.r)  # one codec: upstream or not, the same formula
