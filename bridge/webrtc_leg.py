@@ -12,7 +12,7 @@ channel, POSTs the SDP offer with the session config to the Realtime calls endpo
 - The AI's audio is taken as RTP packets, before aiortc's receive buffer and decoder thread
   (:class:`PacketTap`): the call core decodes each Opus payload to 8 kHz the moment it arrives.
   aiortc's path would hold 80 ms in its jitter buffer (and an answer's last 80 ms until more
-  packets came), hand every packet to a thread, and decode at 48 kHz stereo: 3x the CPU.
+  packets came), hand every packet to a thread, and decode at 48 kHz stereo.
 - Events are the GA events, as text on the data channel.
 - RTP figures (packets, loss, jitter, RTCP round trip) come from aiortc's ``getStats()``.
 """
