@@ -141,6 +141,15 @@ def test_a_long_hole_is_not_filled_and_late_or_repeated_packets_are_dropped() ->
     assert core.counters["ai_packets_duplicate"] == 1 and core.counters["ai_packets_late"] == 1
 
 
+def test_a_sender_that_starts_over_is_a_restart_not_loss() -> None:
+    core = responding_core()
+    packets = opus_packets(tone_16k(30))
+    # a new SSRC or a restarted sender: the sequence jumps by thousands, forwards or back
+    got = heard(feed(core, packets, [*range(100, 110), *range(40000, 40010), *range(20, 30)]))
+    assert len(got) == 30 and core.counters["ai_seq_restarts"] == 2
+    assert core.counters["ai_packets_missing"] == 0 and core.counters["ai_packets"] == 30
+
+
 def feed(core: CallCore, packets: list[bytes], order: Iterable[int]) -> list[dict[str, Any]]:
     """Feed packets by sequence number (the payload is packets[seq % len]); Twilio's messages."""
     for k, seq in enumerate(order):
