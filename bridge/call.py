@@ -66,7 +66,6 @@ _INTERVAL_FIELDS = ("start", "end", "expected", "lost", "late", "underrun", "fra
 MAX_CONTEXT_ITEMS = 50  # transcripts kept to restore a conversation after a reconnect
 _AI_FORMATS: dict[str, rt.AudioFormat] = {"pcmu": "audio/pcmu", "pcm24k": "audio/pcm"}
 MAX_FILLED_AI_PACKETS = 3  # a longer hole in the WebRTC leg's audio is not filled in (60 ms)
-RTP_MAX_DROPOUT, RTP_MAX_MISORDER = 3000, 100  # RFC 3550 A.1: beyond these a sequence has restarted
 DEADLINE_S = 0.020  # a frame forwarded later than one frame time after it arrived is a deadline miss
 
 
@@ -123,7 +122,6 @@ class CallCore:
         self._track_playing = False
         self._rtp: dict[str, float | int | None] = {}
         self._ai_seq = SequenceTracker(modulus=65536)
-        self._ai_last_seq: int | None = None
 
     # ------------------------------------------------------------------ driver API
 
@@ -427,8 +425,7 @@ class CallCore:
         number by thousands is the sender starting over (RFC 3550 A.1), not loss."""
         if self.state is State.ENDED:
             return
-        if self._ai_last_seq is not None and \
-                RTP_MAX_DROPOUT <= (seq - self._ai_last_seq) % 65536 <= 65536 - RTP_MAX_MISORDER:
+        if self._ai_seq.is_restart(seq):
             self.counters["ai_seq_restarts"] += 1
             self._ai_seq = SequenceTracker(modulus=65536)
         arrival, missing = self._ai_seq.update(seq)
@@ -448,7 +445,6 @@ class CallCore:
             self._bad("ai_bad_audio", f"RTP packet {seq}: {exc}")
             return
         self.counters["ai_packets"] += 1
-        self._ai_last_seq = seq
         self._track_frames(frames, now)
 
     def receive_ai_audio(self, pcm: bytes, now: float) -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from quality.loss import LossCounter, LossStats
 
+RTP_MAX_DROPOUT, RTP_MAX_MISORDER = 3000, 100  # RFC 3550 A.1
+
 
 class Arrival(enum.Enum):
     IN_ORDER = "in_order"
@@ -66,6 +68,15 @@ class SequenceTracker:
         if delta >= m // 2:
             delta -= m
         return self._highest + delta
+
+    def is_restart(self, seq: int) -> bool:
+        """Whether ``seq`` means the source started over rather than lost or reordered packets:
+        a wrapping number that jumps ahead by RTP_MAX_DROPOUT or more, or back by more than
+        RTP_MAX_MISORDER (RFC 3550 A.1). Never for counters that do not wrap."""
+        if self._modulus is None or self._highest is None:
+            return False
+        delta = (seq - self._highest) % self._modulus
+        return RTP_MAX_DROPOUT <= delta <= self._modulus - RTP_MAX_MISORDER
 
     def update(self, seq: int) -> tuple[Arrival, int]:
         """Feed one arriving sequence number; return its classification and the missing count.

@@ -139,3 +139,16 @@ def test_timestamp_gaps() -> None:
 def test_a_hole_filled_by_a_reordered_frame_is_not_a_gap() -> None:
     s = feed([1, 3, 2, 4, 6, 7]).stats()
     assert (s.lost, s.reordered, s.gaps) == (1, 1, 1)  # only the hole at 5 stayed a hole
+
+
+def test_a_jump_past_rfc3550_max_dropout_or_misorder_is_a_restart() -> None:
+    rtp = SequenceTracker(modulus=65536)
+    assert not rtp.is_restart(500)  # nothing seen yet
+    rtp.update(65000)
+    assert not rtp.is_restart(65000 + 2999 - 65536)  # a 2999-packet hole across the wrap: loss
+    assert rtp.is_restart(65000 + 3000 - 65536)  # MAX_DROPOUT 3000 ahead: the source started over
+    assert not rtp.is_restart(65000 - 99)  # under MAX_MISORDER (100) back: reordered
+    assert rtp.is_restart(65000 - 100)  # udelta <= RTP_SEQ_MOD - MAX_MISORDER, as A.1 writes it
+    chunks = SequenceTracker()  # Twilio chunks do not wrap and never restart
+    chunks.update(1)
+    assert not chunks.is_restart(100000)
