@@ -39,6 +39,8 @@ from quality.report import assess, direction_input
 
 SPEECH_S, LISTEN_S, BARGE_S = 1.2, 2.6, 0.4
 PSTN_DELAY_MS = 60.0  # the bridge's default assumption, used for the expected MOS too
+START_ATTEMPTS = 3
+STARTUP_TIMEOUT_S = 60.0  # a cold machine imports aiortc and friends slowly; a dead child fails at once
 
 
 @dataclass(frozen=True)
@@ -171,11 +173,14 @@ def expected_mos(sent_at: list[tuple[int, float]], opts: LoadOptions) -> float:
 # ----------------------------------------------------------------------------------- processes
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def _free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports: all n sockets stay bound until every port is chosen, so
+    the kernel cannot hand the same port out twice."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def _cpu_s(pid: int) -> float:
@@ -190,21 +195,37 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+class ChildExited(RuntimeError):
+    """A child process of the load test died before it was ready."""
+
+
 class Processes:
     """The bridge and the stand-in as child processes on loopback."""
 
     def __init__(self, opts: LoadOptions, workdir: Path) -> None:
         self.opts = opts
         self.workdir = workdir
-        self.bridge_port = _free_port()
-        self.fake_port = _free_port()
-        self.webrtc_port = _free_port()
+        self.bridge_port, self.fake_port, self.webrtc_port = _free_ports(3)
         self.database_url = f"sqlite:///{workdir / 'load.db'}"
         self.procs: list[asyncio.subprocess.Process] = []
         self.bridge_pid = 0
         self._own_affinity = os.sched_getaffinity(0)
 
     async def start(self) -> None:
+        """Start both children; a child that dies during start-up (most likely a port taken between
+        choosing it and binding it) is retried on fresh ports, twice, then reported with its stderr."""
+        for attempt in range(START_ATTEMPTS):
+            try:
+                await self._start_once()
+                return
+            except ChildExited:
+                await self.stop()
+                self.procs.clear()
+                if attempt == START_ATTEMPTS - 1:
+                    raise
+                self.bridge_port, self.fake_port, self.webrtc_port = _free_ports(3)
+
+    async def _start_once(self) -> None:
         others = sorted(os.sched_getaffinity(0) - {self.opts.bridge_cpu}) if self.opts.bridge_cpu is not None else []
         await self._spawn(["fake-realtime", "--port", str(self.fake_port), "--webrtc-port", str(self.webrtc_port),
                            "--speed", "4", "--response-ms", "1500", "--encode-once"], {}, others)
@@ -222,41 +243,58 @@ class Processes:
         pin = [self.opts.bridge_cpu] if self.opts.bridge_cpu is not None else []
         bridge = await self._spawn(["serve"], env, pin)
         self.bridge_pid = bridge.pid
-        await self._wait_http(f"http://127.0.0.1:{self.bridge_port}/healthz")
-        await self._wait_tcp(self.fake_port)
-        await self._wait_tcp(self.webrtc_port)
+        fake = self.procs[0]
+        await self._wait_http(f"http://127.0.0.1:{self.bridge_port}/healthz", bridge)
+        await self._wait_tcp(self.fake_port, fake)
+        await self._wait_tcp(self.webrtc_port, fake)
         if others:
             os.sched_setaffinity(0, others)  # the callers stay off the bridge's core too
 
     async def _spawn(self, args: list[str], env: dict[str, str], cpus: list[int]) -> asyncio.subprocess.Process:
         full_env = {**os.environ, **env}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bridge", *args, env=full_env, cwd=self.workdir,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        with self._stderr_path(args[0]).open("wb") as stderr:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bridge", *args, env=full_env, cwd=self.workdir,
+                stdout=asyncio.subprocess.DEVNULL, stderr=stderr)
         if cpus:
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(proc.pid, cpus)
         self.procs.append(proc)
         return proc
 
-    async def _wait_http(self, url: str) -> None:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                with contextlib.suppress(aiohttp.ClientError, OSError):
+    def _stderr_path(self, command: str) -> Path:
+        return self.workdir / f"{command}.stderr"
+
+    def _check_alive(self, proc: asyncio.subprocess.Process, what: str, command: str) -> None:
+        """Fail at once, with the child's own error, when it died during start-up."""
+        if proc.returncode is None:
+            return
+        tail = self._stderr_path(command).read_text(errors="replace")[-2000:].strip()
+        raise ChildExited(f"{what} exited with code {proc.returncode} during start-up:\n{tail}")
+
+    async def _wait_http(self, url: str, proc: asyncio.subprocess.Process) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        # a short per-request timeout: whatever holds the port may accept and never answer
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1.0)) as http:
+            while time.monotonic() < deadline:
+                self._check_alive(proc, "the bridge", "serve")
+                with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
                     async with http.get(url) as r:
                         if r.status == 200:
                             return
                 await asyncio.sleep(0.05)
-        raise RuntimeError(f"the bridge did not come up at {url}")
+        raise RuntimeError(f"the bridge did not come up at {url} within {STARTUP_TIMEOUT_S:.0f} s")
 
-    async def _wait_tcp(self, port: int) -> None:
-        for _ in range(200):
+    async def _wait_tcp(self, port: int, proc: asyncio.subprocess.Process) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            self._check_alive(proc, "the Realtime stand-in", "fake-realtime")
             with contextlib.suppress(OSError):
                 _, w = await asyncio.open_connection("127.0.0.1", port)
                 w.close()
                 return
             await asyncio.sleep(0.05)
-        raise RuntimeError(f"the Realtime stand-in did not come up on port {port}")
+        raise RuntimeError(f"the Realtime stand-in did not come up on port {port} within {STARTUP_TIMEOUT_S:.0f} s")
 
     async def stop(self) -> None:
         os.sched_setaffinity(0, self._own_affinity)

@@ -61,8 +61,12 @@ def run(args: argparse.Namespace) -> int:
     # minute at a few hundred calls (measured by the loop-lag histogram; gc.freeze, Python 3.7+).
     gc.collect()
     gc.freeze()
-    if settings.event_loop == "uvloop":
-        uvloop.run(serve(settings))
-    else:
-        asyncio.run(serve(settings))
+    try:
+        if settings.event_loop == "uvloop":
+            uvloop.run(serve(settings))
+        else:
+            asyncio.run(serve(settings))
+    except OSError as exc:  # the listening socket: port taken, address not local, no permission
+        logging.getLogger("mosbridge").error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
+        return 1
     return 0

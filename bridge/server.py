@@ -681,19 +681,18 @@ async def serve(settings: Settings, *, on_ready: Callable[[Bridge], None] | None
     runner = web.AppRunner(bridge.app, handle_signals=False, shutdown_timeout=1.0,
                            access_log_class=PathOnlyAccessLogger)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
-    bridge.bound_port = runner.addresses[0][1] if runner.addresses else settings.port
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    log.info("mosbridge listening on %s:%s (ai_format=%s, store=%s, dashboard /dashboard)", settings.host,
-             bridge.bound_port, settings.ai_format, redact_url(settings.database_url))
-    if on_ready is not None:
-        on_ready(bridge)
     try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        bridge.bound_port = runner.addresses[0][1] if runner.addresses else settings.port
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        log.info("mosbridge listening on %s:%s (ai_format=%s, store=%s, dashboard /dashboard)", settings.host,
+                 bridge.bound_port, settings.ai_format, redact_url(settings.database_url))
+        if on_ready is not None:
+            on_ready(bridge)
         await stop.wait()
         log.info("draining %d live call(s), up to %.0f s", len(bridge.calls), settings.drain_timeout_s)
         await bridge.drain(settings.drain_timeout_s)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,6 +59,21 @@ def test_signature_checks_need_a_token(capsys: pytest.CaptureFixture[str], monke
     with pytest.raises(SystemExit):
         main(["serve"])
     assert "TWILIO_AUTH_TOKEN" in capsys.readouterr().err
+
+
+def test_a_taken_port_is_one_clear_error_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        env = {**os.environ, "MOSBRIDGE_HOST": "127.0.0.1", "MOSBRIDGE_PORT": str(port),
+               "MOSBRIDGE_VALIDATE_TWILIO_SIGNATURE": "0", "MOSBRIDGE_PSEUDONYM_KEY": "k",
+               "MOSBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"}
+        done = subprocess.run([sys.executable, "-m", "bridge", "serve"], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr
 
 
 @pytest.mark.parametrize("field", list(Settings.model_fields))

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+from pathlib import Path
 
+import aiohttp
 import pytest
 
+from bridge import loadtest
 from bridge.cli import main
-from bridge.loadtest import LoadOptions, plan_calls, run_load
+from bridge.loadtest import ChildExited, LoadOptions, Processes, plan_calls, run_load
 
 
 async def test_twenty_calls_complete_with_reports_and_a_true_mos() -> None:
@@ -59,3 +63,30 @@ def test_json_output_of_a_tiny_run(capsys: pytest.CaptureFixture[str]) -> None:
     for key in ("frames", "deadline_misses", "bridge_latency_ms", "event_loop_lag_ms", "bridge_cpu_pct",
                 "rss_mb_per_call", "mos"):
         assert key in out
+
+
+async def test_a_child_that_dies_at_start_up_is_reported_with_its_own_error(tmp_path: Path) -> None:
+    procs = Processes(LoadOptions(calls=1, bridge_env={"MOSBRIDGE_AI_FORMAT": "g729"}), tmp_path)
+    with pytest.raises(ChildExited, match=r"(?s)the bridge exited with code 2.*ai_format"):
+        await procs.start()
+    assert all(p.returncode is not None for p in procs.procs)
+
+
+async def test_a_port_taken_before_the_bridge_binds_it_is_retried(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        real = loadtest._free_ports
+        choices = iter([[taken, *real(2)]])
+        monkeypatch.setattr(loadtest, "_free_ports", lambda n: next(choices, None) or real(n))
+        procs = Processes(LoadOptions(calls=1), tmp_path)
+        assert procs.bridge_port == taken
+        await procs.start()
+        try:
+            assert procs.bridge_port != taken
+            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{procs.bridge_port}/healthz") as r:
+                assert r.status == 200
+        finally:
+            await procs.stop()
