@@ -26,9 +26,13 @@ class Concealer:
 
     def good(self, samples: Int16Array) -> None:
         """Record good audio of any length; the last 160 samples are what a loss repeats."""
-        if samples.size:
-            self._last = np.concatenate((self._last, samples))[-FRAME_SAMPLES:]
-            self._run = 0
+        if samples.size >= FRAME_SAMPLES:
+            self._last = samples[-FRAME_SAMPLES:].copy()
+        elif samples.size:
+            self._last = np.concatenate((self._last[samples.size :], samples))
+        else:
+            return
+        self._run = 0
 
     def conceal(self) -> Int16Array:
         """The next concealed 160-sample frame of the current loss run."""

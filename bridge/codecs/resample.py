@@ -53,14 +53,26 @@ def _quantise(h: Float64Array) -> Float64Array:
 
 
 def _to_int16(acc: Float64Array) -> Int16Array:
-    out = np.floor(acc * (1.0 / (1 << _Q)) + 0.5)
-    np.minimum(out, 32767.0, out=out)
-    np.maximum(out, -32768.0, out=out)
-    return out.astype(np.int16)
+    """Q20 accumulators to int16, rounding half up and saturating; ``acc`` is overwritten."""
+    acc *= 1.0 / (1 << _Q)
+    acc += 0.5
+    np.floor(acc, out=acc)
+    np.minimum(acc, 32767.0, out=acc)
+    np.maximum(acc, -32768.0, out=acc)
+    return acc.astype(np.int16)
+
+
+def _windows(buf: Float64Array, count: int, width: int, step: int) -> Float64Array:
+    """``count`` overlapping windows ``buf[k·step : k·step + width]`` as a view (no copy)."""
+    item = buf.itemsize
+    return np.ndarray((count, width), np.float64, buf, 0, (step * item, item))
 
 
 class Upsampler:
-    """8 kHz -> 8·factor kHz interpolator (zero-stuff + low-pass, polyphase)."""
+    """8 kHz -> 8·factor kHz interpolator (zero-stuff + low-pass, polyphase).
+
+    All phases in one product: the window of input history behind each input sample times a
+    (taps-per-phase × factor) matrix gives that sample's factor outputs."""
 
     def __init__(self, factor: int) -> None:
         self.factor = factor
@@ -68,7 +80,10 @@ class Upsampler:
         per_phase = -(-h.size // factor)
         padded = np.zeros(per_phase * factor, dtype=np.float64)
         padded[: h.size] = h
-        self._phases: list[Float64Array] = [padded[p::factor].copy() for p in range(factor)]
+        # column p holds phase p's taps time-reversed, so a window's dot product is the convolution
+        self._matrix: Float64Array = np.ascontiguousarray(
+            np.stack([padded[p::factor][::-1] for p in range(factor)], axis=1))
+        self._width = per_phase
         self._history: Float64Array = np.zeros(per_phase - 1, dtype=np.float64)
 
     def process(self, samples: Int16Array) -> Int16Array:
@@ -76,9 +91,7 @@ class Upsampler:
         if samples.size == 0:
             return np.zeros(0, dtype=np.int16)
         buf = np.concatenate((self._history, samples.astype(np.float64)))
-        out = np.empty((samples.size, self.factor), dtype=np.float64)
-        for p, taps in enumerate(self._phases):
-            out[:, p] = np.convolve(buf, taps, "valid")
+        out = _windows(buf, samples.size, self._width, 1) @ self._matrix
         self._history = buf[buf.size - self._history.size :]
         return _to_int16(out.reshape(-1))
 
@@ -87,11 +100,13 @@ class Upsampler:
 
 
 class Downsampler:
-    """8·factor kHz -> 8 kHz decimator (low-pass, keep every factor-th sample)."""
+    """8·factor kHz -> 8 kHz decimator (low-pass, keep every factor-th sample).
+
+    Only the kept outputs are computed: one window every factor input samples, times the taps."""
 
     def __init__(self, factor: int) -> None:
         self.factor = factor
-        self._taps: Float64Array = _quantise(design_lowpass(factor))
+        self._taps: Float64Array = _quantise(design_lowpass(factor))[::-1].copy()
         self._buf: Float64Array = np.zeros(self._taps.size - 1, dtype=np.float64)
 
     def process(self, samples: Int16Array) -> Int16Array:
@@ -101,8 +116,9 @@ class Downsampler:
         if buf.size < n:
             self._buf = buf
             return np.zeros(0, dtype=np.int16)
-        out = np.convolve(buf, self._taps, "valid")[:: self.factor]
-        self._buf = buf[out.size * self.factor :]
+        count = (buf.size - n) // self.factor + 1
+        out = _windows(buf, count, n, self.factor) @ self._taps
+        self._buf = buf[count * self.factor :]
         return _to_int16(out)
 
     def reset(self) -> None:
