@@ -15,6 +15,7 @@ the live call did.
     receive_ai_packet(seq, opus, now)  WebRTC leg: one RTP packet of AI audio (Opus payload)
     receive_ai_audio(pcm, now)     WebRTC leg in older captures: 20 ms of 48 kHz PCM from aiortc
     record_rtp(stats, now)         WebRTC leg: the RTP/RTCP figures of the AI leg, for the report
+    record_loop_lag(counts, now)   the bridge's event-loop lag since the call began (bucket counts)
     get_timer() / handle_timer(now)
     data_to_send() / next_event()
 
@@ -35,7 +36,7 @@ import binascii
 import enum
 from array import array
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from bridge import realtime as rt
@@ -56,6 +57,7 @@ from bridge.events import (
 )
 from bridge.playback import MarkFate, Playback
 from bridge.tags import CallTags, call_tags
+from quality.lag import LAG_BOUNDS_S, LagFigures, lag_figures
 from quality.latency import LatencyHistogram
 from quality.meter import DirectionMeter
 from quality.playout import AdaptivePlayout, FixedPlayout, Playout
@@ -122,6 +124,7 @@ class CallCore:
         self._track_playing = False
         self._rtp: dict[str, float | int | None] = {}
         self._ai_seq = SequenceTracker(modulus=65536)
+        self._loop_lag: LagFigures | None = None
 
     # ------------------------------------------------------------------ driver API
 
@@ -150,6 +153,12 @@ class CallCore:
     def record_rtp(self, stats: dict[str, float | int | None], now: float) -> None:
         """The WebRTC leg's latest RTP figures (cumulative: packets, loss, jitter, RTCP RTT)."""
         self._rtp = dict(stats)
+
+    def record_loop_lag(self, cumulative: Sequence[int], now: float) -> None:
+        """How late the bridge's event loop ran while this call lived: cumulative tick counts per
+        ``LAG_BOUNDS_S`` bucket since the call began. A lagging loop leaves frames unread, which
+        the call's own stamps then see as network jitter; the report says so."""
+        self._loop_lag = lag_figures(LAG_BOUNDS_S, cumulative)
 
     def get_timer(self) -> float | None:
         if self.state is State.ENDED:
@@ -602,5 +611,6 @@ class CallCore:
             end_reason=reason,
             counters=dict(self.counters),
             rtp=self._rtp if self.webrtc else None,
+            loop_lag=self._loop_lag,
         )
         self._events.append(CallEnded(reason, report))

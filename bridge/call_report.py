@@ -22,6 +22,7 @@ from bridge.events import Direction, Peer
 from bridge.playback import Playback
 from bridge.tags import CallTags
 from quality.impairments import CodecChain
+from quality.lag import SATURATED_P99_MS, LagFigures
 from quality.latency import LatencyHistogram, LatencySummary
 from quality.meter import DirectionFigures
 from quality.report import (
@@ -114,6 +115,7 @@ def build_report(
     end_reason: str,
     counters: dict[str, int],
     rtp: dict[str, float | int | None] | None = None,
+    loop_lag: LagFigures | None = None,
 ) -> dict[str, Any]:
     in_chain, out_chain = chains(config.ai_format, config.opus_bitrate, config.edge_codec)
     twilio_leg = _half_rtt_ms(m.rtt[Peer.TWILIO])
@@ -143,6 +145,10 @@ def build_report(
         + ("; outbound adds the AI leg's measured RTP loss, concealed by Opus" if rtp is not None else ""),
         "call_mos": "outbound (the caller's listening direction)",
     }
+    if loop_lag is not None and loop_lag.saturated:
+        assumptions["measurement"] = (
+            f"the bridge's event loop lagged (p99 {loop_lag.p99_ms:.1f} ms > {SATURATED_P99_MS:.0f} ms): frames "
+            "waited unread, so jitter, late discards and bridge latency include the bridge's own delay")
     report = CallReport(
         call_sid=call_sid,
         tenant=tags.tenant,
@@ -166,6 +172,8 @@ def build_report(
         rtt_ms={"twilio": _ms(m.rtt[Peer.TWILIO]), "openai": _ms(m.rtt[Peer.REALTIME])},
         ai_turn_ms={"to_first_audio_sent": _ms(m.turn_to_sent), "to_first_audio_played": _ms(m.turn_to_played)},
     )
+    if loop_lag is not None:
+        report["bridge_host"] = {"loop_lag": loop_lag.to_dict()}
     if rtp is not None:
         report["ai_leg"] = {"transport": "webrtc", "rtp": dict(rtp), "loss_pct": ai_loss}
     return report

@@ -15,6 +15,8 @@ Version 1 (stable; later versions must still read it):
   sequence number and Opus payload) and ``ai_rtp`` with ``rtp`` (the leg's RTP/RTCP figures).
   Captures from before the bridge decoded RTP itself have ``ai_audio_in`` with ``b64`` instead
   (20 ms of the AI's audio as aiortc decoded it: 48 kHz mono 16-bit PCM); they replay too.
+  ``host_lag`` with ``counts``: the bridge's event-loop lag since the call began, as cumulative
+  tick counts per ``quality.lag.LAG_BOUNDS_S`` bucket (every ping period; older captures have none).
 - PHI: ids in ``start.customParameters`` are pseudonymized before they are written.
 
 A plain Twilio log (one raw Media Streams message per line, no header, no ``t``) is read too;
@@ -34,6 +36,7 @@ from typing import Any, Final
 from bridge import compact_json
 from bridge.call_config import CallConfig
 from bridge.tags import pseudonymize
+from quality.lag import LAG_BOUNDS_S
 
 VERSION: Final = 1
 MESSAGE_DIRS: Final = frozenset({"twilio_in", "twilio_out", "ai_in", "ai_out"})
@@ -63,6 +66,7 @@ class Record:
     audio: bytes | None = None  # ai_out on the WebRTC track, ai_packet_in, ai_audio_in
     seq: int | None = None  # ai_packet_in
     rtp: dict[str, Any] | None = None  # ai_rtp
+    counts: tuple[int, ...] | None = None  # host_lag
 
 
 @dataclass
@@ -193,6 +197,13 @@ def _record(i: int, o: dict[str, Any]) -> Record:
         if not isinstance(rtp, dict):
             raise CaptureError(i, "an ai_rtp line needs 'rtp' (an object)")
         return Record(float(t), d, rtp=rtp, line_no=i)
+    if d == "host_lag":
+        counts = o.get("counts")
+        if not (isinstance(counts, list) and len(counts) == len(LAG_BOUNDS_S)
+                and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+                and counts == sorted(counts)):
+            raise CaptureError(i, f"a host_lag line needs 'counts': {len(LAG_BOUNDS_S)} cumulative tick counts")
+        return Record(float(t), d, counts=tuple(counts), line_no=i)
     if d in MESSAGE_DIRS:
         if "msg" in o and isinstance(o["msg"], dict):
             return Record(float(t), d, text=compact_json.dumps(o["msg"]), line_no=i)

@@ -33,6 +33,7 @@ from bridge.caller import FRAME_S, ScheduledFrame, SimulatedCaller
 from bridge.codecs.g711 import ulaw_encode
 from bridge.fake_realtime import speech_like
 from bridge.store import open_store
+from quality.lag import lag_figures
 from quality.meter import DirectionMeter
 from quality.playout import AdaptivePlayout
 from quality.report import assess, direction_input
@@ -421,6 +422,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     reported: list[float] = []
     expected: list[float] = []
     errors: list[float] = []
+    saturated = 0
     if db_url:
         store = open_store(db_url)
         for plan in plans:
@@ -430,12 +432,14 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
             if rep.get("end_reason") == "stop":
                 out.calls["completed"] += 1
             reported.append(rep["mos"])
+            saturated += bool(rep.get("bridge_host", {}).get("loop_lag", {}).get("saturated"))
             caller = results.get(plan.call_sid)
             if caller is not None:
                 expected.append(expected_mos(caller.sent_at, opts))
                 errors.append(abs(rep["mos"] - expected[-1]))
     out.mos = {"reported": _percentiles(reported), "expected": _percentiles(expected),
-               "mean_abs_error": sum(errors) / len(errors) if errors else None, "reports": len(reported)}
+               "mean_abs_error": sum(errors) / len(errors) if errors else None, "reports": len(reported),
+               "reports_flagged_saturated": saturated}
     return out
 
 
@@ -452,26 +456,13 @@ async def _lag_buckets(http: aiohttp.ClientSession, url: str) -> dict[float, flo
 
 
 def steady_lag(before: dict[float, float], after: dict[float, float]) -> dict[str, float] | None:
-    """Loop lag between two scrapes of its histogram: p99 interpolated within its bucket as
-    Prometheus' ``histogram_quantile`` does, and the share of ticks over 5 and over 20 ms."""
+    """Loop lag between two scrapes of its histogram (p99 as Prometheus' ``histogram_quantile``
+    gives it, share of ticks over 5 and 20 ms)."""
     bounds = sorted(after)
-    counts = [after[b] - before.get(b, 0.0) for b in bounds]
-    total = counts[-1] if counts else 0.0
-    if total <= 0:
-        return None
-
-    def share_over(limit_s: float) -> float:
-        return 100.0 * (total - next(c for b, c in zip(bounds, counts, strict=True) if b >= limit_s)) / total
-
-    rank, lower, below = 0.99 * total, 0.0, 0.0
-    p99 = bounds[-2] if len(bounds) > 1 else 0.0  # in the +Inf bucket: its lower bound, as Prometheus says
-    for b, c in zip(bounds, counts, strict=True):
-        if c >= rank and b != float("inf"):
-            p99 = lower + (b - lower) * (rank - below) / (c - below) if c > below else b
-            break
-        lower, below = b, c
-    return {"ticks": total, "p99_ms": 1000.0 * p99, "over_5ms_pct": share_over(0.005),
-            "over_20ms_pct": share_over(0.02)}
+    figures = lag_figures(bounds, [after[b] - before.get(b, 0.0) for b in bounds])
+    return None if figures is None else {"ticks": float(figures.ticks), "p99_ms": figures.p99_ms,
+                                         "over_5ms_pct": figures.over_5ms_pct,
+                                         "over_20ms_pct": figures.over_20ms_pct}
 
 
 async def _stats(http: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:

@@ -89,6 +89,10 @@ def _human(r: LoadResult) -> str:
     lines.append(f"             expected {_fmt(r.mos.get('expected'))}")
     mae = r.mos.get("mean_abs_error")
     lines.append(f"             mean abs error {mae:.3f}" if mae is not None else "             mean abs error -")
+    flagged = r.mos.get("reports_flagged_saturated")
+    if flagged:
+        lines.append(f"             {flagged} of {r.mos.get('reports')} reports say the bridge's loop lagged "
+                     "(bridge_host.loop_lag.saturated): their MOS includes the bridge's own delay")
     return "\n".join(lines)
 
 

@@ -20,12 +20,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from bridge import __version__
 from bridge.events import Direction
 from bridge.tags import UNTAGGED
+from quality.lag import LAG_BOUNDS_S
 
 MOS_BUCKETS = (1.0, 2.0, 2.5, 3.0, 3.3, 3.6, 3.8, 4.0, 4.1, 4.2, 4.3, 4.4, 4.5)
 JITTER_MS_BUCKETS = (1, 2, 5, 10, 20, 30, 50, 75, 100, 200)
 LOSS_PCT_BUCKETS = (0.1, 0.5, 1, 2, 3, 5, 10, 20, 50)
 LATENCY_S_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
-LOOP_LAG_S_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+LOOP_LAG_S_BUCKETS = LAG_BOUNDS_S[:-1]  # the per-call lag figures read the same buckets
 # Report counters that are bad input or peer trouble (the rest count normal events).
 PROBLEM_COUNTERS = frozenset({
     "oversize", "bad_json", "bad_message", "bad_base64", "bad_frame", "media_before_start", "wrong_track",

@@ -90,6 +90,8 @@ def replay(capture: Capture, *, metrics_only: bool = False) -> ReplayResult:
             core.receive_ai_audio(rec.audio or b"", t)
         elif d == "ai_rtp":
             core.record_rtp(rec.rtp or {}, t)
+        elif d == "host_lag":
+            core.record_loop_lag(rec.counts or (), t)
         elif d == "twilio_out" or d == "ai_out":
             queue = pending[Peer.TWILIO if d == "twilio_out" else Peer.REALTIME]
             if queue:

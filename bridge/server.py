@@ -38,7 +38,7 @@ from bridge.config import Settings
 from bridge.dashboard import add_dashboard_routes
 from bridge.events import CallEnded, CallStarted, Direction, Event, Outgoing, Peer, Problem, ReconnectRealtime
 from bridge.isotime import iso_utc
-from bridge.loop_lag import watch_loop_lag
+from bridge.loop_lag import LagCounts, watch_loop_lag
 from bridge.metrics import BridgeMetrics
 from bridge.recorder import CallCapture, CapturePolicy, CaptureRecorder
 from bridge.store import redact_url
@@ -105,11 +105,13 @@ class BridgeStats:
         self.deadline_misses = dict.fromkeys(Direction, 0)
         self.frames = dict.fromkeys(Direction, 0)
         self.loop_lag = LatencyHistogram()
+        self.lag_counts = LagCounts()
         self.calls_started = 0
         self.calls_ended = 0
 
     def observe_loop_lag(self, lag_s: float) -> None:
         self.loop_lag.record(lag_s)
+        self.lag_counts.observe(lag_s)
         self.metrics.loop_lag.observe(lag_s)
 
     def observe(self, items: list[Outgoing], now: float) -> None:
@@ -168,6 +170,7 @@ class CallDriver:
         self._reconnect = asyncio.Event()
         self._pings: dict[bytes, tuple[Peer, float]] = {}
         self._ping_count = 0
+        self._lag_start = bridge.stats.lag_counts.snapshot()
 
     def now(self) -> float:
         # time.monotonic, not loop.time(): uvloop's clock ticks in whole milliseconds, too coarse
@@ -344,7 +347,12 @@ class CallDriver:
                 await self.flush()
             if self.now() >= next_ping:
                 next_ping = self.now() + period
+                self._record_loop_lag()
                 await self._ping()
+
+    def _record_loop_lag(self) -> None:
+        counts = self.bridge.stats.lag_counts.cumulative_since(self._lag_start)
+        self.core.record_loop_lag(counts, self._event("host_lag", counts=counts))
 
     async def _ping(self) -> None:
         for peer, ws in ((Peer.TWILIO, self.twilio), (Peer.REALTIME, self.ai)):

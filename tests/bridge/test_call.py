@@ -277,3 +277,28 @@ def test_a_stalled_response_is_counted_once() -> None:
     assert any(isinstance(e, Problem) and e.kind == "ai_stall" for e in events(core))
     core.handle_timer(5.0)
     assert core.counters["ai_stalls"] == 1
+
+
+def test_a_lagging_event_loop_is_reported_and_named_as_a_cause() -> None:
+    def report_with(lag_counts: list[int] | None) -> dict[str, Any]:
+        core = started_core()
+        for chunk in range(1, 51):
+            core.receive_twilio(media(chunk), chunk * 0.020)
+        if lag_counts is not None:
+            core.record_loop_lag(lag_counts, 1.0)
+        core.receive_twilio(STOP, 1.1)
+        report: dict[str, Any] = next(e for e in events(core) if isinstance(e, CallEnded)).report
+        return report
+
+    # 1000 ticks (10 s of a 10 ms timer), 30 of them over 20 ms: p99 lies in the 20-50 ms bucket
+    busy = report_with([600, 800, 950, 960, 970, 995, 1000, 1000, 1000, 1000])
+    lag = busy["bridge_host"]["loop_lag"]
+    assert lag["ticks"] == 1000 and lag["saturated"] is True
+    assert lag["p99_ms"] == pytest.approx(20.0 + 30.0 * (990 - 970) / (995 - 970))
+    assert lag["over_5ms_pct"] == pytest.approx(5.0) and lag["over_20ms_pct"] == pytest.approx(3.0)
+    assert "event loop lagged (p99 44.0 ms" in busy["assumptions"]["measurement"]
+
+    calm = report_with([990, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000])
+    assert calm["bridge_host"]["loop_lag"]["saturated"] is False and "measurement" not in calm["assumptions"]
+    assert calm["mos"] == busy["mos"]  # a flag beside the MOS, not a change to it
+    assert "bridge_host" not in report_with(None)  # an older capture: nothing claimed

@@ -24,6 +24,7 @@ async def test_twenty_calls_complete_with_reports_and_a_true_mos() -> None:
     assert os.sched_getaffinity(0) == affinity  # the harness gives its CPUs back
     assert r.calls == {"started": 20, "completed": 20, "failed": 0}
     assert r.mos["reports"] == 20
+    assert 0 <= r.mos["reports_flagged_saturated"] <= 20  # counted from each report's bridge_host
     assert r.mos["mean_abs_error"] is not None and r.mos["mean_abs_error"] < 0.15
     # every frame sent was forwarded, and every lost one concealed: the AI got each 20 ms slot
     generated = sum(p.generated for p in plan_calls(opts, "x"))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import pytest
 
 from bridge.loadtest import LoadResult, is_clean, steady_lag
-from bridge.loop_lag import watch_loop_lag
+from bridge.loop_lag import LagCounts, watch_loop_lag
+from quality.lag import LAG_BOUNDS_S
 
 
 async def test_a_blocked_loop_shows_as_lag_of_about_the_time_it_was_blocked() -> None:
@@ -66,3 +68,15 @@ def test_steady_lag_is_prometheus_histogram_quantile_between_two_scrapes(
     assert lag["p99_ms"] == pytest.approx(p99_ms)
     assert lag["over_5ms_pct"] == pytest.approx(over_5) and lag["over_20ms_pct"] == pytest.approx(over_20)
     assert steady_lag(after, after) is None  # no tick in between: nothing to say
+
+
+def test_lag_counts_put_a_tick_on_a_bound_in_that_bucket_and_diff_from_a_snapshot() -> None:
+    counts = LagCounts()
+    counts.observe(0.0004)
+    start = counts.snapshot()
+    for lag in (0.001, 0.0011, 0.005, 0.3, 5.0):  # le=0.001 holds 0.001 exactly, as Prometheus' le does
+        counts.observe(lag)
+    since = counts.cumulative_since(start)
+    assert len(since) == len(LAG_BOUNDS_S) and since[-1] == 5
+    assert dict(zip(LAG_BOUNDS_S, since, strict=True)) == {
+        0.001: 1, 0.002: 2, 0.005: 3, 0.01: 3, 0.02: 3, 0.05: 3, 0.1: 3, 0.25: 3, 1.0: 4, math.inf: 5}

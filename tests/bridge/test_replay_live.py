@@ -52,6 +52,7 @@ async def test_live_call_replays_to_the_same_report(tmp_path: Path, ai_format: s
     assert replayed["counters"]["barge_ins"] == 1
     assert replayed["rtt_ms"]["twilio"] is not None
     assert replayed["inbound"]["bridge_latency_ms"] is not None
+    assert replayed["bridge_host"]["loop_lag"]["ticks"] > 0  # the loop lag the call lived through
 
 
 async def test_replay_command_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
