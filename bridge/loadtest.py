@@ -79,6 +79,7 @@ class LoadResult:
     deadline_misses: dict[str, int] = field(default_factory=dict)
     bridge_latency_ms: dict[str, Any] = field(default_factory=dict)
     event_loop_lag_ms: dict[str, float] | None = None  # how long ready audio waited unread in the bridge
+    gc_pause_ms: dict[str, dict[str, float]] | None = None  # per generation: collections, total, p99, max
     # the same between the end of the ramp and the first hangups: what the bridge sustains
     steady_loop_lag: dict[str, float] | None = None
     caller_turn_latency_ms: dict[str, float] | None = None
@@ -408,6 +409,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
             out.deadline_misses[d] = stats[d]["deadline_misses"]
             out.bridge_latency_ms[d] = stats[d]["bridge_latency_ms"]
         out.event_loop_lag_ms = stats.get("event_loop_lag_ms")
+        out.gc_pause_ms = stats.get("gc_pause_ms")
     if len(lag_buckets) == 2:
         out.steady_loop_lag = steady_lag(lag_buckets[0], lag_buckets[1])
     turns = [x * 1000.0 for r in results.values() for x in r.turn_latency_s]

@@ -78,6 +78,11 @@ def _human(r: LoadResult) -> str:
         s = r.steady_loop_lag
         lines.append(f"             all calls up: p99 {s['p99_ms']:.2f} ms, over 5 ms {s['over_5ms_pct']:.1f} % "
                      f"and over 20 ms {s['over_20ms_pct']:.1f} % of {s['ticks']:.0f} ticks")
+    if r.gc_pause_ms:
+        per_gen = "  ".join(f"gen{g} {v['collections']:.0f}× max {v['max']:.1f} ms" for g, v in r.gc_pause_ms.items())
+        total = sum(v["total"] for v in r.gc_pause_ms.values())
+        share = f" ({100.0 * total / (1000.0 * r.wall_s):.1f} % of the run)" if r.wall_s else ""
+        lines.append(f"gc pauses    {per_gen}, {total:.0f} ms in all{share}")
     lines.append(f"caller turn  latency ms  {_fmt(r.caller_turn_latency_ms)}")
     if r.bridge_cpu_pct is not None:
         per_call = r.bridge_cpu_ms_per_call_second or 0.0

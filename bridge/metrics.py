@@ -26,6 +26,7 @@ MOS_BUCKETS = (1.0, 2.0, 2.5, 3.0, 3.3, 3.6, 3.8, 4.0, 4.1, 4.2, 4.3, 4.4, 4.5)
 JITTER_MS_BUCKETS = (1, 2, 5, 10, 20, 30, 50, 75, 100, 200)
 LOSS_PCT_BUCKETS = (0.1, 0.5, 1, 2, 3, 5, 10, 20, 50)
 LATENCY_S_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+GC_PAUSE_S_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 LOOP_LAG_S_BUCKETS = LAG_BOUNDS_S[:-1]  # the per-call lag figures read the same buckets
 # Report counters that are bad input or peer trouble (the rest count normal events).
 PROBLEM_COUNTERS = frozenset({
@@ -97,6 +98,11 @@ class BridgeMetrics:
         self.loop_lag = Histogram("mosbridge_event_loop_lag_seconds",
                                   "How late the event loop woke a 10 ms timer: time ready audio waited unread",
                                   buckets=LOOP_LAG_S_BUCKETS, registry=r)
+        self.gc_pause = Histogram("mosbridge_gc_pause_seconds",
+                                  "How long one cyclic garbage collection held the process (2 = full)",
+                                  ["generation"], buckets=GC_PAUSE_S_BUCKETS, registry=r)
+        for generation in ("0", "1", "2"):
+            self.gc_pause.labels(generation=generation)
         self.problems = Counter("mosbridge_problems", "Bad input and peer trouble, by kind", ["kind"], registry=r)
         self.tenant_overflow = Counter(
             "mosbridge_tenant_label_overflow",

@@ -37,6 +37,7 @@ from bridge.call_config import CallConfig
 from bridge.config import Settings
 from bridge.dashboard import add_dashboard_routes
 from bridge.events import CallEnded, CallStarted, Direction, Event, Outgoing, Peer, Problem, ReconnectRealtime
+from bridge.gc_pauses import GcPauseWatch
 from bridge.isotime import iso_utc
 from bridge.loop_lag import LagCounts, watch_loop_lag
 from bridge.metrics import BridgeMetrics
@@ -106,6 +107,7 @@ class BridgeStats:
         self.frames = dict.fromkeys(Direction, 0)
         self.loop_lag = LatencyHistogram()
         self.lag_counts = LagCounts()
+        self.gc_pauses = {g: LatencyHistogram() for g in (0, 1, 2)}
         self.calls_started = 0
         self.calls_ended = 0
 
@@ -113,6 +115,10 @@ class BridgeStats:
         self.loop_lag.record(lag_s)
         self.lag_counts.observe(lag_s)
         self.metrics.loop_lag.observe(lag_s)
+
+    def observe_gc_pause(self, generation: int, pause_s: float) -> None:
+        self.gc_pauses[generation].record(pause_s)
+        self.metrics.gc_pause.labels(generation=str(generation)).observe(pause_s)
 
     def observe(self, items: list[Outgoing], now: float) -> None:
         for item in items:
@@ -133,6 +139,11 @@ class BridgeStats:
                             "bridge_latency_ms": {"p50": s.p50_ms, "p99": s.p99_ms, "max": s.max_ms}}
         lag = self.loop_lag.summary()
         out["event_loop_lag_ms"] = {"p50": lag.p50_ms, "p99": lag.p99_ms, "max": lag.max_ms}
+        out["gc_pause_ms"] = {}
+        for g, h in self.gc_pauses.items():
+            s = h.summary()
+            out["gc_pause_ms"][str(g)] = {"collections": s.count, "total": s.count * s.mean_ms, "p99": s.p99_ms,
+                                          "max": s.max_ms}
         return out
 
 
@@ -521,6 +532,7 @@ class Bridge:
         self.evaluator = AlertEvaluator(alert_rule(settings)) if settings.alerts else None
         self._alert_task: asyncio.Task[None] | None = None
         self._lag_task: asyncio.Task[None] | None = None
+        self._gc_watch = GcPauseWatch(self.stats.observe_gc_pause)
         self._firing_shown: set[str] = set()
         self._webhooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mosbridge-alert-webhook")
         self.app = web.Application()
@@ -540,10 +552,12 @@ class Bridge:
     async def _startup(self, app: web.Application) -> None:
         self.http = aiohttp.ClientSession()
         self._lag_task = asyncio.create_task(watch_loop_lag(self.stats.observe_loop_lag))
+        self._gc_watch.install()
         if self.evaluator is not None:
             self._alert_task = asyncio.create_task(self._alert_loop())
 
     async def _cleanup(self, app: web.Application) -> None:
+        self._gc_watch.remove()
         for task in (self._alert_task, self._lag_task):
             if task is not None:
                 task.cancel()

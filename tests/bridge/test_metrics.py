@@ -175,6 +175,7 @@ def test_metric_names_and_labels_are_stable() -> None:
         "mosbridge_bridge_latency_seconds": ("histogram", {"direction"}),
         "mosbridge_deadline_misses": ("counter", {"direction"}),
         "mosbridge_event_loop_lag_seconds": ("histogram", set()),
+        "mosbridge_gc_pause_seconds": ("histogram", {"generation"}),
         "mosbridge_problems": ("counter", {"kind"}),
         "mosbridge_tenant_label_overflow": ("counter", set()),
         "mosbridge_tenant_labels": ("gauge", set()),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 from pathlib import Path
 
@@ -178,3 +179,18 @@ async def test_ai_frames_go_out_inline_until_the_socket_pushes_back_and_stay_in_
     sent = b"".join(frames)
     start = sent.index(appended[:160])  # frames sent before the AI leg was up are not forwarded
     assert appended == sent[start:] and len(appended) >= 120 * 160
+
+
+async def test_stats_and_metrics_time_the_garbage_collectors_pauses(tmp_path: Path) -> None:
+    async with live_bridge(tmp_path) as live, aiohttp.ClientSession() as http:
+        gc.collect()  # one full pass while the bridge watches
+        async with http.get(live.base + "/stats") as r:
+            stats = await r.json()
+        async with http.get(live.base + "/metrics") as r:
+            metrics = await r.text()
+    full = stats["gc_pause_ms"]["2"]
+    assert full["collections"] >= 1 and full["max"] > 0.0 and full["total"] >= full["max"]
+    count = next(line for line in metrics.splitlines()
+                 if line.startswith('mosbridge_gc_pause_seconds_count{generation="2"}'))
+    assert float(count.split()[-1]) >= 1
+    assert live.bridge._gc_watch not in gc.callbacks  # a stopped bridge leaves the collector alone

@@ -190,6 +190,19 @@ def test_event_loop_lag_panel_beside_latency_and_deadline_misses() -> None:
     assert alert["annotations"]["dashboard"].lower().endswith(lag["title"].lower())
 
 
+def test_gc_panel_shows_the_share_of_time_in_collections_beside_the_alerts() -> None:
+    by_title = {p["title"]: p for p in query_panels()}
+    gc_panel = by_title["Time in garbage collection by pod"]
+    [target] = gc_panel["targets"]
+    assert " ".join(target["expr"].split()) == (
+        "sum by (instance) (rate(mosbridge_gc_pause_seconds_sum[$__rate_interval]))")
+    assert gc_panel["fieldConfig"]["defaults"]["unit"] == "percentunit"  # seconds per second
+    assert exported()["mosbridge_gc_pause_seconds_sum"] == {"generation"}
+    alerts = by_title["Mosbridge alerts firing"]
+    assert gc_panel["gridPos"]["y"] == alerts["gridPos"]["y"]
+    assert alerts["gridPos"]["x"] + alerts["gridPos"]["w"] <= gc_panel["gridPos"]["x"]
+
+
 # ----------------------------------------------------------------------------- metric names
 
 

@@ -17,6 +17,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.metrics import LOOP_LAG_S_BUCKETS, PROBLEM_COUNTERS, WRITE_RESULTS, BridgeMetrics
+from quality.lag import SATURATED_P99_MS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 RULES = DEPLOY / "mosbridge-rules.yml"
@@ -183,6 +184,7 @@ def test_event_loop_lag_alert_reads_the_lag_histogram_per_pod() -> None:
     assert " ".join(lag["expr"].split()) == (
         "histogram_quantile(0.99, rate(mosbridge_event_loop_lag_seconds_bucket[5m])) > 0.02")
     assert 0.02 in LOOP_LAG_S_BUCKETS
+    assert SATURATED_P99_MS == 20.0  # a report calls its bridge saturated where this alert fires
     assert "le" in exported()["mosbridge_event_loop_lag_seconds_bucket"][0]
     assert lag["for"] == misses["for"] == "10m"
     assert lag["labels"] == misses["labels"] == {"severity": "warning"}
