@@ -550,7 +550,9 @@ class Bridge:
         self.app.on_cleanup.append(self._cleanup)
 
     async def _startup(self, app: web.Application) -> None:
-        self.http = aiohttp.ClientSession()
+        # limit=0: every live call holds its AI WebSocket for its whole life, and aiohttp's default
+        # pool of 100 would leave the 101st call's session waiting for another call to hang up
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         self._lag_task = asyncio.create_task(watch_loop_lag(self.stats.observe_loop_lag))
         self._gc_watch.install()
         if self.evaluator is not None:

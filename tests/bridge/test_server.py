@@ -194,3 +194,23 @@ async def test_stats_and_metrics_time_the_garbage_collectors_pauses(tmp_path: Pa
                  if line.startswith('mosbridge_gc_pause_seconds_count{generation="2"}'))
     assert float(count.split()[-1]) >= 1
     assert live.bridge._gc_watch not in gc.callbacks  # a stopped bridge leaves the collector alone
+
+
+async def test_more_than_a_hundred_calls_each_get_their_ai_session_at_once(tmp_path: Path) -> None:
+    """aiohttp's default connector holds at most 100 connections: the 101st call's AI session
+    would wait, silently, for another call to hang up."""
+    calls = 110
+    conn = aiohttp.TCPConnector(limit=0)
+    async with live_bridge(tmp_path, validate_twilio_signature=False) as live, \
+            aiohttp.ClientSession(connector=conn) as http:
+        sockets = [await http.ws_connect(live.media_url) for _ in range(calls)]
+        for i, ws in enumerate(sockets):
+            await ws.send_str(start_message(f"MZc{i}", f"CA-many-{i}", {"tenant": "t"}))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while loop.time() < deadline and sum(d.ai is not None for d in live.bridge.calls) < calls:
+            await asyncio.sleep(0.05)
+        connected = sum(d.ai is not None for d in live.bridge.calls)
+        for ws in sockets:
+            await ws.close()
+    assert connected == calls
