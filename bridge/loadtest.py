@@ -41,6 +41,7 @@ from quality.report import assess, direction_input
 SPEECH_S, LISTEN_S, BARGE_S = 1.2, 2.6, 0.4
 PSTN_DELAY_MS = 60.0  # the bridge's default assumption, used for the expected MOS too
 START_ATTEMPTS = 3
+RIG_SATURATED_PCT = 90.0  # the callers and stand-in this busy deliver frames late and in bursts
 STARTUP_TIMEOUT_S = 60.0  # a cold machine imports aiortc and friends slowly; a dead child fails at once
 
 
@@ -85,6 +86,8 @@ class LoadResult:
     caller_turn_latency_ms: dict[str, float] | None = None
     bridge_cpu_pct: float | None = None
     bridge_cpu_ms_per_call_second: float | None = None
+    # the callers and the stand-in, as % of the CPUs they run on: near 100, the rig is what saturated
+    rig_cpu_pct: float | None = None
     rss_mb: dict[str, float] | None = None
     rss_mb_per_call: float | None = None
     rss_samples: list[tuple[float, float]] = field(default_factory=list)  # (s since start, MB), every second
@@ -211,6 +214,7 @@ class Processes:
         self.database_url = f"sqlite:///{workdir / 'load.db'}"
         self.procs: list[asyncio.subprocess.Process] = []
         self.bridge_pid = 0
+        self.rig_cpus: list[int] = []  # where the callers and the stand-in run
         self._own_affinity = os.sched_getaffinity(0)
 
     async def start(self) -> None:
@@ -229,6 +233,7 @@ class Processes:
 
     async def _start_once(self) -> None:
         others = sorted(os.sched_getaffinity(0) - {self.opts.bridge_cpu}) if self.opts.bridge_cpu is not None else []
+        self.rig_cpus = others or sorted(os.sched_getaffinity(0))
         await self._spawn(["fake-realtime", "--port", str(self.fake_port), "--webrtc-port", str(self.webrtc_port),
                            "--speed", "4", "--response-ms", "1500", "--encode-once"], {}, others)
         env = {
@@ -337,6 +342,8 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     rss_idle = _rss_mb(pid) if pid else None
     rss_peak = rss_idle or 0.0
     cpu0 = _cpu_s(pid) if pid else None
+    rig_pids = [os.getpid(), procs.procs[0].pid] if procs else []
+    rig_cpu0 = sum(_cpu_s(p) for p in rig_pids)
     state = {"live": 0, "done": 0, "failed": 0}
     results: dict[str, Any] = {}
     rss_samples: list[tuple[float, float]] = []
@@ -395,6 +402,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
                 await ticker
         wall = loop.time() - t_start
         cpu = (_cpu_s(pid) - cpu0) if pid and cpu0 is not None else None
+        rig_cpu = sum(_cpu_s(p) for p in rig_pids) - rig_cpu0
         await asyncio.sleep(0.5)  # let the bridge's store writer catch up
         stats = await _stats(http, stats_url)
 
@@ -418,6 +426,8 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     if cpu is not None:
         out.bridge_cpu_pct = 100.0 * cpu / wall
         out.bridge_cpu_ms_per_call_second = 1000.0 * cpu / call_seconds if call_seconds else None
+    if rig_pids and procs is not None:
+        out.rig_cpu_pct = 100.0 * rig_cpu / wall / max(1, len(procs.rig_cpus))
     if pid and rss_idle is not None:
         out.rss_mb = {"idle": rss_idle, "peak": rss_peak}
         out.rss_mb_per_call = (rss_peak - rss_idle) / max(1, opts.calls)

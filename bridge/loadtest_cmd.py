@@ -10,7 +10,7 @@ from typing import Any
 import uvloop
 
 from bridge.arg_types import non_negative, positive_int
-from bridge.loadtest import LoadOptions, LoadResult, find_max, run_load
+from bridge.loadtest import RIG_SATURATED_PCT, LoadOptions, LoadResult, find_max, run_load
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -87,6 +87,9 @@ def _human(r: LoadResult) -> str:
     if r.bridge_cpu_pct is not None:
         per_call = r.bridge_cpu_ms_per_call_second or 0.0
         lines.append(f"bridge cpu   {r.bridge_cpu_pct:.1f} %  ({per_call:.3f} CPU-ms per call-second)")
+    if r.rig_cpu_pct is not None:
+        rig_note = ": saturated, so the rig may be what limits this run" if r.rig_cpu_pct >= RIG_SATURATED_PCT else ""
+        lines.append(f"rig cpu      {r.rig_cpu_pct:.1f} % of its CPUs (callers and stand-in){rig_note}")
     if r.rss_mb is not None:
         lines.append(f"bridge rss   idle {r.rss_mb['idle']:.1f} MB  peak {r.rss_mb['peak']:.1f} MB  "
                      f"({r.rss_mb_per_call:.2f} MB per call)")

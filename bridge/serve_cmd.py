@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bridge.config import Settings, env_name
+from bridge.rlimit import raise_open_file_limit
 
 
 def _flag(field: str) -> str:
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("mosbridge").warning(
             "MOSBRIDGE_PSEUDONYM_KEY is not set: PHI ids get an ephemeral key, so pseudonyms change on restart")
     from bridge.server import serve
+
+    raise_open_file_limit()
 
     if settings.event_loop == "uvloop":
         import uvloop

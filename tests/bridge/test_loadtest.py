@@ -31,6 +31,7 @@ async def test_twenty_calls_complete_with_reports_and_a_true_mos() -> None:
     assert r.frames["caller_sent"] < r.frames["bridge_inbound"] == generated
     assert r.frames["caller_received"] > 0 and r.frames["bridge_outbound"] >= r.frames["caller_received"]
     assert r.bridge_cpu_pct is not None and r.rss_mb is not None
+    assert r.rig_cpu_pct is not None and 0.0 < r.rig_cpu_pct <= 100.0 * 1.05  # of the rig's own CPUs
     assert r.caller_turn_latency_ms and r.caller_turn_latency_ms["p50"] > 0
     assert r.event_loop_lag_ms is not None and r.event_loop_lag_ms["max"] >= r.event_loop_lag_ms["p50"] >= 0.0
     # two scrapes of the lag histogram, 2 s after the ramp and 1 s before the hangups: ~400 ticks
