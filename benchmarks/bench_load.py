@@ -58,11 +58,10 @@ def main() -> None:
     opus = libopus_ms_per_call_second(LoadOptions().bridge_cpu or 0)
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}")
     print(f"libopus encode+decode alone: {opus:.2f} CPU-ms per call-second")
-    print("| format | calls | bridge CPU % | CPU-ms per call-s | ratio to libopus | RSS MB per call | "
+    print("| format | calls | bridge CPU % | rig CPU % | CPU-ms per call-s | ratio to libopus | RSS MB per call | "
           "p50 / p99 / max in (ms) | p50 / p99 / max out (ms) | loop lag p99, calls up / whole run (ms) | "
-          "deadline misses | "
-          "MOS error (mean abs) | clean |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "deadline misses | MOS error (mean abs) | reports flagged saturated | clean |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for fmt in args.formats:
         for n in args.calls:
             r = uvloop.run(run_load(LoadOptions(calls=n, ramp_s=4.0, duration_s=args.duration, ai_format=fmt,
@@ -75,10 +74,11 @@ def main() -> None:
 
             whole = (r.event_loop_lag_ms or {}).get("p99", float("nan"))
             steady = (r.steady_loop_lag or {}).get("p99_ms", float("nan"))
-            print(f"| {fmt} | {n} | {r.bridge_cpu_pct or 0:.0f} | {cpu:.2f} | {cpu / opus:.2f} | "
-                  f"{r.rss_mb_per_call or 0:.3f} | {trip(lat['inbound'])} | {trip(lat['outbound'])} | "
-                  f"{steady:.1f} / {whole:.1f} | {sum(r.deadline_misses.values())} | "
-                  f"{r.mos['mean_abs_error']:.3f} | {'yes' if is_clean(r) else 'no'} |", flush=True)
+            print(f"| {fmt} | {n} | {r.bridge_cpu_pct or 0:.0f} | {r.rig_cpu_pct or 0:.0f} | {cpu:.2f} | "
+                  f"{cpu / opus:.2f} | {r.rss_mb_per_call or 0:.3f} | {trip(lat['inbound'])} | "
+                  f"{trip(lat['outbound'])} | {steady:.1f} / {whole:.1f} | {sum(r.deadline_misses.values())} | "
+                  f"{r.mos['mean_abs_error']:.3f} | {r.mos['reports_flagged_saturated']} / {r.mos['reports']} | "
+                  f"{'yes' if is_clean(r) else 'no'} |", flush=True)
     if args.find_max:
         best, runs = uvloop.run(find_max(LoadOptions(duration_s=args.duration, ramp_s=4.0)))
         steps = ", ".join(f"{r.options['calls']}: {'clean' if r.options['calls'] <= best else 'not clean'}"
