@@ -749,6 +749,16 @@
         h('div', { class: 'empty', style: { textAlign: 'left', padding: '4px 0' } }, cls === 'counters' ? 'All zero.' : DASH));
   }
 
+  // A lagging bridge turns its own delay into jitter and late discards: say so above the figures.
+  function saturatedNotice(lag) {
+    if (!lag || lag.saturated !== true) return null;
+    return h('div', { class: 'error-box section saturated-notice' },
+      h('b', null, 'The bridge was saturated during this call. '),
+      `Its event loop ran late (p99 ${fmtMs(lag.p99_ms)}, ${fmtPct(lag.over_20ms_pct)} of ticks over 20 ms), ` +
+      'so jitter, late discards and bridge latency below include the bridge’s own delay, not only the network’s. ' +
+      'Add capacity (more pods, fewer calls per pod) before reading this MOS as the network’s.');
+  }
+
   function dominantStrip(intervals) {
     if (!intervals.some((iv) => iv.dominant_impairment)) return null;
     const clock = (v) => `${Math.floor((v || 0) / 60)}:${pad(Math.floor((v || 0) % 60))}`;
@@ -813,6 +823,7 @@
             fact('AI format', fmtStr(r.ai_format)),
             fact('Codec chain', codecChain(r.codec_chain)),
             h('div', { class: 'fact', style: { gridColumn: '1 / -1' } }, h('div', { class: 'k' }, 'Tags'), h('div', { class: 'v call-tags' }, tagsOf(r.tags))))),
+        saturatedNotice(pick(r, ['bridge_host', 'loop_lag'])),
         h('section', { class: 'section card chart-card' },
           h('div', { class: 'chart-head' },
             h('div', null, h('h2', null, 'MOS per interval'),
@@ -835,8 +846,9 @@
           kvCard('Playback', r.playback, 'playback'),
           kvCard('Round-trip time', r.rtt_ms, 'rtt'),
           kvCard('AI turn', r.ai_turn_ms, 'ai-turn')),
-        h('section', { class: 'section grid-2' },
+        h('section', { class: 'section grid-3' },
           kvCard('Counters (non-zero)', r.counters, 'counters', ([, v]) => v !== 0 && v !== null),
+          kvCard('Bridge event loop', pick(r, ['bridge_host', 'loop_lag']), 'loop-lag'),
           kvCard('Assumptions', r.assumptions, 'assumptions')));
       if (intervals.length) intervalChart(chartEl, intervals);
       return nowMs;

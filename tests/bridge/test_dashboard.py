@@ -67,6 +67,13 @@ def sample_reports() -> dict[str, Json]:
     out = {p.stem: replay(read_capture(p)).report for p in sorted(DATA.glob("*.jsonl"))}
     sim = simulate(SimParams(seconds=60, delay_ms=40, loss_pct=0.5, speech=True), random.Random(7))
     out["long_mixed"] = replay(parse_capture(sim.text().splitlines())).report
+    # the same lossy call on a bridge whose event loop lagged: a host_lag line as serve records it
+    # (1000 ticks, 30 over 20 ms, p99 44 ms), two thirds of the way through
+    lines = (DATA / "random_loss_2pct.jsonl").read_text().splitlines()
+    at = 2 * len(lines) // 3
+    t = json.loads(lines[at])["t"]
+    lag = json.dumps({"t": t, "dir": "host_lag", "counts": [600, 800, 950, 960, 970, 995, 1000, 1000, 1000, 1000]})
+    out["random_loss_2pct_saturated"] = replay(parse_capture([*lines[:at], lag, *lines[at:]])).report
     return out
 
 
@@ -109,7 +116,7 @@ def build_dataset(now: datetime) -> Dataset:
     for i in range(30):
         add("globex", i, "clean" if i % 4 else "long_mixed", 82_000 - i * 2700, {"vertical": "retail"})
     add("globex", 99, "clean", 140, {"vertical": "retail"})
-    for i, sample in enumerate(["clean", "random_loss_2pct", "bursty_loss_jitter", "clean", "long_mixed"]):
+    for i, sample in enumerate(["clean", "random_loss_2pct_saturated", "bursty_loss_jitter", "clean", "long_mixed"]):
         add("initech", i, sample, 11_000 + i * 2400, {})
 
     def alert(id_: int, tenant: str, fired_ago_s: float, resolved_ago_s: float | None, at_fire: float,
@@ -442,6 +449,29 @@ def test_call_page_tolerates_missing_figures(driver: WebDriver, sites: dict[str,
     # The 404 of the API call is logged by the browser itself; nothing else may be.
     errors = [e for e in console_errors(driver) if "404" not in e.get("message", "")]
     assert not errors, errors
+
+
+def test_call_page_says_when_the_bridge_itself_was_saturated(driver: WebDriver, sites: dict[str, Site],
+                                                             shots: Callable[[WebDriver, str], None]) -> None:
+    site = sites["open"]
+    saturated = next(r for r in site.data.reports if r.get("bridge_host", {}).get("loop_lag", {}).get("saturated"))
+    driver.get(site.base + f"/dashboard#/call/{saturated['call_sid']}")
+    wait_view(driver, "call")
+    notice = text(driver, ".saturated-notice")
+    assert "The bridge was saturated during this call." in notice and "p99 44.0 ms" in notice
+    assert "3.00 % of ticks over 20 ms" in notice
+    assert text(driver, '.loop-lag tr[data-key="p99_ms"] td') == "44.0 ms"
+    assert text(driver, '.loop-lag tr[data-key="saturated"] td') == "yes"
+    assert "event loop lagged" in text(driver, '.assumptions tr[data-key="measurement"] td')
+    shots(driver, "call-saturated")
+    assert_no_console_errors(driver)
+
+    calm = next(r for r in site.data.reports if "bridge_host" not in r and r["tenant"] == saturated["tenant"])
+    driver.get(site.base + f"/dashboard#/call/{calm['call_sid']}")
+    wait_view(driver, "call")
+    wait(driver, lambda d: text(d, ".call-title") == calm["call_sid"])
+    assert not driver.find_elements(By.CSS_SELECTOR, ".saturated-notice")
+    assert text(driver, ".loop-lag .empty") == "—"
 
 
 def test_login_flow(driver: WebDriver, sites: dict[str, Site], shots: Callable[[WebDriver, str], None]) -> None:
