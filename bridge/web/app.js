@@ -319,6 +319,7 @@
   }
 
   const MOS_INCRS = [0.1, 0.2, 0.5, 1];  // tick steps that print exactly with one decimal
+  const CLOCK_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];  // s: ticks that print exactly as m:ss
 
   const axisCommon = {
     stroke: COLORS.axis,
@@ -426,7 +427,8 @@
         loss: { range: () => [0, maxLoss * 2.5] },
       },
       axes: [
-        Object.assign({}, axisCommon, { values: (u, s) => s.map(clock), space: 60, label: 'time into the call', labelSize: 18,
+        // whole seconds and round minutes only: m:ss labels of half-second ticks would repeat
+        Object.assign({}, axisCommon, { values: (u, s) => s.map(clock), space: 60, incrs: CLOCK_INCRS, label: 'time into the call', labelSize: 18,
           labelFont: '600 11px system-ui, sans-serif' }),
         Object.assign({}, axisCommon, { label: 'MOS', labelSize: 18, labelFont: '600 11px system-ui, sans-serif', size: 46,
           incrs: MOS_INCRS, values: (u, s) => s.map((v) => v.toFixed(1)) }),
