@@ -32,6 +32,7 @@ from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 from bridge import __version__
 from bridge.alerts import AlertEvaluator, AlertNotice
 from bridge.api import Api
+from bridge.arrival import ArrivalClock
 from bridge.call import DEADLINE_S, CallCore
 from bridge.call_config import CallConfig
 from bridge.config import Settings
@@ -163,10 +164,11 @@ class CallDriver:
     call is recorded: replay makes the same calls with the same floats, so it gets the same report.
     """
 
-    def __init__(self, bridge: Bridge, twilio_ws: web.WebSocketResponse) -> None:
+    def __init__(self, bridge: Bridge, twilio_ws: web.WebSocketResponse, twilio_protocol: object = None) -> None:
         self.bridge = bridge
         self.twilio = twilio_ws
         self.t0 = time.monotonic()
+        self._arrival = ArrivalClock(twilio_protocol) if twilio_protocol is not None else None
         self.core = CallCore(bridge.call_config, now=0.0)
         self.wall_start = time.time()
         self.capture: CallCapture | None = (
@@ -183,6 +185,11 @@ class CallDriver:
         self._ping_count = 0
         self._lag_start = bridge.stats.lag_counts.snapshot()
 
+    def _arrived(self) -> float:
+        """When the Twilio message just read reached the bridge (see ``bridge.arrival``), on the
+        call's clock; never before the previous one."""
+        return self.now() if self._arrival is None else self._arrival.stamp() - self.t0
+
     def now(self) -> float:
         # time.monotonic, not loop.time(): uvloop's clock ticks in whole milliseconds, too coarse
         # for per-frame latency stamps of a fraction of a millisecond.
@@ -190,8 +197,8 @@ class CallDriver:
 
     # -------------------------------------------------------------- core calls (recorded)
 
-    def _receive(self, direction: str, data: str | bytes) -> None:
-        now = self.now()
+    def _receive(self, direction: str, data: str | bytes, now: float | None = None) -> None:
+        now = self.now() if now is None else now
         if self.capture is not None:
             self.capture.message(now, direction, data)
         receive = self.core.receive_twilio if direction == "twilio_in" else self.core.receive_realtime
@@ -226,13 +233,14 @@ class CallDriver:
 
     async def _twilio_loop(self) -> None:
         async for msg in self.twilio:
+            arrived = self._arrived()
             if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
-                self._receive("twilio_in", msg.data)
+                self._receive("twilio_in", msg.data, arrived)
             elif msg.type is WSMsgType.PING:
                 await self.twilio.pong(msg.data)
                 continue
             elif msg.type is WSMsgType.PONG:
-                self._pong(msg.data)
+                self._pong(msg.data, arrived)
                 continue
             await self.flush()
             if self.core.ended:
@@ -375,11 +383,11 @@ class CallDriver:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.ping(payload)
 
-    def _pong(self, payload: bytes) -> None:
+    def _pong(self, payload: bytes, arrived: float | None = None) -> None:
         sent = self._pings.pop(bytes(payload), None)
         if sent is not None:
             peer, at = sent
-            rtt_ms = (self.now() - at) * 1000.0
+            rtt_ms = ((self.now() if arrived is None else arrived) - at) * 1000.0
             direction = "twilio_rtt" if peer is Peer.TWILIO else "ai_rtt"
             self.core.record_rtt(peer, rtt_ms, self._event(direction, rtt_ms=rtt_ms))
 
@@ -652,7 +660,7 @@ class Bridge:
         ws = web.WebSocketResponse(autoping=False,
                                    max_msg_size=self.settings.max_message_bytes * TRANSPORT_CAP_FACTOR)
         await ws.prepare(request)
-        driver = CallDriver(self, ws)
+        driver = CallDriver(self, ws, request.protocol)
         self.calls.add(driver)
         self.stats.calls_started += 1
         try:
