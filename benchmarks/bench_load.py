@@ -60,7 +60,7 @@ def main() -> None:
     print(f"libopus encode+decode alone: {opus:.2f} CPU-ms per call-second")
     print("| format | calls | bridge CPU % | rig CPU % | CPU-ms per call-s | ratio to libopus | RSS MB per call | "
           "p50 / p99 / max in (ms) | p50 / p99 / max out (ms) | loop lag p99, calls up / whole run (ms) | "
-          "deadline misses | MOS error (mean abs) | reports flagged saturated | clean |")
+          "deadline misses, calls up / whole run | MOS error (mean abs) | reports flagged saturated | clean |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for fmt in args.formats:
         for n in args.calls:
@@ -74,9 +74,11 @@ def main() -> None:
 
             whole = (r.event_loop_lag_ms or {}).get("p99", float("nan"))
             steady = (r.steady_loop_lag or {}).get("p99_ms", float("nan"))
+            steady_misses = "—" if r.steady_deadline_misses is None else sum(r.steady_deadline_misses.values())
+            whole_misses = sum(r.deadline_misses.values())
             print(f"| {fmt} | {n} | {r.bridge_cpu_pct or 0:.0f} | {r.rig_cpu_pct or 0:.0f} | {cpu:.2f} | "
                   f"{cpu / opus:.2f} | {r.rss_mb_per_call or 0:.3f} | {trip(lat['inbound'])} | "
-                  f"{trip(lat['outbound'])} | {steady:.1f} / {whole:.1f} | {sum(r.deadline_misses.values())} | "
+                  f"{trip(lat['outbound'])} | {steady:.1f} / {whole:.1f} | {steady_misses} / {whole_misses} | "
                   f"{r.mos['mean_abs_error']:.3f} | {r.mos['reports_flagged_saturated']} / {r.mos['reports']} | "
                   f"{'yes' if is_clean(r) else 'no'} |", flush=True)
     if args.find_max:

@@ -69,7 +69,9 @@ def _human(r: LoadResult) -> str:
     lines = [
         f"calls        started {r.calls['started']}  completed {r.calls['completed']}  failed {r.calls['failed']}",
         "frames       " + "  ".join(f"{k} {v}" for k, v in r.frames.items()),
-        "deadline     misses " + "  ".join(f"{k} {v}" for k, v in r.deadline_misses.items()),
+        "deadline     misses " + "  ".join(f"{k} {v}" for k, v in r.deadline_misses.items())
+        + ("" if r.steady_deadline_misses is None else
+           "  (all calls up: " + "  ".join(f"{k} {v}" for k, v in r.steady_deadline_misses.items()) + ")"),
     ]
     for d, v in r.bridge_latency_ms.items():
         lines.append(f"bridge {d:<9} latency ms  {_fmt(v)}")

@@ -36,6 +36,8 @@ async def test_twenty_calls_complete_with_reports_and_a_true_mos() -> None:
     assert r.event_loop_lag_ms is not None and r.event_loop_lag_ms["max"] >= r.event_loop_lag_ms["p50"] >= 0.0
     # two scrapes of the lag histogram, 2 s after the ramp and 1 s before the hangups: ~400 ticks
     assert r.steady_loop_lag is not None and 100 < r.steady_loop_lag["ticks"] <= 500
+    steady = r.steady_deadline_misses  # the same window's misses, a part of the whole run's
+    assert steady is not None and all(0 <= steady[d] <= r.deadline_misses[d] for d in ("inbound", "outbound"))
     assert any("calls live" in line for line in lines)  # the progress line ran
     assert r.wall_s < 8.0 + 10.0  # it stops by itself
 

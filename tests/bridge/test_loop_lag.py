@@ -47,6 +47,14 @@ def test_a_run_is_clean_only_if_the_loop_kept_up_too() -> None:
     assert is_clean(ramped)
     ramped.steady_loop_lag["p99_ms"] = 6.0
     assert not is_clean(ramped)
+    # deadline misses count once all calls are up too: the ramp's are reported, not held against N
+    ramped.steady_loop_lag["p99_ms"] = 2.0
+    ramped.deadline_misses = {"inbound": 4, "outbound": 0}
+    assert not is_clean(ramped)
+    ramped.steady_deadline_misses = {"inbound": 0, "outbound": 0}
+    assert is_clean(ramped)
+    ramped.steady_deadline_misses = {"inbound": 1, "outbound": 0}
+    assert not is_clean(ramped)
 
 
 BOUNDS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, float("inf"))

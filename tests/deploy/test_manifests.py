@@ -38,7 +38,7 @@ UID = 10001
 STATE_DIR = "/var/lib/mosbridge"
 # Non-MOSBRIDGE keys a Secret may carry: libpq reads PGPASSWORD for MOSBRIDGE_DATABASE_URL.
 LIBPQ_KEYS = frozenset({"PGPASSWORD"})
-# From the README load test: about 100 pcmu calls held clean per core on the reference machine.
+# From the README load test: 100-150 pcmu calls held clean per core on the reference machine.
 CLEAN_CALLS_PER_CORE = 100
 # terminationGracePeriodSeconds must exceed preStop sleep + drain timeout by at least this much.
 SHUTDOWN_MARGIN_S = 15
