@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -375,18 +375,17 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
         while True:
             await asyncio.sleep(1.0)
             t = loop.time() - t_start
+            stats = await _stats(http, stats_url)
             if steady_to - steady_from >= 2.0 and len(lag_buckets) < 2 and \
                     t >= (steady_from if not lag_buckets else steady_to):
                 buckets = await _lag_buckets(http, metrics_url)
-                window_stats = await _stats(http, stats_url)
-                if buckets is not None and window_stats is not None:
+                if buckets is not None and stats is not None:
                     lag_buckets.append(buckets)
-                    window_misses.append({d: window_stats[d]["deadline_misses"] for d in ("inbound", "outbound")})
+                    window_misses.append({d: stats[d]["deadline_misses"] for d in ("inbound", "outbound")})
             if pid:
                 rss = _rss_mb(pid)
                 rss_peak = max(rss_peak, rss)
                 rss_samples.append((loop.time() - t_start, rss))
-            stats = await _stats(http, stats_url)
             if opts.progress is not None and stats:
                 i, o = stats["inbound"], stats["outbound"]
                 opts.progress(
@@ -477,9 +476,7 @@ def steady_lag(before: dict[float, float], after: dict[float, float]) -> dict[st
     gives it, share of ticks over 5 and 20 ms)."""
     bounds = sorted(after)
     figures = lag_figures(bounds, [after[b] - before.get(b, 0.0) for b in bounds])
-    return None if figures is None else {"ticks": float(figures.ticks), "p99_ms": figures.p99_ms,
-                                         "over_5ms_pct": figures.over_5ms_pct,
-                                         "over_20ms_pct": figures.over_20ms_pct}
+    return None if figures is None else {k: float(v) for k, v in asdict(figures).items()}
 
 
 async def _stats(http: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:

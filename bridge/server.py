@@ -164,11 +164,11 @@ class CallDriver:
     call is recorded: replay makes the same calls with the same floats, so it gets the same report.
     """
 
-    def __init__(self, bridge: Bridge, twilio_ws: web.WebSocketResponse, twilio_protocol: object = None) -> None:
+    def __init__(self, bridge: Bridge, twilio_ws: web.WebSocketResponse, twilio_protocol: object) -> None:
         self.bridge = bridge
         self.twilio = twilio_ws
         self.t0 = time.monotonic()
-        self._arrival = ArrivalClock(twilio_protocol) if twilio_protocol is not None else None
+        self._arrival = ArrivalClock(twilio_protocol)
         self.core = CallCore(bridge.call_config, now=0.0)
         self.wall_start = time.time()
         self.capture: CallCapture | None = (
@@ -188,7 +188,7 @@ class CallDriver:
     def _arrived(self) -> float:
         """When the Twilio message just read reached the bridge (see ``bridge.arrival``), on the
         call's clock; never before the previous one."""
-        return self.now() if self._arrival is None else self._arrival.stamp() - self.t0
+        return self._arrival.stamp() - self.t0
 
     def now(self) -> float:
         # time.monotonic, not loop.time(): uvloop's clock ticks in whole milliseconds, too coarse
