@@ -39,7 +39,8 @@ def synthetic_capture(minutes: float, ai_format: str) -> list[str]:
     for i in range(frames):
         t = 0.02 + i * 0.02 + rng.uniform(0, 0.004)
         payload = base64.b64encode(voice[(i % 50) * 160:(i % 50) * 160 + 160]).decode()
-        lines.append(message_line(t, "twilio_in", media_message("MZb", i + 2, i + 1, payload), raw_above=1 << 20))
+        media = media_message("MZb", i + 2, i + 1, i * 20, payload)
+        lines.append(message_line(t, "twilio_in", media, raw_above=1 << 20))
         if i % 300 == 150:  # every 6 s the AI answers for 3 s, streamed 4x faster than real time
             n_resp += 1
             rid, item = f"resp_{n_resp}", f"item_{n_resp}"

@@ -397,7 +397,7 @@ def plan(utt: Utterance) -> tuple[list[ScheduledFrame], int, float]:
     tail = math.ceil((VAD_SILENCE_S + PREFIX_PADDING_S + utt.seconds + VAD_SILENCE_S + ECHO_MARGIN_S) / FRAME_S)
     body = [utt.ulaw[i:i + FRAME] for i in range(0, len(utt.ulaw), FRAME)]
     payloads = [SILENCE_FRAME] * lead + body + [SILENCE_FRAME] * tail
-    frames = [ScheduledFrame(i + 1, i * FRAME_S, base64.b64encode(p).decode("ascii")) for i, p in enumerate(payloads)]
+    frames = [ScheduledFrame(i * 20, i * FRAME_S, base64.b64encode(p).decode("ascii")) for i, p in enumerate(payloads)]
     return frames, lead, len(frames) * FRAME_S + 0.2
 
 

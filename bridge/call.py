@@ -60,7 +60,7 @@ from bridge.tags import CallTags, call_tags
 from quality.lag import LAG_BOUNDS_S, LagFigures, lag_figures
 from quality.latency import LatencyHistogram
 from quality.meter import DirectionMeter
-from quality.playout import AdaptivePlayout, FixedPlayout, Playout
+from quality.playout import FixedPlayout, Playout, QuantilePlayout
 from quality.sequence import Arrival, SequenceTracker
 
 _INTERVAL_FIELDS = ("start", "end", "expected", "lost", "late", "underrun", "frames_out", "ai_expected", "ai_lost",
@@ -280,6 +280,10 @@ class CallCore:
             self._bad("bad_base64", f"chunk {msg.chunk}: {exc}")
             return
         arrival = self.inbound.update(msg.chunk, msg.timestamp / 1000.0, now if self.timed else None)
+        if self.inbound.last_clock is not None:
+            self._bad(self.inbound.last_clock, f"chunk {msg.chunk}: media timestamp {msg.timestamp} ms "
+                      + ("jumps ahead by more than the longest gap counted as loss: clock re-anchored"
+                         if self.inbound.last_clock == "timestamp_jump" else "goes backwards: not metered"))
         if arrival is Arrival.DUPLICATE or arrival is Arrival.TOO_LATE:
             self.counters[f"{arrival.value}_frames"] += 1
             return
@@ -540,7 +544,7 @@ class CallCore:
     def _playout(self) -> Playout:
         if self.config.jitter_buffer == "fixed":
             return FixedPlayout(self.config.fixed_buffer_ms / 1000.0)
-        return AdaptivePlayout()
+        return QuantilePlayout()
 
     def _send_ai(self, text: str, now: float) -> None:
         self._out.append(Outgoing(Peer.REALTIME, text, now))
@@ -573,15 +577,20 @@ class CallCore:
     def _interval_snapshot(self) -> dict[str, float]:
         f = self.inbound.figures()
         missing = self.counters["ai_packets_missing"]
+        j = self.inbound.jitter
         return {"expected": f.expected, "lost": f.lost, "late": float(f.late_discards or 0),
                 "underrun": float(self.playback.underrun_frames), "frames_out": float(self.playback.frames),
-                "ai_expected": float(self.counters["ai_packets"] + missing), "ai_lost": float(missing)}
+                "ai_expected": float(self.counters["ai_packets"] + missing), "ai_lost": float(missing),
+                "jitter_sum": j.sum_ms, "jitter_n": float(j.samples)}
 
     def _close_interval(self, end: float) -> None:
+        """Close the interval at ``end``: its counts, and the mean of J over its frames."""
         snap = self._interval_snapshot()
         base = self._interval_base
-        jitter = self.inbound.figures().jitter_ms or 0.0
-        self._intervals.extend([self._interval_start, end, *(snap[k] - base[k] for k in snap), jitter])
+        n = snap["jitter_n"] - base["jitter_n"]
+        jitter = (snap["jitter_sum"] - base["jitter_sum"]) / n if n else 0.0
+        counts = (snap[k] - base[k] for k in _INTERVAL_FIELDS[2:-1])
+        self._intervals.extend([self._interval_start, end, *counts, jitter])
         self._interval_start = end
         self._interval_base = snap
 

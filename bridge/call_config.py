@@ -17,9 +17,9 @@ class CallConfig:
     # The PSTN leg between the caller's handset and Twilio's media edge cannot be measured from
     # here; this one-way figure (ms) is added to the mouth-to-ear delay and reported as assumed.
     pstn_delay_ms: float = 60.0
-    # The caller's edge: "g711" (no packet-loss concealment, G.113 Bpl 4.3: the conservative
-    # default) or "g711-plc" (Bpl 25.1) when the carrier and handsets conceal loss.
-    edge_codec: str = "g711"
+    # The caller's edge: "g711-plc" (Bpl 25.1: carriers and handsets run G.711 with packet-loss
+    # concealment, G.711 App. I / G.113 App. I) or "g711" (Bpl 4.3) for an edge known to have none.
+    edge_codec: str = "g711-plc"
     jitter_buffer: str = "adaptive"  # adaptive | fixed: the playout model of the caller-side buffer
     fixed_buffer_ms: float = 60.0
     interval_s: float = 5.0  # per-interval MOS granularity

@@ -5,7 +5,8 @@ Rules, also written into every report's ``assumptions``:
   WebSocket ping RTT to Twilio and to OpenAI (0 until measured) + G.711 packetization (20 ms)
   + the bridge's own median processing latency + the transcoder's algorithmic delay.
 - The Twilio leg is one network path: the loss, burstiness, jitter and jitter-buffer figures
-  measured on the caller's inbound stream stand for both directions (symmetric path).
+  measured on the caller's inbound stream stand for both directions (symmetric path). Loss is
+  counted on Twilio's media clock; jitter is the mean of RFC 3550's J.
 - The outbound direction adds its own underruns: AI audio that arrived slower than it plays.
 - The call's MOS is the caller's listening direction (outbound, AI -> caller).
 """
@@ -25,6 +26,7 @@ from quality.impairments import CodecChain
 from quality.lag import SATURATED_P99_MS, LagFigures
 from quality.latency import LatencyHistogram, LatencySummary
 from quality.meter import DirectionFigures
+from quality.playout import QUANTILE, WINDOW_FRAMES
 from quality.report import (
     CallReport,
     DirectionReport,
@@ -35,6 +37,11 @@ from quality.report import (
 )
 
 G711_PACKETIZATION_MS = 20.0
+_BUFFERS = {
+    "adaptive": f"adaptive: holds the {QUANTILE:.0%} quantile of the last {WINDOW_FRAMES} frames' delay variation "
+                "(Moon, Kurose and Towsley 1998); late frames are concealed and count as loss",
+    "fixed": "fixed: {ms:g} ms after the first frame; late frames are concealed and count as loss",
+}
 
 
 @dataclass(frozen=True)
@@ -55,9 +62,9 @@ def ai_codec_name(fmt: str, opus_bitrate: int) -> str:
     return fmt
 
 
-def chains(fmt: str, opus_bitrate: int, edge: str = "g711") -> tuple[CodecChain, CodecChain]:
+def chains(fmt: str, opus_bitrate: int, edge: str) -> tuple[CodecChain, CodecChain]:
     """(inbound, outbound) codec chains. G.711 at Twilio's edge is always in the path; ``edge``
-    says whether the caller's side conceals loss (``g711-plc``) or not (``g711``, conservative)."""
+    says whether the caller's side conceals loss (``g711-plc``, the default) or not (``g711``)."""
     if fmt == "pcmu":
         return CodecChain.of(edge), CodecChain.of(edge)
     ai = ai_codec_name(fmt, opus_bitrate)
@@ -140,7 +147,9 @@ def build_report(
         "pstn_delay_ms": config.pstn_delay_ms,
         "twilio_leg_ms": twilio_leg if m.rtt[Peer.TWILIO].summary().count else "not measured (0)",
         "ai_leg_ms": ai_leg if m.rtt[Peer.REALTIME].summary().count else "not measured (0)",
-        "jitter_buffer": config.jitter_buffer,
+        "jitter_buffer": _BUFFERS[config.jitter_buffer].format(ms=config.fixed_buffer_ms),
+        "loss": "media clock: a media.timestamp step of k x 20 ms is k - 1 lost frames (Twilio's chunk and "
+                "sequenceNumber count its messages and never skip)",
         "network_path": "symmetric: inbound loss/jitter stand for both directions"
         + ("; outbound adds the AI leg's measured RTP loss, concealed by Opus" if rtp is not None else ""),
         "call_mos": "outbound (the caller's listening direction)",

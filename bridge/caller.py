@@ -99,20 +99,23 @@ def start_message(stream_sid: str, call_sid: str, params: dict[str, str]) -> str
     })
 
 
-def media_message(stream_sid: str, seq: int, chunk: int, payload_b64: str) -> str:
+def media_message(stream_sid: str, seq: int, chunk: int, timestamp_ms: int, payload_b64: str) -> str:
+    """A Twilio ``media`` message. As Twilio does: ``seq`` and ``chunk`` count the messages sent
+    (never skipping), ``timestamp_ms`` is the frame's media time, which jumps over lost audio."""
     # Built as text: it runs for every frame of every simulated caller, and json.dumps was the load
     # rig's largest cost after its socket writes. base64 needs no escaping.
     return (f'{{"event":"media","sequenceNumber":"{seq}","streamSid":{json.dumps(stream_sid)},'
-            f'"media":{{"track":"inbound","chunk":"{chunk}","timestamp":"{(chunk - 1) * 20}",'
+            f'"media":{{"track":"inbound","chunk":"{chunk}","timestamp":"{timestamp_ms}",'
             f'"payload":"{payload_b64}"}}}}')
 
 
 @dataclass(frozen=True)
 class ScheduledFrame:
-    """Caller frame ``chunk`` (from 1) to send ``send_at`` seconds after the stream starts;
-    ``text``, when set, is sent verbatim instead (a recorded dtmf, say)."""
+    """A caller frame with media time ``media_ms`` (its ``timestamp``) to send ``send_at``
+    seconds after the stream starts; ``text``, when set, is sent verbatim instead (a recorded
+    dtmf, say). Loss is a frame not scheduled: its media time is skipped, as Twilio skips it."""
 
-    chunk: int
+    media_ms: int
     send_at: float
     payload_b64: str
     text: str | None = None
@@ -127,7 +130,7 @@ class CallerResult:
     frames_sent: int
     media_received: int = 0
     turn_latency_s: list[float] = field(default_factory=list)
-    sent_at: list[tuple[int, float]] = field(default_factory=list)  # (chunk, when it left, s after start)
+    sent_at: list[tuple[int, float]] = field(default_factory=list)  # (media ms, when it left, s after start)
 
 
 class SimulatedCaller:
@@ -210,15 +213,19 @@ class SimulatedCaller:
 
             tasks = [asyncio.create_task(reader()), asyncio.create_task(ticker())]
             sent = 0
+            chunk = 0  # Twilio counts its media messages: the counter never skips
             sent_at: list[tuple[int, float]] = []
             try:
                 for i, frame in enumerate(frames):
                     delay = t0 + frame.send_at - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    await send([frame.text or media_message(self.stream_sid, i + 2, frame.chunk, frame.payload_b64)])
+                    if frame.text is None:
+                        chunk += 1
+                    await send([frame.text or media_message(self.stream_sid, i + 2, chunk, frame.media_ms,
+                                                            frame.payload_b64)])
                     sent += 1
-                    sent_at.append((frame.chunk, loop.time() - t0))
+                    sent_at.append((frame.media_ms, loop.time() - t0))
                 rest = t0 + hangup_after_s - loop.time()
                 if rest > 0:
                     await asyncio.sleep(rest)

@@ -50,10 +50,12 @@ class Settings(BaseSettings):
     instructions: str = Field("You are a helpful phone agent. Keep answers short.",
                               description="Realtime session instructions")
     pstn_delay_ms: float = Field(60.0, ge=0, description="assumed one-way delay of the unmeasured PSTN leg, ms")
-    jitter_buffer: Literal["adaptive", "fixed"] = Field("adaptive", description="playout model for jitter")
+    jitter_buffer: Literal["adaptive", "fixed"] = Field(
+        "adaptive", description="playout model for jitter: adaptive (99th percentile of the last 10 s of delay "
+        "variation, at least 20 ms) or fixed")
     edge_codec: Literal["g711", "g711-plc"] = Field(
-        "g711", description="the caller's edge in the E-model: g711 (no loss concealment, conservative) or "
-        "g711-plc (carrier and handsets conceal loss)")
+        "g711-plc", description="the caller's edge in the E-model: g711-plc (carriers and handsets conceal "
+        "loss, G.711 App. I) or g711 (no loss concealment: only for an edge known to have none)")
     interval_s: float = Field(5.0, gt=0, description="per-interval MOS granularity, s")
     drain_timeout_s: float = Field(30.0, ge=0, description="on SIGTERM, how long live calls may finish, s")
     ping_interval_s: float = Field(5.0, gt=0, description="WebSocket ping period for RTT, s")

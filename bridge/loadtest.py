@@ -28,18 +28,16 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.call_report import chains
+from bridge.call_config import CallConfig
+from bridge.call_report import G711_PACKETIZATION_MS, chains
 from bridge.caller import FRAME_S, ScheduledFrame, SimulatedCaller
 from bridge.codecs.g711 import ulaw_encode
 from bridge.fake_realtime import speech_like
+from bridge.simulate import burst_r, playout_truth, truth_mos
 from bridge.store import open_store
 from quality.lag import lag_figures
-from quality.meter import DirectionMeter
-from quality.playout import AdaptivePlayout
-from quality.report import assess, direction_input
 
 SPEECH_S, LISTEN_S, BARGE_S = 1.2, 2.6, 0.4
-PSTN_DELAY_MS = 60.0  # the bridge's default assumption, used for the expected MOS too
 START_ATTEMPTS = 3
 RIG_SATURATED_PCT = 90.0  # the callers and stand-in this busy deliver frames late and in bursts
 STARTUP_TIMEOUT_S = 60.0  # a cold machine imports aiortc and friends slowly; a dead child fails at once
@@ -147,8 +145,9 @@ def plan_calls(opts: LoadOptions, run_id: str) -> list[CallPlan]:
 
 
 def _impair(audio: list[bytes], opts: LoadOptions, rng: random.Random) -> tuple[list[ScheduledFrame], int]:
-    """Drop frames at random (loss_pct), delay all by delay_ms, and add exponentially distributed
-    extra delay with mean jitter_ms (its RFC 3550 jitter is about that mean); TCP keeps order."""
+    """Twilio's loss: frames lost at random (loss_pct) before Twilio are never sent, so their
+    media time is skipped; all are delayed by delay_ms plus an exponential extra delay with mean
+    jitter_ms (its RFC 3550 jitter is about that mean); TCP keeps order."""
     out: list[ScheduledFrame] = []
     last = 0.0
     n = len(audio)
@@ -158,22 +157,21 @@ def _impair(audio: list[bytes], opts: LoadOptions, rng: random.Random) -> tuple[
         extra = rng.expovariate(1000.0 / opts.jitter_ms) if opts.jitter_ms > 0 else 0.0
         at = max(last, i * FRAME_S + opts.delay_ms / 1000.0 + extra)
         last = at
-        out.append(ScheduledFrame(i + 1, at, base64.b64encode(frame).decode()))
+        out.append(ScheduledFrame(i * 20, at, base64.b64encode(frame).decode()))
     return out, n
 
 
-def expected_mos(sent_at: list[tuple[int, float]], opts: LoadOptions) -> float:
-    """The call's MOS by the bridge's own rules, computed from when the caller actually sent each
-    frame (loopback adds next to nothing) instead of from what the bridge measured under load:
-    the two differ only if load distorts the bridge's measurement."""
-    meter = DirectionMeter(AdaptivePlayout())
-    for chunk, at in sent_at:
-        meter.update(chunk, (chunk - 1) * FRAME_S, at)
-    figures = meter.figures()
-    in_chain, out_chain = chains(opts.ai_format, 24000)
-    delay = PSTN_DELAY_MS + opts.delay_ms + 20.0
-    q = direction_input(figures, delay, in_chain)
-    return assess(replace(q, chain=out_chain)).mos
+def expected_mos(plan: CallPlan, opts: LoadOptions) -> float:
+    """The call's MOS from what the plan injected (ground truth: lost frames, planned send times,
+    the injected one-way delay), never from a meter, so a meter that load or a bug distorts
+    shows as error."""
+    sent = {f.media_ms // 20 for f in plan.frames}
+    lost = [k for k in range(plan.generated) if k not in sent]
+    buffer_ms, late_pct = playout_truth([f.send_at - f.media_ms / 1000.0 for f in plan.frames])
+    _, out_chain = chains(opts.ai_format, 24000, CallConfig().edge_codec)
+    return truth_mos(loss_pct=100.0 * len(lost) / plan.generated, burst_r=burst_r(lost, plan.generated),
+                     buffer_ms=buffer_ms, late_pct=late_pct, chain=out_chain,
+                     base_delay_ms=CallConfig().pstn_delay_ms + G711_PACKETIZATION_MS + opts.delay_ms)
 
 
 # ----------------------------------------------------------------------------------- processes
@@ -451,7 +449,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
             saturated += bool(rep.get("bridge_host", {}).get("loop_lag", {}).get("saturated"))
             caller = results.get(plan.call_sid)
             if caller is not None:
-                expected.append(expected_mos(caller.sent_at, opts))
+                expected.append(expected_mos(plan, opts))
                 errors.append(abs(rep["mos"] - expected[-1]))
     out.mos = {"reported": _percentiles(reported), "expected": _percentiles(expected),
                "mean_abs_error": sum(errors) / len(errors) if errors else None, "reports": len(reported),

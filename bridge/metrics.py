@@ -87,9 +87,9 @@ class BridgeMetrics:
         self.calls = Counter("mosbridge_calls", "Calls ended", ["tenant", "end_reason"], registry=r)
         self.mos = Histogram("mosbridge_call_mos", "Call MOS (the caller's listening direction)", ["tenant"],
                              buckets=MOS_BUCKETS, registry=r)
-        self.jitter = Histogram("mosbridge_call_jitter_ms", "Inbound RFC 3550 jitter per call, ms", ["tenant"],
-                                buckets=JITTER_MS_BUCKETS, registry=r)
-        self.loss = Histogram("mosbridge_call_loss_pct", "Inbound packet loss per call, %", ["tenant"],
+        self.jitter = Histogram("mosbridge_call_jitter_ms", "Inbound jitter per call: mean of RFC 3550 J, ms",
+                                ["tenant"], buckets=JITTER_MS_BUCKETS, registry=r)
+        self.loss = Histogram("mosbridge_call_loss_pct", "Inbound loss per call (media clock), %", ["tenant"],
                               buckets=LOSS_PCT_BUCKETS, registry=r)
         self.latency = Histogram("mosbridge_bridge_latency_seconds", "Bridge-added latency per frame",
                                  ["direction"], buckets=LATENCY_S_BUCKETS, registry=r)

@@ -2,8 +2,11 @@
 
 ``--delay-ms D`` is the one-way mouth-to-ear delay and sets T = Ta = D, Tr = 2 D (a four-wire
 packet path); ``--loss-pct`` is Ppl and ``--burst-ratio`` BurstR; ``--codec`` sets Ie and Bpl;
-every other G.107 parameter keeps its default. For the E-models, jitter enters only through a
-stated jitter-buffer assumption (see JITTER_BUFFER_FACTOR).
+every other G.107 parameter keeps its default. For the E-models, jitter enters through the
+bridge's own playout rule (``quality.playout.buffer_for_jitter``): a buffer holding the 99th
+percentile of the delay variation, taken as exponential with mean J, adds J ln 100 (at least
+one 20 ms frame) to the delay and lets 1 % of frames arrive late, concealed like lost ones
+(added to Ppl).
 """
 
 from __future__ import annotations
@@ -15,15 +18,8 @@ from typing import Any
 from bridge.arg_types import non_negative, percent
 from quality.emodel import EModelParams
 from quality.impairments import CODECS, CodecChain
+from quality.playout import QUANTILE, buffer_for_jitter
 from quality.report import Assessment, Model, QualityInput, assess
-
-# An adaptive jitter buffer sized to absorb jitter J holds about 2 J of audio and discards
-# (almost) nothing late; the same 2 J the simplified model adds to the latency.
-JITTER_BUFFER_FACTOR = 2.0
-
-
-
-
 
 
 def _burst_ratio(text: str) -> float:
@@ -43,8 +39,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--delay-ms", type=non_negative, default=0.0,
                    help="one-way mouth-to-ear delay in ms; sets T = Ta = D and Tr = 2 D (default 0)")
     p.add_argument("--jitter-ms", type=non_negative, default=0.0,
-                   help="interarrival jitter in ms; g107 models add a jitter buffer of "
-                        f"{JITTER_BUFFER_FACTOR:g} x jitter to the delay (default 0)")
+                   help="RFC 3550 interarrival jitter in ms; g107 models add the bridge's playout buffer: "
+                        f"its {QUANTILE:.0%} quantile (J ln 100 for exponential delay, at least one frame) to "
+                        "the delay and the frames later than that to the loss (default 0)")
     p.add_argument("--loss-pct", type=percent, default=0.0, help="packet loss Ppl in percent (default 0)")
     p.add_argument("--burst-ratio", type=_burst_ratio, default=1.0,
                    help="BurstR: 1 = random loss, > 1 bursty (default 1)")
@@ -68,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
         wb = sorted(n for n, c in CODECS.items() if c.ie_wb is not None)
         args.parser.error(f"codec {args.codec!r} has no wideband (G.107.1) figures; "
                           f"use one of: {', '.join(wb)}")
-    buffer_ms = 0.0 if model is Model.SIMPLIFIED else JITTER_BUFFER_FACTOR * args.jitter_ms
+    buffer_ms, late_pct = (0.0, 0.0) if model is Model.SIMPLIFIED else buffer_for_jitter(args.jitter_ms)
     q = QualityInput(delay_ms=args.delay_ms, chain=chain, loss_pct=args.loss_pct, burst_r=args.burst_ratio,
-                     buffer_delay_ms=buffer_ms, jitter_ms=args.jitter_ms)
+                     buffer_delay_ms=buffer_ms, late_pct=late_pct, jitter_ms=args.jitter_ms)
     result = assess(q, model, EModelParams())
-    assumptions = _assumptions(model, args.jitter_ms, buffer_ms)
+    assumptions = _assumptions(model, args.jitter_ms, buffer_ms, late_pct)
     if args.json:
         out = result.to_dict()
         out["inputs"] = {"delay_ms": args.delay_ms, "jitter_ms": args.jitter_ms, "loss_pct": args.loss_pct,
@@ -84,13 +81,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _assumptions(model: Model, jitter_ms: float, buffer_ms: float) -> list[str]:
+def _assumptions(model: Model, jitter_ms: float, buffer_ms: float, late_pct: float) -> list[str]:
     if model is Model.SIMPLIFIED:
         return ["effective latency = delay + 2 x jitter + 10 ms; loss costs 2.5 R per %"]
     out = ["T = Ta = delay, Tr = 2 x delay; other G.107 parameters at their defaults"]
     if jitter_ms:
-        out.append(f"jitter buffer of {JITTER_BUFFER_FACTOR:g} x jitter = {buffer_ms:g} ms added to the "
-                   "delay, no late discards")
+        out.append(f"playout buffer at the {QUANTILE:.0%} quantile of exponential delay variation with mean "
+                   f"J, at least one frame: {buffer_ms:.1f} ms added to the delay, {late_pct:.2g} % of frames "
+                   "late and concealed (added to Ppl)")
     return out
 
 

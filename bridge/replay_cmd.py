@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 
 import aiohttp
 
 from bridge.caller import CallerResult, ScheduledFrame, SimulatedCaller
 from bridge.capture import Capture, CaptureError, read_capture
+from bridge.pcap import caller_rtp_pcap
 from bridge.replay import replay
 from bridge.report_cmd import format_report
 
@@ -29,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--realtime", metavar="URL",
                    help="send the capture's caller messages to a bridge's /media WebSocket, paced by t")
     p.add_argument("--call-sid", help="with --realtime: the CallSid to use (default: the recorded one + -replay)")
+    p.add_argument("--pcap", metavar="OUT",
+                   help="also write the caller's stream as an RTP pcap (sequence and timestamp from the media "
+                        "clock) for Wireshark's RTP stream analysis: tshark -d udp.port==40002,rtp -z rtp,streams")
     p.set_defaults(run=run, parser=p)
 
 
@@ -41,6 +46,11 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error(f"{args.file}: {exc}")
     for warning in capture.warnings:
         print(f"mosbridge replay: note: {warning}", file=sys.stderr)
+    if args.pcap:
+        try:
+            Path(args.pcap).write_bytes(caller_rtp_pcap(capture))
+        except OSError as exc:
+            args.parser.error(f"cannot write {args.pcap}: {exc.strerror or exc}")
     if args.realtime:
         result = asyncio.run(_realtime(capture, args.realtime, args.call_sid))
         summary = {"frames_sent": result.frames_sent, "frames_received": sum(
@@ -83,7 +93,7 @@ def caller_plan(capture: Capture) -> tuple[dict[str, str], str, str, list[Schedu
             stream_sid = str(msg.get("streamSid", stream_sid))
             call_sid = str(start.get("callSid", call_sid))
         elif isinstance(media, dict):
-            frames.append(ScheduledFrame(int(media["chunk"]), t, str(media["payload"])))
+            frames.append(ScheduledFrame(int(media["timestamp"]), t, str(media["payload"])))
         elif event == "dtmf":
             frames.append(ScheduledFrame(0, t, "", text=rec.text))
     return params, stream_sid, call_sid, frames, t
@@ -92,7 +102,7 @@ def caller_plan(capture: Capture) -> tuple[dict[str, str], str, str, list[Schedu
 async def _realtime(capture: Capture, url: str, call_sid: str | None) -> CallerResult:
     params, stream_sid, recorded_sid, frames, duration = caller_plan(capture)
     t0 = frames[0].send_at if frames else 0.0
-    frames = [ScheduledFrame(f.chunk, f.send_at - t0, f.payload_b64, f.text) for f in frames]
+    frames = [ScheduledFrame(f.media_ms, f.send_at - t0, f.payload_b64, f.text) for f in frames]
     caller = SimulatedCaller(url, stream_sid=stream_sid, call_sid=call_sid or f"{recorded_sid}-replay", params=params)
     async with aiohttp.ClientSession() as http:
         return await caller.run(frames, hangup_after_s=duration - t0 + 0.5, session=http)

@@ -132,7 +132,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"{side}{'  (caller -> AI)' if side == 'inbound' else '  (AI -> caller)'}",
             f"  MOS {_num(d.get('mos'), '.2f')}  R {_num(d.get('r'), '.1f')}  "
             f"dominant {d.get('dominant_impairment', '-')}",
-            f"  jitter {_num(d.get('jitter_ms'), '.1f', ' ms')}  "
+            f"  jitter {_num(d.get('jitter_ms'), '.1f', ' ms')} (max {_num(d.get('jitter_max_ms'), '.1f', ' ms')})  "
             f"loss {_num(d.get('loss_pct'), '.2f', ' %')}  "
             f"frames {_num(d.get('frames'), 'd')}  gaps {_num(d.get('gaps'), 'd')}  "
             f"delay {_num(d.get('delay_ms'), '.0f', ' ms')}",

@@ -1,5 +1,7 @@
 """``mosbridge simulate``: write a synthetic capture of an impaired caller-only call, with its ground truth.
 
+Loss is Twilio's: audio lost before Twilio is never sent, so ``media.timestamp`` steps over it
+while ``chunk`` and ``sequenceNumber`` count on without a hole.
 The capture replays like a recorded call (``mosbridge replay OUT.jsonl``); the ground truth (what
 was injected, counted by the generator, see ``bridge/simulate.py``) is printed as JSON and, with
 ``--truth``, written to a file. The same ``--seed`` and options always give the same bytes.
@@ -25,13 +27,13 @@ def _gilbert(text: str) -> tuple[float, float]:
     return p, q
 
 
-def _chunks(text: str) -> frozenset[int]:
+def _frames(text: str) -> frozenset[int]:
     try:
         out = frozenset(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected chunk numbers like 20,21,75, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected frame numbers like 20,21,75, got {text!r}") from None
     if any(c < 1 for c in out):
-        raise argparse.ArgumentTypeError(f"chunk numbers start at 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"frame numbers start at 1, got {text!r}")
     return out
 
 
@@ -48,16 +50,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     loss.add_argument("--loss-pct", type=percent, default=0.0, help="random (Bernoulli) loss in percent")
     loss.add_argument("--gilbert", type=_gilbert, metavar="P,Q",
                       help="bursty loss: P = P(lost | previous sent), Q = P(sent | previous lost)")
-    p.add_argument("--drop", type=_chunks, default=frozenset(), metavar="CHUNKS",
-                   help="also lose these chunks, e.g. 20,21,75 (never the first or last)")
+    p.add_argument("--drop", type=_frames, default=frozenset(), metavar="FRAMES",
+                   help="also lose these frames (numbered from 1 in media time), e.g. 20,21,75 "
+                        "(never the first or last)")
     p.add_argument("--delay-ms", type=non_negative, default=0.0, help="constant one-way delay in ms")
     p.add_argument("--jitter-ms", type=non_negative, default=0.0,
-                   help="mean of the Pareto-distributed extra delay per frame, in ms")
+                   help="mean of the extra delay per frame, in ms (kept in TCP order)")
+    p.add_argument("--jitter-dist", choices=["exponential", "pareto"], default="exponential",
+                   help="distribution of the extra delay (default exponential)")
     p.add_argument("--pareto-alpha", type=non_negative, default=2.5,
-                   help="shape of the extra-delay distribution, > 1 (default 2.5; smaller = heavier tail)")
+                   help="with --jitter-dist pareto: its shape, > 1 (default 2.5; smaller = heavier tail)")
     p.add_argument("--reorder-pct", type=percent, default=0.0,
-                   help="share of adjacent frame pairs that arrive swapped, in percent")
-    p.add_argument("--duplicate-pct", type=percent, default=0.0, help="share of frames sent twice, in percent")
+                   help="not something Twilio does: share of adjacent messages that arrive swapped, in percent")
+    p.add_argument("--duplicate-pct", type=percent, default=0.0,
+                   help="not something Twilio does: share of messages sent twice, in percent")
     p.add_argument("--stall-at", type=non_negative, metavar="S", help="start of a stall, seconds into the call")
     p.add_argument("--stall-ms", type=non_negative, metavar="M",
                    help="stall length: nothing arrives, then the backlog arrives at once")
@@ -76,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         params = SimParams(
             seconds=args.seconds, loss_pct=args.loss_pct, gilbert=args.gilbert, drop=args.drop,
-            delay_ms=args.delay_ms, jitter_ms=args.jitter_ms, pareto_alpha=args.pareto_alpha,
+            delay_ms=args.delay_ms, jitter_ms=args.jitter_ms, jitter_dist=args.jitter_dist,
+            pareto_alpha=args.pareto_alpha,
             reorder_pct=args.reorder_pct, duplicate_pct=args.duplicate_pct, stall_at_s=args.stall_at,
             stall_ms=args.stall_ms or 0.0, speech=args.speech, tenant=args.tenant,
         )

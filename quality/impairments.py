@@ -4,7 +4,7 @@ Names line up with the bridge's AI-side formats (``pcmu``, ``pcm24k``, ``opus16k
 ``mosbridge mos --list-codecs``. Tandem rule (G.113 §8 / G.107 §7.5 planning practice): the
 equipment impairments of codecs in tandem add, Ie,total = sum(Ie_i); loss is measured on one
 leg, so Bpl is that of the codec decoding the lossy leg (for the caller's ear: G.711 at Twilio's
-edge, whose concealment we do not control, hence ``g711`` without PLC by default).
+edge, where carriers and handsets conceal loss, hence ``g711-plc`` by default).
 """
 
 from __future__ import annotations

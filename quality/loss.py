@@ -48,6 +48,10 @@ class LossCounter:
 
     def update(self, lost: bool) -> None:
         """Feed the fate of the next packet in sequence order."""
+        if not lost and self._prev_lost is False:  # the common case, received after received
+            self._n += 1
+            self._n_recv_to_any += 1
+            return
         self.update_many(lost, 1)
 
     def update_many(self, lost: bool, n: int) -> None:

@@ -1,20 +1,29 @@
-"""Per-direction meters: one call per frame feeds sequence, timestamp gaps, jitter and playout."""
+"""Per-direction meters: one call per frame feeds the media clock, counters, jitter and playout."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from quality.jitter import InterarrivalJitter
-from quality.playout import FixedPlayout, Playout
-from quality.sequence import Arrival, SequenceTracker, TimestampGaps
+from quality.playout import Playout, QuantilePlayout
+from quality.sequence import Arrival, ClockStep, MediaClock, SequenceTracker
 
 
 @dataclass(frozen=True)
 class DirectionFigures:
     """What was measured on one direction of a call; the E-model inputs come from here.
 
-    ``jitter_ms`` and the playout figures are None when arrival times are unknown (a plain
-    Twilio log replayed without timing): loss and gaps are still exact then.
+    Loss is counted on the media clock (``MediaClock``): ``expected`` frame slots span the
+    media time from the first frame to the last, and ``lost``, ``gaps`` (loss runs),
+    ``max_loss_run`` and ``burst_r`` are over those slots. ``duplicates``, ``reordered``,
+    ``too_late`` and ``chunk_gaps`` are anomalies of the message counter (Twilio's ``chunk``),
+    which never skips on a healthy stream; a frame is never counted lost twice.
+    ``timestamp_jumps`` and ``timestamp_backwards`` count bad media timestamps (not loss).
+
+    ``jitter_ms`` is the mean of RFC 3550's J over the stream, ``jitter_max_ms`` its maximum
+    and ``jitter_last_ms`` its value at the end (Wireshark's Mean, Max and last Jitter).
+    They and the playout figures are None when arrival times are unknown (a plain Twilio log
+    replayed without timing): loss and gaps are still exact then.
     """
 
     frames: int
@@ -33,10 +42,15 @@ class DirectionFigures:
     late_discards: int | None
     late_pct: float | None
     buffer_delay_ms: float | None
+    jitter_max_ms: float | None = None
+    jitter_last_ms: float | None = None
+    chunk_gaps: int = 0
+    timestamp_jumps: int = 0
+    timestamp_backwards: int = 0
 
     @property
     def effective_loss_pct(self) -> float:
-        """Network loss plus jitter-buffer late discards, as a share of expected frames (Ppl)."""
+        """Network loss plus frames the jitter buffer received too late, of expected frames (Ppl)."""
         if not self.expected:
             return 0.0
         late = self.late_discards or 0
@@ -44,53 +58,85 @@ class DirectionFigures:
 
 
 class DirectionMeter:
-    """Meters for one media direction, in the order a receiver sees frames.
+    """Meters for one Twilio media direction, in the order a receiver sees frames.
 
-    ``update`` takes the frame's sequence number (Twilio ``chunk`` or RTP seq), its media
-    timestamp and its arrival time, all in seconds; ``arrival_s=None`` means unknown.
+    ``update`` takes the frame's message counter (Twilio ``chunk``), its media timestamp and its
+    arrival time, all in seconds; ``arrival_s=None`` means unknown. It returns the frame's fate
+    on the media clock: ``GAP`` with ``last_missing`` frames missing before it, ``LATE`` for a
+    reordered frame that fills an earlier hole, ``DUPLICATE``/``TOO_LATE`` for one not to use.
+    ``last_clock`` says whether the timestamp itself was bad (``timestamp_jump``,
+    ``timestamp_backwards``); a frame with a timestamp behind the stream while its counter is
+    in order is not metered (``IN_ORDER`` is returned so its audio still goes on).
     """
 
-    __slots__ = ("_jitter", "_playout", "_seq", "_timed", "_ts", "last_missing")
+    __slots__ = ("_backwards", "_chunks", "_clock", "_jitter", "_playout", "_slots", "_timed",
+                 "last_clock", "last_missing")
 
     def __init__(self, playout: Playout | None = None, frame_s: float = 0.020,
-                 reorder_window: int = 32, seq_modulus: int | None = None) -> None:
-        self._seq = SequenceTracker(window=reorder_window, modulus=seq_modulus)
-        self._ts = TimestampGaps(frame_s)
+                 reorder_window: int = 32, max_gap_s: float = 10.0) -> None:
+        self._chunks = SequenceTracker(window=reorder_window)
+        self._slots = SequenceTracker(window=reorder_window)
+        self._clock = MediaClock(frame_s, max_gap_s)
         self._jitter = InterarrivalJitter()
-        self._playout: Playout = playout if playout is not None else FixedPlayout()
+        self._playout: Playout = playout if playout is not None else QuantilePlayout()
         self._timed = False
-        self.last_missing = 0  # frames skipped just before the last one fed (0 unless a gap)
+        self._backwards = 0
+        self.last_missing = 0  # frames missing just before the last one fed (0 unless a gap)
+        self.last_clock: str | None = None
 
     def update(self, seq: int, media_ts_s: float, arrival_s: float | None) -> Arrival:
-        arrival, self.last_missing = self._seq.update(seq)
+        self.last_missing = 0
+        self.last_clock = None
+        by_count, _ = self._chunks.update(seq)
+        if by_count in (Arrival.DUPLICATE, Arrival.TOO_LATE):
+            return by_count
+        step, slot, media_s = self._clock.update(media_ts_s)
+        if step is ClockStep.JUMP:
+            self.last_clock = "timestamp_jump"
+            self._jitter.restart()
+        elif step is ClockStep.EARLIER and by_count is not Arrival.LATE:
+            self._backwards += 1
+            self.last_clock = "timestamp_backwards"
+            return Arrival.IN_ORDER
+        arrival, self.last_missing = self._slots.update(slot)
         if arrival in (Arrival.DUPLICATE, Arrival.TOO_LATE):
             return arrival
-        self._ts.update(media_ts_s)
         if arrival_s is not None:
             self._timed = True
-            self._jitter.update(arrival_s, media_ts_s)
-            self._playout.update(arrival_s, media_ts_s)
+            self._jitter.update(arrival_s, media_s)
+            self._playout.update(arrival_s, media_s)
         return arrival
 
+    @property
+    def jitter(self) -> InterarrivalJitter:
+        return self._jitter
+
     def figures(self) -> DirectionFigures:
-        s = self._seq.stats()
+        s = self._slots.stats()
+        c = self._chunks.stats()
         timed = self._timed
         p = self._playout.stats() if timed else None
+        j = self._jitter
         return DirectionFigures(
             frames=s.received,
             expected=s.expected,
             lost=s.lost,
             loss_pct=s.loss.loss_pct,
             gaps=s.gaps,
-            duplicates=s.duplicates,
-            reordered=s.reordered,
-            too_late=s.too_late,
+            duplicates=c.duplicates + s.duplicates,
+            reordered=c.reordered,
+            too_late=c.too_late + s.too_late,
             burst_r=s.loss.burst_r,
             max_loss_run=s.loss.max_run,
-            timestamp_gaps=self._ts.gaps,
-            missing_ms=self._ts.missing_s * 1000.0,
-            jitter_ms=self._jitter.jitter_ms if timed else None,
+            timestamp_gaps=self._clock.gaps,
+            missing_ms=self._clock.missing_s * 1000.0,
+            jitter_ms=j.mean_ms if timed else None,
             late_discards=p.late if p else None,
             late_pct=p.late_pct if p else None,
             buffer_delay_ms=p.mean_delay_ms if p else None,
+            jitter_max_ms=j.max_ms if timed else None,
+            jitter_last_ms=j.last_ms if timed else None,
+            chunk_gaps=c.gaps,
+            timestamp_jumps=self._clock.jumps,
+            timestamp_backwards=self._backwards,
         )

@@ -35,6 +35,9 @@ class Impairment(enum.Enum):
 
 
 DOMINANCE_FLOOR_R = 1.0  # below this many R points nothing is worth naming
+# 2: loss on the media clock, jitter as the mean of J (``jitter_max_ms`` added), quantile playout
+# buffer, G.711 edge with PLC by default. Reports without the field are version 1.
+REPORT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,7 @@ class CallReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "report_version": REPORT_VERSION,
             "call_sid": self.call_sid,
             "tenant": self.tenant,
             "mos": self.mos,

@@ -2,8 +2,10 @@
 
 Twilio Media Streams numbers media messages with ``chunk`` (1, 2, 3 ... per track) and
 stamps them with ``timestamp`` (ms since the stream started); RTP uses a 16-bit sequence
-number that wraps (RFC 3550 A.1). Both go through :class:`SequenceTracker`; packet fates are
-finalised once they fall out of the reorder window and handed to a :class:`LossCounter`.
+number that wraps (RFC 3550 A.1). Twilio's counters never skip (they count its messages on one
+TCP stream): its loss is a step in the timestamp, which :class:`MediaClock` turns into frame
+slots. Slots and RTP numbers go through :class:`SequenceTracker`; packet fates are finalised
+once they fall out of the reorder window and handed to a :class:`LossCounter`.
 """
 
 from __future__ import annotations
@@ -84,6 +86,19 @@ class SequenceTracker:
         The count is the number of packets skipped (for GAP), otherwise 0.
         """
         s = self._unwrap(seq)
+        h = self._highest
+        if h is not None and s == h + 1:  # the common case: the next one, nothing missing
+            self._pending[s] = True
+            self._highest = s
+            self.received += 1
+            cut = s - self._window
+            done = self._finalised_upto
+            if done is not None and cut == done + 1:
+                self._counter.update(not self._pending.pop(cut, False))
+                self._finalised_upto = cut
+            elif done is not None and cut > done:
+                self._finalise(cut)
+            return Arrival.IN_ORDER, 0
         if self._highest is None:
             self._highest = self._first = s
             self._finalised_upto = s - 1
@@ -152,38 +167,65 @@ class SequenceTracker:
         )
 
 
-class TimestampGaps:
-    """Detects gaps in a media-timestamp series with a nominal frame duration (Twilio: 20 ms).
+class ClockStep(enum.Enum):
+    NEXT = "next"  # the frame after the highest so far, or after a gap
+    EARLIER = "earlier"  # behind the highest: placed in its own earlier slot
+    JUMP = "jump"  # ahead by more than max_gap_s: a restarted or corrupt clock, re-anchored
 
-    A step of more than 1.5 frames counts as a gap of round(step / frame) - 1 missing frames;
-    a step backwards is a timestamp regression (reorder or stream reset).
+
+class MediaClock:
+    """Media timestamps to frame slots, the loss signal of Twilio Media Streams.
+
+    Twilio's ``sequenceNumber`` and ``chunk`` count the messages Twilio sends over one TCP
+    stream, so they never skip; audio lost before Twilio (the carrier's RTP leg) shows only as a
+    ``timestamp`` step longer than one frame (Twilio Media Streams docs, "media" message). A step
+    ``s`` from the highest timestamp so far places the frame ``n`` slots on:
+    ``s <= 1.5`` frames is the next slot (stamps need not be exact multiples of 20 ms);
+    up to ``max_gap_s`` it is ``round(s / frame)`` slots, ``n - 1`` of them missing; beyond
+    that it is a discontinuity (``jumps``): the clock re-anchors and nothing counts as lost, so a
+    corrupt or restarted clock never reads as minutes of loss. A step backwards places the
+    frame in its earlier slot; whether that is a reordered frame or a bad timestamp is the
+    caller's to judge (the message counter says which).
+
+    :meth:`update` also returns the frame's media time on a continuous axis (the raw timestamp
+    plus the offset of any re-anchoring), which is what jitter and playout take.
     """
 
-    __slots__ = ("_frame", "_prev", "gaps", "missing_frames", "missing_s", "regressions")
+    __slots__ = ("_frame", "_highest_slot", "_highest_ts", "_max_gap", "_offset", "gaps", "jumps",
+                 "missing_frames", "missing_s")
 
-    def __init__(self, frame_s: float = 0.020) -> None:
+    def __init__(self, frame_s: float = 0.020, max_gap_s: float = 10.0) -> None:
         self._frame = frame_s
-        self._prev: float | None = None
+        self._max_gap = max_gap_s
+        self._highest_ts: float | None = None
+        self._highest_slot = 0
+        self._offset = 0.0
         self.gaps = 0
         self.missing_frames = 0
         self.missing_s = 0.0
-        self.regressions = 0
+        self.jumps = 0
 
-    def update(self, media_ts_s: float) -> int:
-        """Feed one media timestamp in seconds; return the frames missing before it."""
-        prev = self._prev
-        if prev is None:
-            self._prev = media_ts_s
-            return 0
-        step = media_ts_s - prev
-        if step < 0:
-            self.regressions += 1
-            return 0
-        self._prev = media_ts_s
-        if step <= 1.5 * self._frame:
-            return 0
-        missing = round(step / self._frame) - 1
-        self.gaps += 1
-        self.missing_frames += missing
-        self.missing_s += step - self._frame
-        return missing
+    def update(self, media_ts_s: float) -> tuple[ClockStep, int, float]:
+        """Feed one media timestamp in seconds; return (what the step was, the frame's slot,
+        its continuous media time)."""
+        top = self._highest_ts
+        if top is None:
+            self._highest_ts = media_ts_s
+            return ClockStep.NEXT, 0, media_ts_s
+        step = media_ts_s - top
+        if step < 0.0:
+            return ClockStep.EARLIER, self._highest_slot + round(step / self._frame), media_ts_s + self._offset
+        if step > self._max_gap:
+            self.jumps += 1
+            self._offset += self._frame - step
+            self._highest_ts = media_ts_s
+            self._highest_slot += 1
+            return ClockStep.JUMP, self._highest_slot, media_ts_s + self._offset
+        n = 1 if step <= 1.5 * self._frame else round(step / self._frame)
+        if n > 1:
+            self.gaps += 1
+            self.missing_frames += n - 1
+            self.missing_s += step - self._frame
+        self._highest_ts = media_ts_s
+        self._highest_slot += n
+        return ClockStep.NEXT, self._highest_slot, media_ts_s + self._offset

@@ -9,9 +9,10 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 # libopus0: the Opus codec (opuslib loads it at run time). The rest are for tests and
 # benchmarks: opus-tools (an independent Opus decoder), espeak-ng and sox (speech made offline),
-# prometheus (promtool and a real server for the alerting rules), chromium and chromium-driver
+# prometheus (promtool and a real server for the alerting rules), tshark (Wireshark's RTP stream
+# analysis, the independent check of jitter and loss), chromium and chromium-driver
 # (the dashboard in a headless browser), fonts-dejavu-core (text in its screenshots).
-APT_PACKAGES=(libopus0 opus-tools espeak-ng sox prometheus chromium chromium-driver fonts-dejavu-core)
+APT_PACKAGES=(libopus0 opus-tools espeak-ng sox prometheus tshark chromium chromium-driver fonts-dejavu-core)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

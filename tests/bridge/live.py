@@ -76,26 +76,27 @@ def silence_frames(seconds: float) -> list[bytes]:
 
 def schedule(frames: list[bytes], *, drop: set[int] | None = None,
              delays: list[float] | None = None) -> list[ScheduledFrame]:
-    """Frames paced at 20 ms, chunk numbers from 1; dropped chunks are skipped; ``delays``
-    adds per-frame network delay, kept in order as TCP would (a frame never overtakes)."""
+    """Frames paced at 20 ms, numbered from 1; a dropped frame is never sent, so its media time
+    is skipped (Twilio's loss); ``delays`` adds per-frame network delay, kept in order as TCP
+    would (a frame never overtakes)."""
     out: list[ScheduledFrame] = []
     last = 0.0
     for i, frame in enumerate(frames):
-        chunk = i + 1
-        if drop and chunk in drop:
+        if drop and i + 1 in drop:
             continue
         at = max(last, i * FRAME_S + (delays[i] if delays else 0.0))
         last = at
-        out.append(ScheduledFrame(chunk, at, base64.b64encode(frame).decode()))
+        out.append(ScheduledFrame(i * 20, at, base64.b64encode(frame).decode()))
     return out
 
 
 def gilbert_drops(n: int, p: float, q: float, seed: int) -> set[int]:
-    """Chunks (1..n-1; the last is always sent) lost by a two-state Markov chain."""
+    """Frames (2..n-1: the first and last are always sent, so the media clock spans the call)
+    lost by a two-state Markov chain."""
     rng = random.Random(seed)
     lost, drops = False, set()
-    for chunk in range(1, n):
+    for frame in range(2, n):
         lost = rng.random() < ((1 - q) if lost else p)
         if lost:
-            drops.add(chunk)
+            drops.add(frame)
     return drops

@@ -124,12 +124,15 @@ def test_speech_with_nothing_playing_is_not_a_barge_in() -> None:
     assert core.counters["barge_ins"] == 0
 
 
-def test_gap_is_concealed_and_loss_reported_exactly() -> None:
+def test_a_timestamp_gap_is_concealed_and_loss_reported_exactly() -> None:
+    # Twilio's shape: frames 10, 11 and 50 of 100 were lost before Twilio, so their media time is
+    # skipped while chunk and sequenceNumber count on without a hole.
     core = started_core()
     drain(core)
     now = 0.02
-    for chunk in [c for c in range(1, 101) if c not in (10, 11, 50)]:
-        core.receive_twilio(media(chunk), now + chunk * 0.020)
+    sent = [k for k in range(1, 101) if k not in (10, 11, 50)]
+    for chunk, k in enumerate(sent, start=1):
+        core.receive_twilio(media(chunk, ts=(k - 1) * 20), now + k * 0.020)
     appends = drain(core)
     assert len(appends) == 100  # 97 received + 3 concealed
     assert core.counters["concealed_frames"] == 3
@@ -137,10 +140,57 @@ def test_gap_is_concealed_and_loss_reported_exactly() -> None:
     ended = [e for e in events(core) if isinstance(e, CallEnded)]
     report = ended[0].report
     assert report["inbound"]["loss_pct"] == pytest.approx(3.0)
-    assert report["inbound"]["gaps"] == 2
+    assert (report["inbound"]["gaps"], report["inbound"]["max_loss_run"]) == (2, 2)
     assert report["inbound"]["frames"] == 97
+    assert report["inbound"]["chunk_gaps"] == 0
+    assert report["intervals"][0]["loss_pct"] == pytest.approx(3.0)  # per interval from the media clock too
     assert report["end_reason"] == "stop"
     assert report["inbound"]["dominant_impairment"] == "loss"
+    assert report["report_version"] == 2
+
+
+def test_a_chunk_gap_on_a_whole_media_clock_is_an_anomaly_not_loss() -> None:
+    core = started_core()
+    drain(core)
+    for k in range(1, 51):
+        chunk = k if k < 20 else k + 3  # three chunk numbers skipped, no media time missing
+        core.receive_twilio(media(chunk, ts=(k - 1) * 20), k * 0.020)
+    assert len(drain(core)) == 50 and core.counters["concealed_frames"] == 0
+    core.receive_twilio(STOP, 1.1)
+    inbound = next(e for e in events(core) if isinstance(e, CallEnded)).report["inbound"]
+    assert (inbound["lost"], inbound["loss_pct"], inbound["chunk_gaps"]) == (0, 0.0, 1)
+
+
+def test_a_duplicated_message_and_a_lost_frame_are_counted_once_each() -> None:
+    core = started_core()
+    drain(core)
+    core.receive_twilio(media(1, ts=0), 0.02)
+    core.receive_twilio(media(2, ts=20), 0.04)
+    core.receive_twilio(media(2, ts=20), 0.04)  # the same message again
+    core.receive_twilio(media(3, ts=60), 0.08)  # 40 ms lost before Twilio
+    core.receive_twilio(STOP, 0.1)
+    inbound = next(e for e in events(core) if isinstance(e, CallEnded)).report["inbound"]
+    assert (inbound["expected"], inbound["frames"], inbound["lost"], inbound["duplicates"]) == (4, 3, 1, 1)
+
+
+def test_bad_media_timestamps_are_counted_not_lost() -> None:
+    core = started_core()
+    drain(core)
+    for k in range(1, 11):
+        core.receive_twilio(media(k, ts=(k - 1) * 20), k * 0.020)
+    core.receive_twilio(media(11, ts=3_600_000), 0.22)  # an hour ahead: a corrupt or restarted clock
+    core.receive_twilio(media(12, ts=3_600_020), 0.24)
+    core.receive_twilio(media(13, ts=100), 0.26)  # back to where it was: backwards
+    core.receive_twilio(media(14, ts=3_600_040), 0.28)
+    assert len(drain(core)) == 14  # every frame's audio still reaches the AI, nothing concealed
+    core.receive_twilio(STOP, 0.3)
+    evs = events(core)
+    assert {p.kind for p in evs if isinstance(p, Problem)} >= {"timestamp_jump", "timestamp_backwards"}
+    report = next(e for e in evs if isinstance(e, CallEnded)).report
+    inbound = report["inbound"]
+    assert (report["counters"]["timestamp_jump"], report["counters"]["timestamp_backwards"]) == (1, 1)
+    assert (inbound["timestamp_jumps"], inbound["timestamp_backwards"]) == (1, 1)
+    assert (inbound["expected"], inbound["lost"]) == (13, 0)
 
 
 def test_bad_input_is_counted_and_the_call_goes_on() -> None:

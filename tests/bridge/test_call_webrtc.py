@@ -220,7 +220,7 @@ def test_silence_between_responses_is_not_played_and_rtp_figures_join_the_report
     [ended] = [e for e in events(core) if isinstance(e, CallEnded)]
     assert ended.report["ai_leg"] == {"transport": "webrtc", "loss_pct": 0.0,
                                       "rtp": {"packets_sent": 200, "remote_packets_lost": 3, "rtt_ms": 42.0}}
-    assert ended.report["codec_chain"] == {"inbound": "g711 -> opus16k", "outbound": "opus16k -> g711"}
+    assert ended.report["codec_chain"] == {"inbound": "g711-plc -> opus16k", "outbound": "opus16k -> g711-plc"}
     # nothing is held on the way back and the AI's Opus decodes straight to 8 kHz: the way back adds
     # no delay of its own, the way there the upsampler's and the encoder's lookahead
     assert core.transcoder.delay_to_caller.total_ms == 0.0

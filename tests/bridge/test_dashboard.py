@@ -65,8 +65,10 @@ Json = dict[str, Any]
 def sample_reports() -> dict[str, Json]:
     """Real reports: the shipped sample captures and one simulated 60 s call, replayed."""
     out = {p.stem: replay(read_capture(p)).report for p in sorted(DATA.glob("*.jsonl"))}
-    sim = simulate(SimParams(seconds=60, delay_ms=40, loss_pct=0.5, speech=True), random.Random(7))
+    sim = simulate(SimParams(seconds=60, delay_ms=40, loss_pct=0.5, jitter_ms=5, speech=True), random.Random(7))
     out["long_mixed"] = replay(parse_capture(sim.text().splitlines())).report
+    heavy = simulate(SimParams(seconds=20, delay_ms=40, loss_pct=15, speech=True), random.Random(8))
+    out["heavy_loss"] = replay(parse_capture(heavy.text().splitlines())).report
     # the same lossy call on a bridge whose event loop lagged: a host_lag line as serve records it
     # (1000 ticks, 30 over 20 ms, p99 44 ms), two thirds of the way through
     lines = (DATA / "random_loss_2pct.jsonl").read_text().splitlines()
@@ -109,8 +111,8 @@ def build_dataset(now: datetime) -> Dataset:
     for k in range(6):  # pairs ending together share a chart bucket, so p10 and mean part ways there
         for m, sample in enumerate(("clean", "bursty_loss_jitter")):
             add("acme-health", 200 + 2 * k + m, sample, 10_000 + k * 9_000, acme)
-    degraded = ["random_loss_2pct", "clean", "bursty_loss_jitter", "random_loss_2pct", "reorder_dup_stall",
-                "plain_twilio_log", "random_loss_2pct", "long_mixed"]
+    degraded = ["random_loss_2pct", "clean", "bursty_loss_jitter", "plain_twilio_log", "reorder_dup_stall",
+                "heavy_loss", "heavy_loss", "long_mixed"]
     for j, (sample, ago) in enumerate(zip(degraded, (1800, 1500, 1200, 900, 600, 170, 110, 50), strict=True)):
         add("acme-health", 100 + j, sample, ago, acme)
     for i in range(30):
@@ -421,8 +423,10 @@ def test_call_page_shows_intervals_and_contributions(driver: WebDriver, sites: d
         dom = report[direction]["dominant_impairment"]
         assert driver.find_elements(By.CSS_SELECTOR, f'{card} .hbar.dominant[data-impairment="{dom}"]')
 
-    jitter = driver.find_elements(By.CSS_SELECTOR, 'tr[data-figure="jitter_ms"] td')
-    assert [c.text for c in jitter] == [f"{report[d]['jitter_ms']:.1f} ms" for d in ("inbound", "outbound")]
+    for key in ("jitter_ms", "jitter_max_ms"):
+        cells = driver.find_elements(By.CSS_SELECTOR, f'tr[data-figure="{key}"] td')
+        assert [c.text for c in cells] == [f"{report[d][key]:.1f} ms" for d in ("inbound", "outbound")]
+    assert report["inbound"]["jitter_max_ms"] > report["inbound"]["jitter_ms"] > 0
     for name, value in report["counters"].items():
         if value:
             assert text(driver, f'.counters tr[data-key="{name}"] td') == f"{value:,}"

@@ -1,6 +1,7 @@
 """``mosbridge mos``: argument semantics, JSON contract and errors."""
 
 import json
+import math
 import subprocess
 import sys
 from typing import Any
@@ -42,10 +43,12 @@ def test_loss_and_codec_use_g113_bpl(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_jitter_is_folded_in_through_a_stated_buffer(capsys: pytest.CaptureFixture[str]) -> None:
-    with_jitter = run_json(capsys, "--delay-ms", "150", "--jitter-ms", "40")
-    as_delay = run_json(capsys, "--delay-ms", "230")
+    # A buffer at the 99th percentile of exponential delay variation with mean J = 40 ms holds
+    # 40 ln 100 = 184.2 ms and lets 1 % of frames come late: the same as that delay and loss.
+    with_jitter = run_json(capsys, "--delay-ms", "150", "--jitter-ms", "40", "--codec", "g711-plc")
+    as_delay = run_json(capsys, "--delay-ms", str(150 + 40 * math.log(100)), "--loss-pct", "1", "--codec", "g711-plc")
     assert with_jitter["r"] == pytest.approx(as_delay["r"])
-    assert any("jitter buffer" in s for s in with_jitter["assumptions"])
+    assert any("playout buffer" in s for s in with_jitter["assumptions"])
 
 
 def test_simplified_model(capsys: pytest.CaptureFixture[str]) -> None:

@@ -51,7 +51,8 @@ def test_report_summary_shows_the_figures(db: str, capsys: pytest.CaptureFixture
     assert f"dominant   {stored['dominant_impairment']}" in out
     assert stored["dominant_impairment"] == "loss"
     inbound, outbound = stored["inbound"], stored["outbound"]
-    assert (f"jitter {inbound['jitter_ms']:.1f} ms  loss {inbound['loss_pct']:.2f} %  "
+    assert (f"jitter {inbound['jitter_ms']:.1f} ms (max {inbound['jitter_max_ms']:.1f} ms)  "
+            f"loss {inbound['loss_pct']:.2f} %  "
             f"frames {inbound['frames']}  gaps {inbound['gaps']}") in out
     assert f"jitter {outbound['jitter_ms']:.1f} ms" in out
     assert "bridge latency  p50 4.0 ms  p99 12.0 ms  max 24.0 ms" in out  # inbound

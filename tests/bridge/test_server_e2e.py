@@ -4,21 +4,24 @@ Realtime stand-in and back, with the report read from the real SQLite store."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import random
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from bridge.caller import SimulatedCaller
+from bridge.capture import read_capture
 from bridge.fake_realtime import FakeRealtimeConfig, encode_audio, speech_like
+from bridge.pcap import caller_rtp_pcap
+from bridge.simulate import burst_r, playout_truth, truth_mos
 from bridge.store import open_store
-from quality.bands import band
 from quality.emodel import r_to_mos
 from quality.impairments import CodecChain
-from quality.jitter import InterarrivalJitter
-from quality.report import QualityInput, assess
 from tests.bridge.live import gilbert_drops, live_bridge, schedule, silence_frames, speech_frames
+from tests.tshark import tshark_streams
 
 PARAMS = {"tenant": "acme-health", "vertical": "healthcare", "patient_id": "P-998877"}
 
@@ -87,46 +90,83 @@ def _heard_before_clear(received: list[dict[str, object]], played: bytes, first:
 
 
 async def test_injected_bursty_loss_and_jitter_are_reported(tmp_path: Path) -> None:
-    async with live_bridge(tmp_path, validate_twilio_signature=False, jitter_buffer="fixed") as live:
-        n = 250  # 5 s of caller audio, no speech: the AI stays quiet
+    # A live loopback call shaped as Twilio sends it: Gilbert loss before Twilio (media.timestamp
+    # steps over the lost frames, chunk never skips), exponential extra delay of mean 15 ms in
+    # TCP order, the default adaptive buffer and G.711-with-PLC edge.
+    async with live_bridge(tmp_path, validate_twilio_signature=False, capture_tenants="t2",
+                           capture_dir=str(tmp_path / "captures")) as live:
+        n = 500  # 10 s of caller audio, no speech: the AI stays quiet
         frames = silence_frames(n * 0.02)
         drops = gilbert_drops(n, p=0.012, q=0.4, seed=3)
-        import random
-
         rng = random.Random(5)
-        delays = [rng.uniform(0.0, 0.150) for _ in range(n)]
+        delays = [rng.expovariate(1000.0 / 15.0) for _ in range(n)]
         plan = schedule(frames, drop=drops, delays=delays)
         caller = SimulatedCaller(live.media_url, stream_sid="MZ2", call_sid="CA-e2e-2", params={"tenant": "t2"})
         async with aiohttp.ClientSession() as http:
-            await caller.run(plan, hangup_after_s=n * 0.02 + 0.4, session=http)
+            result = await caller.run(plan, hangup_after_s=n * 0.02 + 0.4, session=http)
         await asyncio.sleep(0.3)
         report = open_store(live.settings.database_url).get("CA-e2e-2")
     assert report is not None
+    inbound = report["inbound"]
 
-    # Loss is exact: ground truth from the generator.
+    # Loss is exact: ground truth from the generator, counted on the media clock.
     expected_loss = 100.0 * len(drops) / n
     assert 2.0 <= expected_loss <= 5.0
-    assert report["inbound"]["loss_pct"] == pytest.approx(expected_loss)
+    assert inbound["loss_pct"] == pytest.approx(expected_loss)
+    assert (inbound["expected"], inbound["lost"], inbound["chunk_gaps"]) == (n, len(drops), 0)
     runs = sum(1 for c in drops if c - 1 not in drops)
-    assert report["inbound"]["gaps"] == runs
+    assert inbound["gaps"] == runs and inbound["max_loss_run"] > 1
 
-    # Jitter: the RFC 3550 estimator over the schedule we actually sent, within loop noise.
-    truth = InterarrivalJitter()
-    for f in plan:
-        truth.update(f.send_at, (f.chunk - 1) * 0.020)
-    assert truth.jitter_ms > 20
-    assert report["inbound"]["jitter_ms"] == pytest.approx(truth.jitter_ms, abs=4.0)
+    # Jitter: RFC 3550 J over the times the caller actually sent, mean and max as Wireshark
+    # reports them, within loopback noise.
+    transits = [at - media_ms / 1000.0 for media_ms, at in result.sent_at]
+    j, seen = 0.0, []
+    for prev, cur in itertools.pairwise(transits):
+        j += (abs(cur - prev) - j) / 16.0
+        seen.append(j)
+    assert inbound["jitter_ms"] == pytest.approx(1000 * sum(seen) / len(seen), abs=1.0)
+    assert inbound["jitter_max_ms"] == pytest.approx(1000 * max(seen), abs=3.0)
 
-    # MOS: the same E-model on the ground truth lands in the same band, within 0.15.
-    out = report["outbound"]
-    q = QualityInput(delay_ms=out["delay_ms"], chain=CodecChain.of("g711"), loss_pct=expected_loss,
-                     burst_r=report["inbound"]["burst_r"], buffer_delay_ms=out["buffer_delay_ms"],
-                     late_pct=out["late_pct"])
-    expected = assess(q)
-    assert report["mos"] == pytest.approx(expected.mos, abs=0.15)
-    assert report["band"] == band(expected.mos).value
+    # MOS: G.107 on the generator's ground truth (loss pattern, planned delay variation's p99).
+    buffer_ms, late_pct = playout_truth([f.send_at - f.media_ms / 1000.0 for f in plan])
+    expected = truth_mos(loss_pct=expected_loss, burst_r=burst_r(drops, n), buffer_ms=buffer_ms, late_pct=late_pct,
+                         chain=CodecChain.of("g711-plc"), base_delay_ms=60.0 + 20.0)
+    assert report["mos"] == pytest.approx(expected, abs=0.1)
+    assert inbound["burst_r"] > 1.5
     assert report["mos"] < r_to_mos(93.2)  # the impairments cost something
     assert report["dominant_impairment"] in ("loss", "jitter")
+
+    # What Wireshark reads from the call's own capture as an RTP pcap: the report's figures, within 1 %.
+    [path] = (tmp_path / "captures").rglob("*.jsonl")
+    pcap = tmp_path / "call.pcap"
+    pcap.write_bytes(caller_rtp_pcap(read_capture(path)))
+    ws = tshark_streams(pcap)
+    assert (ws["packets"], ws["lost"]) == (inbound["frames"], inbound["lost"])
+    assert inbound["jitter_ms"] == pytest.approx(ws["mean_jitter_ms"], rel=0.01, abs=0.0006)
+    assert inbound["jitter_max_ms"] == pytest.approx(ws["max_jitter_ms"], rel=0.01, abs=0.0006)
+
+
+async def test_live_calls_land_in_the_mos_table_rows(tmp_path: Path) -> None:
+    # Two rows of the MOS table as live loopback calls at once (10 s each, Twilio-shaped): 5 %
+    # random loss (exactly 25 of 500 frames) and exponential jitter of mean 15 ms.
+    n = 500
+    rng = random.Random(9)
+    drops = set(rng.sample(range(2, n), 25))
+    jitter = [rng.expovariate(1000.0 / 15.0) for _ in range(n)]
+    plans = {"CA-row-loss": schedule(silence_frames(n * 0.02), drop=drops),
+             "CA-row-jitter": schedule(silence_frames(n * 0.02), delays=jitter)}
+    async with live_bridge(tmp_path, validate_twilio_signature=False) as live, aiohttp.ClientSession() as http:
+        await asyncio.gather(*(
+            SimulatedCaller(live.media_url, stream_sid="MZ" + sid, call_sid=sid, params={"tenant": "rows"})
+            .run(plan, hangup_after_s=n * 0.02 + 0.4, session=http) for sid, plan in plans.items()))
+        await asyncio.sleep(0.3)
+        store = open_store(live.settings.database_url)
+        loss, jittery = store.get("CA-row-loss"), store.get("CA-row-jitter")
+    assert loss is not None and jittery is not None
+    assert loss["inbound"]["loss_pct"] == pytest.approx(5.0) and jittery["inbound"]["loss_pct"] == 0.0
+    assert 3.62 <= loss["mos"] <= 3.98
+    assert 4.12 <= jittery["mos"] <= 4.42
+    assert jittery["inbound"]["late_pct"] <= 2.0
 
 
 async def test_pcm24k_round_trip_and_barge_in(tmp_path: Path) -> None:
@@ -153,4 +193,4 @@ async def test_pcm24k_round_trip_and_barge_in(tmp_path: Path) -> None:
     assert result.clears == 1 and len(session.truncations) == 1
     report = open_store(live.settings.database_url).get("CA-e2e-3")
     assert report is not None
-    assert report["codec_chain"] == {"inbound": "g711 -> pcm24k", "outbound": "pcm24k -> g711"}
+    assert report["codec_chain"] == {"inbound": "g711-plc -> pcm24k", "outbound": "pcm24k -> g711-plc"}

@@ -137,6 +137,25 @@ def test_explicit_drops_give_runs_and_edges_are_always_delivered() -> None:
     assert (got["lost"], got["gaps"], got["max_loss_run"], got["expected"]) == (4, 2, 3, 50)
 
 
+def test_loss_is_a_timestamp_step_and_the_counters_never_skip() -> None:
+    # Twilio's shape: chunk and sequenceNumber count the messages sent; lost audio shows only in
+    # media.timestamp (frames 3, 4 and 7 of 10 lost: timestamps 40, 60 and 120 ms are absent).
+    sim = simulate(SimParams(seconds=0.2, drop=frozenset({3, 4, 7})), random.Random(0))
+    media = [json.loads(line)["msg"] for line in sim.lines if '"event":"media"' in line]
+    assert [int(m["media"]["chunk"]) for m in media] == list(range(1, 8))
+    assert [int(m["sequenceNumber"]) for m in media] == list(range(2, 9))
+    assert [int(m["media"]["timestamp"]) for m in media] == [0, 20, 80, 100, 140, 160, 180]
+    assert sim.truth.lost_frames == (3, 4, 7)
+    got = _replay_text(sim.text())
+    assert (got["expected"], got["lost"], got["gaps"], got["chunk_gaps"]) == (10, 3, 2, 0)
+
+
+def test_gilbert_truth_burst_ratio_is_one_over_p_plus_q_of_the_pattern() -> None:
+    # Frames 1..10 with 3, 4 and 7 lost: received->lost 2 of 6 transitions, lost->received 2 of 3.
+    t = simulate(SimParams(seconds=0.2, drop=frozenset({3, 4, 7})), random.Random(0)).truth
+    assert t.burst_r == pytest.approx(1 / (2 / 6 + 2 / 3))
+
+
 def test_total_loss_keeps_first_and_last() -> None:
     t = simulate(SimParams(seconds=1, loss_pct=100), random.Random(0)).truth
     assert (t.lost, t.loss_runs, t.max_loss_run, t.frames_delivered) == (48, 1, 48, 2)
@@ -178,13 +197,17 @@ def test_stall_delivers_the_backlog_at_once_and_jitter_follows_rfc3550() -> None
     j = 0.2 / 16
     j = 0.02 + (j - 0.02) * (15 / 16) ** 10
     j *= (15 / 16) ** 24
-    assert sim.truth.jitter_ms == pytest.approx(1000 * j, rel=1e-9)
-    assert _replay_text(sim.text())["jitter_ms"] == pytest.approx(1000 * j, rel=1e-9)
+    assert sim.truth.jitter_last_ms == pytest.approx(1000 * j, rel=1e-9)
+    got = _replay_text(sim.text())
+    assert got["jitter_last_ms"] == pytest.approx(1000 * j, rel=1e-9)
+    # J peaks once the stalled frames have come in: 0.2/16 then the 10 falling steps
+    assert got["jitter_max_ms"] == pytest.approx(1000 * (0.02 + (0.2 / 16 - 0.02) * (15 / 16) ** 10), rel=1e-9)
 
 
 def test_pareto_extra_delay_has_the_requested_mean_and_tail() -> None:
     alpha, mean_ms = 3.0, 10.0
-    t = simulate(SimParams(seconds=200, jitter_ms=mean_ms, pareto_alpha=alpha), random.Random(3)).truth
+    t = simulate(SimParams(seconds=200, jitter_ms=mean_ms, jitter_dist="pareto", pareto_alpha=alpha),
+                 random.Random(3)).truth
     scale = (alpha - 1) * mean_ms  # Lomax: P(X > x) = (1 + x/scale)^-alpha
     assert t.extra_delay_mean_ms == pytest.approx(mean_ms, rel=0.05)
     assert t.extra_delay_p95_ms == pytest.approx(scale * (20 ** (1 / alpha) - 1), rel=0.05)

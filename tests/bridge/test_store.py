@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from bridge.report_cmd import format_report
 from bridge.store import (
     SCHEMA_VERSION,
     StoreError,
@@ -41,11 +42,13 @@ G711 = CodecChain.of("g711")
 def _direction(name: str, lose_every: int | None, jitter_s: float, delay_ms: float,
                latency: LatencySummary | None) -> DirectionReport:
     meter = DirectionMeter(FixedPlayout(0.060))
+    chunk = 0
     for i in range(1, 251):
         if lose_every is not None and i % lose_every == 0:
-            continue
+            continue  # lost before Twilio: its media time is skipped, the chunk counter is not
+        chunk += 1
         # Every other frame arrives jitter_s late: a fixed, deterministic jitter pattern.
-        meter.update(i, i * 0.020, i * 0.020 + 0.030 + (jitter_s if i % 2 else 0.0))
+        meter.update(chunk, i * 0.020, i * 0.020 + 0.030 + (jitter_s if i % 2 else 0.0))
     figures = meter.figures()
     return DirectionReport(name, figures, delay_ms, G711.name,
                            assess(direction_input(figures, delay_ms, G711)), latency)
@@ -218,6 +221,23 @@ def test_write_then_get_returns_the_full_report_and_fills_the_columns(store_url:
     assert (row["codec_chain"], row["end_reason"], row["tenant"]) == ("pcmu -> g711", "stop", "acme")
     assert (row["started_at"], row["ended_at"]) == ("2026-05-01T10:00:00.000Z", "2026-05-01T10:00:05.000Z")
     assert "report" not in row
+    store.close()
+
+
+def test_a_version_1_report_still_stores_and_reads(store_url: str) -> None:
+    # Reports written before report_version 2 have no version, no jitter_max_ms and no media-clock
+    # counters; they keep reading as they were written.
+    report = make_report("CA-v1", lose_every=25)
+    assert report.pop("report_version") == 2
+    for side in ("inbound", "outbound"):
+        for key in ("jitter_max_ms", "jitter_last_ms", "chunk_gaps", "timestamp_jumps", "timestamp_backwards"):
+            del report[side][key]
+    store = open_store(store_url)
+    store.write(report)
+    assert store.get("CA-v1") == report
+    [row] = store.list()
+    assert row["jitter_ms"] == report["inbound"]["jitter_ms"]
+    assert "jitter" in format_report(report) and "(max -)" in format_report(report)
     store.close()
 
 

@@ -58,7 +58,7 @@ async def test_a_call_over_the_webrtc_leg(tmp_path: Path, idle_audio: IdleAudio)
         assert result.media_received == call.frames_sent
 
     assert report["ai_format"] == "opus16k" and report["end_reason"] == "stop"
-    assert report["codec_chain"] == {"inbound": "g711 -> opus16k", "outbound": "opus16k -> g711"}
+    assert report["codec_chain"] == {"inbound": "g711-plc -> opus16k", "outbound": "opus16k -> g711-plc"}
     leg = report["ai_leg"]
     assert leg["transport"] == "webrtc" and leg["rtp"]["packets_sent"] > 100
     assert leg["rtp"]["packets_received"] >= 40 and leg["rtp"]["packets_lost"] == 0

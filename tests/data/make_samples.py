@@ -33,7 +33,8 @@ SAMPLES: dict[str, Sample] = {
     "clean": Sample(SimParams(seconds=6, delay_ms=40, speech=True), seed=1),
     "random_loss_2pct": Sample(SimParams(seconds=6, delay_ms=40, loss_pct=2, speech=True), seed=4),
     "bursty_loss_jitter": Sample(
-        SimParams(seconds=6, delay_ms=40, gilbert=(0.01, 0.3), jitter_ms=4, pareto_alpha=2.5, speech=True), seed=3),
+        SimParams(seconds=6, delay_ms=40, gilbert=(0.01, 0.3), jitter_ms=4, jitter_dist="pareto", pareto_alpha=2.5,
+                  speech=True), seed=3),
     "reorder_dup_stall": Sample(
         SimParams(seconds=6, delay_ms=40, jitter_ms=2, reorder_pct=3, duplicate_pct=2, stall_at_s=3.0,
                   stall_ms=400), seed=4),

@@ -16,7 +16,7 @@ def test_worked_sequence_from_the_rfc_formula() -> None:
     assert got[1] == pytest.approx(0.0)
     assert got[2] == pytest.approx(5 * TICK)
     assert got[3] == pytest.approx(9.6875 * TICK)
-    assert j.jitter_ms == pytest.approx(9.6875 / 8, rel=1e-12)
+    assert j.last_ms == pytest.approx(9.6875 / 8, rel=1e-12)
     assert j.samples == 3
 
 
@@ -27,7 +27,7 @@ def test_constant_deviation_converges_to_it() -> None:
         # transit alternates 0 / 10 ms, so |D| = 10 ms every packet
         j.update(now + (0.010 if i % 2 else 0.0), now)
         now += 0.020
-    assert j.jitter_ms == pytest.approx(10.0, rel=1e-6)
+    assert j.last_ms == pytest.approx(10.0, rel=1e-6)
 
 
 def test_constant_transit_is_zero_jitter_and_uses_arrival_order() -> None:
@@ -35,3 +35,24 @@ def test_constant_transit_is_zero_jitter_and_uses_arrival_order() -> None:
     for ts in (0.0, 0.020, 0.060, 0.040, 0.080):  # reordered but each with transit 50 ms
         j.update(ts + 0.050, ts)
     assert j.jitter_s == pytest.approx(0.0, abs=1e-15)
+
+
+def test_mean_and_max_of_j_are_over_every_packet_after_the_first() -> None:
+    # The worked sequence above: J = 0, 5, 9.6875 ticks after packets 2, 3, 4. Wireshark's
+    # "Mean Jitter" averages those three, its "Max Jitter" is the largest (checked against
+    # tshark itself in tests/bridge/test_tshark.py).
+    j = InterarrivalJitter()
+    for ts, a in [(0, 1000), (160, 1160), (320, 1400), (480, 1480)]:
+        j.update(a * TICK, ts * TICK)
+    assert j.mean_ms == pytest.approx((0 + 5 + 9.6875) / 3 / 8, rel=1e-12)
+    assert j.max_ms == pytest.approx(9.6875 / 8, rel=1e-12)
+    assert j.sum_ms == pytest.approx((0 + 5 + 9.6875) / 8, rel=1e-12)
+
+
+def test_a_spike_stays_in_the_max_after_j_has_forgotten_it() -> None:
+    j = InterarrivalJitter()
+    for i in range(200):
+        j.update(i * 0.020 + (0.100 if i == 50 else 0.0), i * 0.020)
+    assert j.last_ms < 0.01  # 150 packets later the running J is back to nothing
+    assert j.max_ms == pytest.approx(100.0 / 16 + (100.0 - 100.0 / 16) / 16)  # |D| = 100 ms twice in a row
+    assert 0.5 < j.mean_ms < j.max_ms

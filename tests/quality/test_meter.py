@@ -32,3 +32,22 @@ def test_duplicates_do_not_feed_jitter() -> None:
     m.update(2, 0.02, 0.02)
     assert m.update(2, 0.02, 0.9) is Arrival.DUPLICATE
     assert m.figures().jitter_ms == 0.0
+
+
+def test_loss_comes_from_the_media_clock_and_a_reordered_frame_fills_its_slot() -> None:
+    # Twilio's counter never skips; frame slots 3 and 6 are missing from the media clock, and
+    # slot 6 arrives late (its message after slot 7's): reordered, not lost.
+    m = DirectionMeter()
+    for chunk, slot in [(1, 0), (2, 1), (3, 2), (4, 4), (5, 5), (7, 7), (6, 6), (8, 8)]:
+        m.update(chunk, slot * 0.020, None)
+    f = m.figures()
+    assert (f.expected, f.frames, f.lost, f.gaps, f.reordered, f.chunk_gaps) == (9, 8, 1, 1, 1, 0)
+    assert f.timestamp_gaps == 2  # two steps over missing media time, one of them later filled
+
+
+def test_a_gap_reports_its_missing_frames_for_concealment() -> None:
+    m = DirectionMeter()
+    m.update(1, 0.0, 0.0)
+    assert m.update(2, 0.080, 0.080) is Arrival.GAP
+    assert m.last_missing == 3
+    assert m.update(3, 0.100, 0.100) is Arrival.IN_ORDER and m.last_missing == 0

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from quality.loss import LossCounter, gilbert
-from quality.sequence import Arrival, SequenceTracker, TimestampGaps
+from quality.sequence import Arrival, ClockStep, MediaClock, SequenceTracker
 
 
 def feed(seqs: list[int], window: int = 8, modulus: int | None = None) -> SequenceTracker:
@@ -129,11 +129,33 @@ def test_no_loss_or_open_run_edge_cases() -> None:
     assert burst == pytest.approx(1 / 0.3)
 
 
-def test_timestamp_gaps() -> None:
-    g = TimestampGaps(0.020)
-    assert [g.update(t) for t in (0.0, 0.020, 0.040, 0.100, 0.120, 0.110)] == [0, 0, 0, 2, 0, 0]
-    assert (g.gaps, g.missing_frames, g.regressions) == (1, 2, 1)
+def test_media_clock_turns_timestamp_steps_into_slots() -> None:
+    g = MediaClock(0.020)
+    got = [g.update(t)[:2] for t in (0.0, 0.020, 0.040, 0.100, 0.120, 0.080)]
+    # 40 -> 100 ms is a step of three frames: slots 3 and 4 are missing; 80 ms goes back to slot 4
+    assert got == [(ClockStep.NEXT, 0), (ClockStep.NEXT, 1), (ClockStep.NEXT, 2), (ClockStep.NEXT, 5),
+                   (ClockStep.NEXT, 6), (ClockStep.EARLIER, 4)]
+    assert (g.gaps, g.missing_frames, g.jumps) == (1, 2, 0)
     assert g.missing_s == pytest.approx(0.040)
+
+
+def test_media_clock_takes_uneven_stamps_as_consecutive() -> None:
+    g = MediaClock(0.020)
+    slots = [g.update(t / 1000)[1] for t in (0, 19, 41, 60, 90, 100, 121)]
+    assert slots == [0, 1, 2, 3, 4, 5, 6]  # no step is over 1.5 frames (30 ms)
+    assert g.missing_frames == 0
+
+
+def test_media_clock_jump_beyond_the_longest_gap_is_no_loss() -> None:
+    g = MediaClock(0.020, max_gap_s=10.0)
+    g.update(0.0)
+    g.update(0.020)
+    step, slot, media = g.update(3600.0)  # an hour ahead: a corrupt or restarted clock
+    assert (step, slot, g.jumps, g.missing_frames) == (ClockStep.JUMP, 2, 1, 0)
+    assert media == pytest.approx(0.040)  # continuous media time goes on from where it was
+    _, slot, media = g.update(3600.040)  # and a real gap after it still counts
+    assert slot == 4 and media == pytest.approx(0.080)
+    assert g.missing_frames == 1
 
 
 def test_a_hole_filled_by_a_reordered_frame_is_not_a_gap() -> None:
