@@ -20,7 +20,7 @@ from aiohttp import web
 
 from bridge import analytics
 from bridge.isotime import iso_utc
-from bridge.store import PLANS, Plan, ReportStore, StoreError, token_hash
+from bridge.store import PLANS, Plan, ReportStore, StoreError, StoreUnavailable, token_hash
 from bridge.store_thread import StoreThread
 from bridge.tags import UNTAGGED
 
@@ -29,6 +29,7 @@ log = logging.getLogger("mosbridge.api")
 COOKIE = "mosbridge_token"
 AS_TENANT = web.RequestKey("as_tenant", bool)  # the request came with a tenant's token, not the admin's
 MAX_LIMIT = 1000
+RETRY_AFTER_S = 5  # a store outage: when a client (or a dashboard) should ask again
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -125,11 +126,19 @@ class Api:
             return await handler(request)
         except web.HTTPException:
             raise
+        except StoreUnavailable as e:
+            return self._unavailable(request, e)
         except StoreError as e:
             return _error(400, str(e))
         except Exception as e:
-            log.error("%s %s: report store unavailable: %s", request.method, request.path, e)
-            return _error(503, f"report store unavailable: {e}")
+            return self._unavailable(request, e)
+
+    @staticmethod
+    def _unavailable(request: web.Request, e: Exception) -> web.Response:
+        log.error("%s %s: report store unavailable: %s", request.method, request.path, e)
+        response = _error(503, f"report store unavailable: {e}")
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
 
     # -- handlers -------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ from typing import Literal
 from bridge import realtime as rt
 from bridge import twilio as tw
 from bridge.call_config import CallConfig
-from bridge.call_report import Measurements, build_report
+from bridge.call_report import Measurements, build_report, fallback_report
 from bridge.codecs import CodecError, Transcoder, make_transcoder
 from bridge.codecs.g711 import is_quiet
 from bridge.events import (
@@ -69,6 +69,9 @@ MAX_CONTEXT_ITEMS = 50  # transcripts kept to restore a conversation after a rec
 _AI_FORMATS: dict[str, rt.AudioFormat] = {"pcmu": "audio/pcmu", "pcm24k": "audio/pcm"}
 MAX_FILLED_AI_PACKETS = 3  # a longer hole in the WebRTC leg's audio is not filled in (60 ms)
 DEADLINE_S = 0.020  # a frame forwarded later than one frame time after it arrived is a deadline miss
+FRAME_S = 0.020
+# Driver-side reasons to end a call (``end(now, "kind: detail")``) that are faults worth counting.
+DRIVER_FAULTS = frozenset({"twilio_error", "twilio_unresponsive"})
 
 
 class State(enum.Enum):
@@ -125,6 +128,12 @@ class CallCore:
         self._rtp: dict[str, float | int | None] = {}
         self._ai_seq = SequenceTracker(modulus=65536)
         self._loop_lag: LagFigures | None = None
+        # caller audio held while the AI leg is down: (payload, base64 as received or None)
+        self._held: deque[tuple[bytes, str | None]] = deque()
+        self._held_max = round(config.hold_audio_s / FRAME_S)
+        self._tokens = float(config.max_message_burst)  # the Twilio connection's rate budget
+        self._tokens_at = now
+        self._rate_warned = False
 
     # ------------------------------------------------------------------ driver API
 
@@ -164,12 +173,19 @@ class CallCore:
         if self.state is State.ENDED:
             return None
         deadline = self._interval_start + self.config.interval_s
+        if self.state is State.CONNECTED:
+            deadline = min(deadline, self.created_at + self.config.start_timeout_s)
         if self._response_id is not None and self._last_delta_at is not None:
             deadline = min(deadline, self._last_delta_at + self.config.ai_stall_s)
         return deadline
 
     def handle_timer(self, now: float) -> None:
         if self.state is State.ENDED:
+            return
+        if self.state is State.CONNECTED and now >= self.created_at + self.config.start_timeout_s:
+            self.counters["no_start"] += 1
+            self._problem("no_start", f"no start message within {self.config.start_timeout_s:g} s: closing")
+            self._end(now, "no_start")
             return
         while now >= self._interval_start + self.config.interval_s:
             self._close_interval(self._interval_start + self.config.interval_s)
@@ -187,6 +203,9 @@ class CallCore:
         self._send_ai(self.session_update().serialize(), now)
         for role, text in self._transcript:
             self._send_ai(rt.ContextItemCreate(role=role, text=text).serialize(), now)
+        held, self._held = self._held, deque()
+        for payload, b64 in held:  # what the caller said while we connected, in order; stamped now:
+            self._send_audio(payload, now, b64)  # the hold is the AI's connect time, not bridge latency
 
     def session_update(self) -> rt.SessionUpdate:
         """The session this call asks for: the WebSocket formats, or none on the WebRTC leg
@@ -201,6 +220,8 @@ class CallCore:
             return
         self._ai_up = False
         self.counters["ai_disconnects"] += 1
+        if reason.startswith("connect timed out"):
+            self.counters["ai_connect_timeouts"] += 1
         if now - self._ai_since >= self.config.ai_healthy_s:
             self._reconnects = 0  # a long healthy session (e.g. the 60-minute cap) renews the budget
         self._response_id = None
@@ -219,9 +240,16 @@ class CallCore:
             self._end(now, "twilio_closed")
 
     def end(self, now: float, reason: str) -> None:
-        """End the call from the driver's side (e.g. SIGTERM drain timeout)."""
-        if self.state is not State.ENDED:
-            self._end(now, reason)
+        """End the call from the driver's side (SIGTERM drain timeout, a Twilio socket that broke
+        or stopped answering pings). A reason ``"kind: detail"`` whose kind is a DRIVER_FAULTS
+        entry is counted and reported as a problem."""
+        if self.state is State.ENDED:
+            return
+        kind = reason.split(":", 1)[0]
+        if kind in DRIVER_FAULTS:
+            self.counters[kind] += 1
+            self._problem(kind, reason, "error")
+        self._end(now, reason)
 
     # ------------------------------------------------------------------ Twilio side
 
@@ -240,7 +268,8 @@ class CallCore:
             self._bad("bad_message", str(exc))
             return
         if isinstance(msg, tw.MediaMessage):
-            self._on_media(msg, now)
+            if self._within_rate(now):
+                self._on_media(msg, now)
         elif isinstance(msg, tw.MarkMessage):
             self._on_mark(msg, now)
         elif isinstance(msg, tw.StartMessage):
@@ -252,12 +281,33 @@ class CallCore:
         elif isinstance(msg, tw.UnknownTwilioEvent):
             self._bad("unknown_twilio_event", f"unknown Twilio event {msg.event!r}")
 
+    def _within_rate(self, now: float) -> bool:
+        """Token bucket over the Twilio connection's media messages: a burst of
+        ``max_message_burst`` (a stalled network's backlog), refilled at ``max_messages_per_s``
+        (twice Twilio's 50 a second). Media beyond it is dropped and counted, so a flood cannot
+        take the event loop from every other call on the pod; ``stop``, marks and the rest always
+        pass."""
+        cfg = self.config
+        refill = (now - self._tokens_at) * cfg.max_messages_per_s
+        self._tokens = min(float(cfg.max_message_burst), self._tokens + refill)
+        self._tokens_at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        self.counters["rate_limited"] += 1
+        if not self._rate_warned:
+            self._rate_warned = True
+            self._problem("rate_limited", f"Twilio messages beyond {cfg.max_messages_per_s:g}/s (burst "
+                          f"{cfg.max_message_burst}): the excess is dropped and counted")
+        return False
+
     def _on_start(self, msg: tw.StartMessage, now: float) -> None:
         if self.state is State.STARTED:
             self._bad("duplicate_start", "a second start message on one stream")
             return
         fmt = msg.media_format
         if (fmt.encoding, fmt.sample_rate, fmt.channels) != ("audio/x-mulaw", 8000, 1):
+            self.counters["media_format"] += 1
             self._problem("media_format", f"Twilio media format {fmt.encoding}/{fmt.sample_rate}/"
                           f"{fmt.channels}; the bridge expects audio/x-mulaw/8000/1", "error")
         self.state = State.STARTED
@@ -550,8 +600,15 @@ class CallCore:
         self._out.append(Outgoing(Peer.REALTIME, text, now))
 
     def _send_audio(self, payload: bytes, now: float, b64: str | None = None) -> None:
+        """Caller audio to the AI; while the AI leg is down it is held (``frames_held_for_ai``) up
+        to ``hold_audio_s`` and sent once the session is up; beyond that bound it is dropped
+        (``frames_while_ai_down``)."""
         if not self._ai_up:
-            self.counters["frames_while_ai_down"] += 1
+            if len(self._held) < self._held_max:
+                self._held.append((payload, b64))
+                self.counters["frames_held_for_ai"] += 1
+            else:
+                self.counters["frames_while_ai_down"] += 1
             return
         if self.webrtc:
             self._out.append(Outgoing(Peer.REALTIME, "", now, Direction.INBOUND, payload))
@@ -606,20 +663,33 @@ class CallCore:
         )
 
     def _end(self, now: float, reason: str) -> None:
-        if now > self._interval_start:
-            self._close_interval(now)
+        """End the call and emit its report. Nothing in here may cost the report: if the full
+        one cannot be built, a fallback report with the error counted takes its place."""
         self.state = State.ENDED
-        report = build_report(
-            call_sid=self.call_sid or "unknown",
-            tags=self.tags,
-            config=self.config,
-            transcoder=self.transcoder,
-            m=self.measurements(),
-            intervals=self.intervals,
-            duration_s=now - (self.started_at if self.started_at is not None else self.created_at),
-            end_reason=reason,
-            counters=dict(self.counters),
-            rtp=self._rtp if self.webrtc else None,
-            loop_lag=self._loop_lag,
-        )
+        duration = now - (self.started_at if self.started_at is not None else self.created_at)
+        try:
+            if now > self._interval_start:
+                self._close_interval(now)
+            report = build_report(
+                call_sid=self.call_sid or "unknown",
+                stream_sid=self.stream_sid,
+                tags=self.tags,
+                config=self.config,
+                transcoder=self.transcoder,
+                m=self.measurements(),
+                intervals=self.intervals,
+                duration_s=duration,
+                end_reason=reason,
+                counters=dict(self.counters),
+                rtp=self._rtp if self.webrtc else None,
+                loop_lag=self._loop_lag,
+            )
+        except Exception as exc:  # a bug: the call still gets a report, and the bug is counted and logged
+            self.counters["report_errors"] += 1
+            error = f"report could not be built: {type(exc).__name__}: {exc}"
+            self._problem("report_error", error, "error")
+            report = fallback_report(call_sid=self.call_sid or "unknown", stream_sid=self.stream_sid,
+                                     tags=self.tags, config=self.config,
+                                     duration_s=duration, end_reason=reason, counters=dict(self.counters),
+                                     error=error)
         self._events.append(CallEnded(reason, report))

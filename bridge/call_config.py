@@ -26,7 +26,15 @@ class CallConfig:
     max_message_bytes: int = 64 * 1024
     max_conceal_frames: int = 50  # longer gaps are not filled in (1 s): the AI hears a jump
     ai_stall_s: float = 5.0  # a response with no audio for this long counts as stalled
-    max_ai_reconnects: int = 2  # in a row; a session that lived ai_healthy_s renews the budget
+    max_ai_reconnects: int = 5  # in a row; a session that lived ai_healthy_s renews the budget
     ai_healthy_s: float = 60.0
+    # Caller audio while the AI leg connects or reconnects is held (up to this long) and sent once
+    # the session is up, so nothing the caller says is lost to our own start-up; beyond it, dropped.
+    hold_audio_s: float = 5.0
+    start_timeout_s: float = 5.0  # a socket that sends no ``start`` within this is closed
+    # Twilio sends 50 media messages a second; a connection may burst (a network stall's backlog)
+    # up to max_message_burst, and beyond that refills at max_messages_per_s: the excess is dropped.
+    max_messages_per_s: float = 100.0
+    max_message_burst: int = 500
     pseudonym_key: bytes = b"mosbridge-dev-key"
     phi_keys: frozenset[str] = field(default=DEFAULT_PHI_KEYS)

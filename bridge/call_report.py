@@ -28,6 +28,7 @@ from quality.latency import LatencyHistogram, LatencySummary
 from quality.meter import DirectionFigures
 from quality.playout import QUANTILE, WINDOW_FRAMES
 from quality.report import (
+    REPORT_VERSION,
     CallReport,
     DirectionReport,
     IntervalScore,
@@ -113,6 +114,7 @@ def outbound_figures(inbound: DirectionFigures, pb: Playback) -> DirectionFigure
 def build_report(
     *,
     call_sid: str,
+    stream_sid: str,
     tags: CallTags,
     config: CallConfig,
     transcoder: Transcoder,
@@ -173,6 +175,7 @@ def build_report(
     report["outbound"]["deadline_misses"] = m.deadline_misses[Direction.OUTBOUND]
     pb = m.playback
     report.update(
+        stream_sid=stream_sid or None,
         end_reason=end_reason,
         ai_format=config.ai_format,
         codec_chain={"inbound": in_chain.name, "outbound": out_chain.name},
@@ -186,6 +189,20 @@ def build_report(
     if rtp is not None:
         report["ai_leg"] = {"transport": "webrtc", "rtp": dict(rtp), "loss_pct": ai_loss}
     return report
+
+
+def fallback_report(*, call_sid: str, stream_sid: str, tags: CallTags, config: CallConfig, duration_s: float,
+                    end_reason: str, counters: dict[str, int], error: str) -> dict[str, Any]:
+    """The report of a call whose full report could not be built (a bug met on the way): who it
+    was, how it ended, its counters and the error, with no MOS rather than a wrong one. Every
+    ended call gets a report; this is the one that cannot fail."""
+    return {
+        "report_version": REPORT_VERSION, "call_sid": call_sid, "stream_sid": stream_sid or None,
+        "tenant": tags.tenant, "mos": None, "r": None,
+        "band": None, "dominant_impairment": None, "duration_s": duration_s, "inbound": {}, "outbound": {},
+        "intervals": [], "tags": dict(tags.tags), "counters": dict(sorted(counters.items())),
+        "assumptions": {}, "end_reason": end_reason, "ai_format": config.ai_format, "error": error,
+    }
 
 
 def _interval_score(start: float, end: float, d: dict[str, float], out_q: QualityInput) -> IntervalScore:

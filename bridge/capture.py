@@ -17,7 +17,9 @@ Version 1 (stable; later versions must still read it):
   (20 ms of the AI's audio as aiortc decoded it: 48 kHz mono 16-bit PCM); they replay too.
   ``host_lag`` with ``counts``: the bridge's event-loop lag since the call began, as cumulative
   tick counts per ``quality.lag.LAG_BOUNDS_S`` bucket (every ping period; older captures have none).
-- PHI: ids in ``start.customParameters`` are pseudonymized before they are written.
+- PHI: ids in ``start.customParameters`` are pseudonymized before they are written, whatever
+  their type or the message's size; a raw line that names a PHI key is written as
+  ``raw_withheld`` (its size) instead, and replays as a malformed message.
 
 A plain Twilio log (one raw Media Streams message per line, no header, no ``t``) is read too;
 its arrival times are unknown, so replay reports jitter as not measured.
@@ -109,30 +111,48 @@ def message_line(t: float, direction: str, text: str | bytes, *, raw_above: int,
     """One message line: ``msg`` for a JSON object of at most ``raw_above`` bytes, else ``raw``.
 
     Replay re-serializes ``msg`` compactly, so only messages far below the core's size limit
-    are stored parsed; the rest keep their exact text.
+    are stored parsed; the rest keep their exact text. PHI: with a ``pseudonym_key``, a
+    ``start`` is parsed and pseudonymized whatever its size, and a Twilio text kept raw that
+    names a PHI key (it cannot be pseudonymized: not JSON, or not an object) is withheld: the
+    line says ``raw_withheld`` with its size, and replays as a malformed message.
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     obj: Any = None
-    if len(text) <= raw_above:
+    phi = frozenset(phi_keys)
+    if len(text) <= raw_above or (pseudonym_key is not None and '"start"' in text):
         try:
             obj = json.loads(text)
         except (ValueError, RecursionError):
             obj = None
-    if not isinstance(obj, dict):
+    if not isinstance(obj, dict) or (len(text) > raw_above and obj.get("event") != "start"):
+        if pseudonym_key is not None and direction == "twilio_in" and _names_phi(text, phi):
+            return compact_json.dumps({"t": t, "dir": direction, "raw_withheld": len(text)})
         return compact_json.dumps({"t": t, "dir": direction, "raw": text})
     if pseudonym_key is not None and obj.get("event") == "start":
-        _pseudonymize_start(obj, pseudonym_key, frozenset(phi_keys))
+        _pseudonymize_start(obj, pseudonym_key, phi)
     return compact_json.dumps({"t": t, "dir": direction, "msg": obj})
 
 
+def _names_phi(text: str, phi_keys: frozenset[str]) -> bool:
+    """Whether ``text`` holds a PHI key as a JSON key or string ("patient_id", any case)."""
+    lowered = text.lower()
+    return any(f'"{key}"' in lowered for key in phi_keys)
+
+
 def _pseudonymize_start(obj: dict[str, Any], key: bytes, phi_keys: frozenset[str]) -> None:
+    """PHI values become pseudonyms. One that is not a string (the core refuses such a start)
+    becomes ``{"pseudonym": ...}`` of its JSON text, and parameters that are not an object
+    ``[pseudonym]``: no type or size lets a clear value through, and replay still refuses it."""
     start = obj.get("start")
     params = start.get("customParameters") if isinstance(start, dict) else None
     if isinstance(params, dict):
         for name, value in params.items():
-            if name.lower() in phi_keys and isinstance(value, str):
-                params[name] = pseudonymize(value, key)
+            if name.lower() in phi_keys:
+                params[name] = (pseudonymize(value, key) if isinstance(value, str)
+                                else {"pseudonym": pseudonymize(json.dumps(value), key)})
+    elif params is not None and isinstance(start, dict):
+        start["customParameters"] = [pseudonymize(json.dumps(params), key)]
 
 
 def event_line(t: float, direction: str, **fields_: Any) -> str:
@@ -209,6 +229,8 @@ def _record(i: int, o: dict[str, Any]) -> Record:
             return Record(float(t), d, text=compact_json.dumps(o["msg"]), line_no=i)
         if isinstance(o.get("raw"), str):
             return Record(float(t), d, text=o["raw"], line_no=i)
+        if "raw_withheld" in o:  # held back for PHI (see message_line): replays as malformed
+            return Record(float(t), d, text="", line_no=i)
         raise CaptureError(i, f"a {d} line needs 'msg' (an object) or 'raw' (a string)")
     if d in ("twilio_rtt", "ai_rtt"):
         rtt = o.get("rtt_ms")

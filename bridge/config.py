@@ -58,6 +58,22 @@ class Settings(BaseSettings):
         "loss, G.711 App. I) or g711 (no loss concealment: only for an edge known to have none)")
     interval_s: float = Field(5.0, gt=0, description="per-interval MOS granularity, s")
     drain_timeout_s: float = Field(30.0, ge=0, description="on SIGTERM, how long live calls may finish, s")
+    start_timeout_s: float = Field(5.0, gt=0, description="a Media Streams socket that sends no start message "
+                                   "within this is closed (its report says no_start), s")
+    twilio_missed_pongs: int = Field(3, ge=1, description="end a call whose Twilio socket left this many pings in a "
+                                     "row unanswered (end_reason twilio_unresponsive)")
+    max_messages_per_s: float = Field(100.0, gt=0, description="Twilio media messages a call may send per second "
+                                      "beyond its burst (Twilio sends 50); the excess is dropped and counted")
+    max_message_burst: int = Field(500, ge=1, description="Twilio media messages a call may send at once (a stalled "
+                                   "network's backlog) before max_messages_per_s applies")
+    hold_audio_s: float = Field(5.0, ge=0, description="caller audio held while the AI leg connects or reconnects "
+                                "and sent once it is up; beyond this it is dropped and counted, s")
+    ai_connect_timeout_s: float = Field(5.0, gt=0, description="give up on a Realtime connection attempt after "
+                                        "this, count it and reconnect, s")
+    max_ai_reconnects: int = Field(5, ge=0, description="Realtime reconnects in a row before the call ends "
+                                   "(a session that lived 60 s renews the budget)")
+    ai_reconnect_backoff_s: float = Field(0.25, ge=0, description="first wait before a Realtime reconnect; it "
+                                          "doubles each attempt in a row up to 4 s, less up to half at random")
     ping_interval_s: float = Field(5.0, gt=0, description="WebSocket ping period for RTT, s")
     max_message_bytes: int = Field(65536, ge=1024, description="largest accepted WebSocket message, bytes")
     pseudonym_key: SecretStr | None = Field(
@@ -74,6 +90,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None, description="bearer token for the JSON API and the dashboard; unset: they answer loopback "
         "clients only")
+    metrics_token: SecretStr | None = Field(
+        None, description="bearer token /metrics and /stats require (they name tenants); unset: they are open "
+        "to whoever reaches the port")
     default_plan: Literal["starter", "growth", "scale"] = Field(
         "scale", description="report granularity of tenants without a plan of their own: starter (labels only), "
         "growth (weekly aggregate) or scale (per-call detail)")

@@ -956,6 +956,11 @@ class FakeRealtimeServer:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}{REALTIME_PATH}"
 
+    @property
+    def open_connections(self) -> int:
+        """WebSocket connections open now (a bridge that leaks AI sessions shows here)."""
+        return 0 if self._server is None else len(self._server.connections)
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()

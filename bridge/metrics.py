@@ -34,6 +34,8 @@ PROBLEM_COUNTERS = frozenset({
     "unknown_twilio_event", "duplicate_start", "duplicate_frames", "too_late_frames", "reordered_frames",
     "ai_bad_event", "ai_bad_base64", "ai_bad_audio", "ai_errors", "ai_disconnects", "ai_format_mismatch",
     "ai_stalls", "internal_errors", "marks_unknown", "frames_while_ai_down",
+    "timestamp_jump", "timestamp_backwards", "report_errors", "media_format", "rate_limited", "no_start",
+    "twilio_error", "twilio_unresponsive", "ai_connect_timeouts",
 })
 WRITE_RESULTS = ("ok", "spooled", "failed")
 OTHER_TENANT = "other"
@@ -149,7 +151,8 @@ class BridgeMetrics:
             self.tenant_overflow.inc()
         reason = str(report.get("end_reason") or "unknown").split(":", 1)[0]
         self.calls.labels(tenant, reason).inc()
-        self.mos.labels(tenant).observe(float(report["mos"]))
+        if report.get("mos") is not None:  # a fallback report (see call_report.fallback_report) has none
+            self.mos.labels(tenant).observe(float(report["mos"]))
         inbound = report.get("inbound") or {}
         if inbound.get("jitter_ms") is not None:
             self.jitter.labels(tenant).observe(float(inbound["jitter_ms"]))

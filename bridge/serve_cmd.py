@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bridge.config import Settings, env_name
+from bridge.logs import configure_logging
 from bridge.rlimit import raise_open_file_limit
 
 
@@ -28,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     for name, info in Settings.model_fields.items():
         default = info.default
         shown = "unset" if default is None else repr(default)
-        if name in ("twilio_auth_token", "openai_api_key", "pseudonym_key", "admin_token"):
+        if name in ("twilio_auth_token", "openai_api_key", "pseudonym_key", "admin_token", "metrics_token"):
             shown = "unset (secret: prefer the environment)"
         p.add_argument(_flag(name), dest=name, default=None, metavar="VALUE",
                        help=f"{info.description} [env {env_name(name)}; default {shown}]")
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.validate_twilio_signature and settings.twilio_auth_token is None:
         args.parser.error("TWILIO_AUTH_TOKEN is required to validate Twilio signatures "
                           "(set MOSBRIDGE_VALIDATE_TWILIO_SIGNATURE=0 for local use)")
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level)
     if settings.pseudonym_key is None:
         logging.getLogger("mosbridge").warning(
             "MOSBRIDGE_PSEUDONYM_KEY is not set: PHI ids get an ephemeral key, so pseudonyms change on restart")

@@ -1,9 +1,10 @@
 """The live driver: an aiohttp server that Twilio's ``<Connect><Stream>`` connects to.
 
 Routes: ``POST /twiml`` (the voice webhook: returns ``<Connect><Stream>``), ``GET /media`` (the
-Media Streams WebSocket), ``GET /healthz`` and ``GET /readyz``. Each call runs one
-:class:`~bridge.call.CallCore` with three tasks: the Twilio reader (the handler itself), the
-Realtime reader, and a clock for timers and pings. Time is ``loop.time()`` (monotonic).
+Media Streams WebSocket), ``GET /healthz``, ``GET /readyz``, ``GET /stats`` and ``GET /metrics``.
+Each call runs one :class:`~bridge.call.CallCore` with four tasks: the Twilio reader (the handler
+itself), the AI session loop (one Realtime session after another, opened once ``start`` came),
+the AI writer, and a clock for timers and pings. Time is ``time.monotonic()``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hmac
 import json
 import logging
 import os
+import random
 import signal
 import time
 from collections import deque
@@ -40,6 +43,7 @@ from bridge.dashboard import add_dashboard_routes
 from bridge.events import CallEnded, CallStarted, Direction, Event, Outgoing, Peer, Problem, ReconnectRealtime
 from bridge.gc_pauses import GcPauseWatch
 from bridge.isotime import iso_utc
+from bridge.logs import quiet_malformed_requests
 from bridge.loop_lag import LagCounts, watch_loop_lag
 from bridge.metrics import BridgeMetrics
 from bridge.recorder import CallCapture, CapturePolicy, CaptureRecorder
@@ -60,6 +64,11 @@ alert_log = logging.getLogger("mosbridge.alert")
 # core's own limit so a moderately oversized message is counted and skipped, not fatal.
 TRANSPORT_CAP_FACTOR = 16
 AI_BACKLOG_WARN = 250  # messages (5 s of caller audio) waiting for the AI socket
+# A Twilio reader that finds messages already buffered handles them without the event loop
+# running anything else: after this long it yields, so one caller's burst cannot stall the pod.
+TWILIO_TURN_S = 0.002
+RECEIVE_BLOCKED_S = 0.0002  # a receive that took longer than this waited on the socket: others ran
+RECONNECT_BACKOFF_MAX_S = 4.0
 
 
 def call_config(settings: Settings) -> CallConfig:
@@ -74,6 +83,11 @@ def call_config(settings: Settings) -> CallConfig:
         edge_codec=settings.edge_codec,
         interval_s=settings.interval_s,
         max_message_bytes=settings.max_message_bytes,
+        hold_audio_s=settings.hold_audio_s,
+        start_timeout_s=settings.start_timeout_s,
+        max_messages_per_s=settings.max_messages_per_s,
+        max_message_burst=settings.max_message_burst,
+        max_ai_reconnects=settings.max_ai_reconnects,
         pseudonym_key=key,
     )
 
@@ -151,6 +165,10 @@ class BridgeStats:
 RtcInbox = asyncio.Queue[tuple[str, str | tuple[int, bytes]]]
 
 
+def _id(call_sid: str) -> str:
+    return call_sid or "call"
+
+
 def _poster(queue: RtcInbox, kind: str) -> Callable[[str], None]:
     """A callback that queues what it is given, tagged with ``kind``."""
     return lambda text: queue.put_nowait((kind, text))
@@ -181,6 +199,7 @@ class CallDriver:
         self._ai_writing = False  # the writer has a batch in flight: later messages queue behind it
         self._backlog_warned = False
         self._reconnect = asyncio.Event()
+        self._started = asyncio.Event()  # ``start`` seen (or the call over): the AI session may open
         self._pings: dict[bytes, tuple[Peer, float]] = {}
         self._ping_count = 0
         self._lag_start = bridge.stats.lag_counts.snapshot()
@@ -217,39 +236,80 @@ class CallDriver:
     # -------------------------------------------------------------- tasks
 
     async def run(self) -> None:
+        """The call from upgrade to report. Whatever goes wrong on the way, the call ends with its
+        report written and both sockets (and the AI session) closed."""
         tasks = [asyncio.create_task(self._ai_loop()), asyncio.create_task(self._clock()),
                  asyncio.create_task(self._ai_writer())]
         try:
             await self._twilio_loop()
+        except Exception:
+            self.core.counters["internal_errors"] += 1
+            log.exception("%s: the Twilio reader failed; ending the call", _id(self.core.call_sid))
         finally:
-            if not self.core.ended:
-                self.core.twilio_closed(self._event("twilio_closed"))
-            await self.flush()
+            try:
+                if not self.core.ended:
+                    self.core.twilio_closed(self._event("twilio_closed"))
+                await self.flush()
+            except Exception:
+                log.exception("%s: error while ending the call", _id(self.core.call_sid))
             for t in tasks:
                 t.cancel()
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
+            await self._close_sockets()
+
+    async def _close_sockets(self) -> None:
+        if self.rtc is not None:
+            with contextlib.suppress(Exception):
+                await self.rtc.close()
+        for ws in (self.ai, self.twilio):
+            if ws is not None and not ws.closed:
+                with contextlib.suppress(Exception):
+                    await ws.close()
 
     async def _twilio_loop(self) -> None:
-        async for msg in self.twilio:
+        ws = self.twilio
+        turn = time.monotonic()
+        while True:
+            before = time.monotonic()
+            msg = await ws.receive()
+            after = time.monotonic()
+            if after - before > RECEIVE_BLOCKED_S:
+                turn = after
+            elif after - turn > TWILIO_TURN_S:
+                await asyncio.sleep(0)  # a backlog: let every other call run between its messages
+                turn = time.monotonic()
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
+            if msg.type is WSMsgType.ERROR:
+                # aiohttp closes the socket on a message over its cap or a protocol violation
+                reason = f"twilio_error: {type(msg.data).__name__}: {msg.data}"
+                self.core.end(self._event("end", reason=reason), reason)
+                return
             arrived = self._arrived()
             if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
                 self._receive("twilio_in", msg.data, arrived)
             elif msg.type is WSMsgType.PING:
-                await self.twilio.pong(msg.data)
+                await ws.pong(msg.data)
                 continue
             elif msg.type is WSMsgType.PONG:
                 self._pong(msg.data, arrived)
                 continue
             await self.flush()
             if self.core.ended:
-                break
+                return
 
     async def _ai_loop(self) -> None:
-        """One AI session after another until the call ends: the core decides whether to reconnect."""
+        """One AI session after another until the call ends: the core decides whether to reconnect,
+        this waits a growing, jittered backoff before each attempt in a row (a restarting AI
+        service is not hammered, and a call rides out a restart of a few seconds). The first
+        session opens once ``start`` has come: a socket that never starts opens none."""
+        await self._started.wait()
+        attempt = 0
         while not self.core.ended:
             self._reconnect.clear()
+            opened = time.monotonic()
             reason = await (self._rtc_session() if self.core.webrtc else self._ws_session())
             if self.core.ended:
                 break
@@ -258,6 +318,10 @@ class CallDriver:
             if self.core.ended:
                 break
             await self._reconnect.wait()
+            if self.core.ended:
+                break
+            attempt = 0 if time.monotonic() - opened >= self.bridge.call_config.ai_healthy_s else attempt + 1
+            await asyncio.sleep(self.bridge.backoff_s(attempt))
 
     async def _ws_session(self) -> str:
         """One Realtime WebSocket session; returns why it ended."""
@@ -266,9 +330,13 @@ class CallDriver:
         url = f"{s.openai_url}?model={s.openai_model}"
         headers = {"Authorization": f"Bearer {s.openai_api_key.get_secret_value() if s.openai_api_key else ''}"}
         try:
-            self.ai = await self.bridge.http.ws_connect(url, headers=headers, autoping=False, heartbeat=None,
-                                                        max_msg_size=s.max_message_bytes * TRANSPORT_CAP_FACTOR)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            self.ai = await asyncio.wait_for(
+                self.bridge.http.ws_connect(url, headers=headers, autoping=False, heartbeat=None,
+                                            max_msg_size=s.max_message_bytes * TRANSPORT_CAP_FACTOR),
+                s.ai_connect_timeout_s)
+        except TimeoutError:
+            return f"connect timed out after {s.ai_connect_timeout_s:g} s"
+        except (aiohttp.ClientError, OSError) as exc:
             return f"connect failed: {exc}"
         self.core.realtime_connected(self._event("ai_connected"))
         await self.flush()
@@ -374,6 +442,13 @@ class CallDriver:
         self.core.record_loop_lag(counts, self._event("host_lag", counts=counts))
 
     async def _ping(self) -> None:
+        unanswered = sum(1 for peer, _ in self._pings.values() if peer is Peer.TWILIO)
+        limit = self.bridge.settings.twilio_missed_pongs
+        if unanswered >= limit and not self.core.ended:
+            reason = f"twilio_unresponsive: {unanswered} pings in a row unanswered"
+            self.core.end(self._event("end", reason=reason), reason)
+            await self.flush()
+            return
         for peer, ws in ((Peer.TWILIO, self.twilio), (Peer.REALTIME, self.ai)):
             if ws is None or ws.closed:
                 continue
@@ -387,6 +462,8 @@ class CallDriver:
         sent = self._pings.pop(bytes(payload), None)
         if sent is not None:
             peer, at = sent
+            for key in [k for k, (p, t) in self._pings.items() if p is peer and t <= at]:
+                del self._pings[key]  # an answer to a later ping answers the earlier ones too
             rtt_ms = ((self.now() if arrived is None else arrived) - at) * 1000.0
             direction = "twilio_rtt" if peer is Peer.TWILIO else "ai_rtt"
             self.core.record_rtt(peer, rtt_ms, self._event(direction, rtt_ms=rtt_ms))
@@ -482,30 +559,34 @@ class CallDriver:
             log.info("call started %s tenant=%s tags=%s", event.call_sid, event.tenant, event.tags)
             if self.capture is not None:
                 self.capture.decide(self.bridge.capture_policy.wants(event.tenant, event.tags))
+            self._started.set()
         elif isinstance(event, ReconnectRealtime):
             self._reconnect.set()
         elif isinstance(event, CallEnded):
             self._on_ended(event)
-            if self.rtc is not None:
-                await self.rtc.close()
-            for ws in (self.ai, self.twilio):
-                if ws is not None and not ws.closed:
-                    with contextlib.suppress(ConnectionError, RuntimeError):
-                        await ws.close()
+            self._started.set()
             self._reconnect.set()
+            await self._close_sockets()
 
     def _on_ended(self, event: CallEnded) -> None:
+        """Hand the report on: the store's writer first (the report must not be lost), then the
+        metrics, the log line and the capture, each on its own so one failing cannot stop another."""
         report: dict[str, Any] = dict(event.report)
         report["started_at"] = iso_utc(self.wall_start)
         report["ended_at"] = iso_utc(self.bridge.clock())
         self.bridge.reports_written += 1
-        self.bridge.metrics.call_ended(report)
-        if report_log.isEnabledFor(logging.INFO):  # serializing a report is not free: skip it when unlogged
-            report_log.info(json.dumps(report, sort_keys=True))
-        if self.bridge.writer is not None:
-            self.bridge.writer.submit(report)
-        if self.capture is not None:
-            self.capture.close(self.core.call_sid)
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("store", lambda: self.bridge.writer.submit(report) if self.bridge.writer is not None else None),
+            ("metrics", lambda: self.bridge.metrics.call_ended(report)),
+            ("log", lambda: report_log.info(json.dumps(report, sort_keys=True))
+             if report_log.isEnabledFor(logging.INFO) else None),  # serializing a report is not free
+            ("capture", lambda: self.capture.close(self.core.call_sid) if self.capture is not None else None),
+        ]
+        for name, step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("%s: the report's %s step failed", _id(self.core.call_sid), name)
 
     async def end(self, reason: str) -> None:
         """End the call now (shutdown): its report is written before this returns."""
@@ -518,10 +599,11 @@ class Bridge:
     """The server: routes, live calls, drain on SIGTERM."""
 
     def __init__(self, settings: Settings, writer: ReportWriter | None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
         self.settings = settings
         self.writer = writer
         self.clock = clock
+        self.rng = rng or random.Random()
         self.call_config = call_config(settings)
         self.metrics = BridgeMetrics(max_tenants=settings.metrics_max_tenants)
         self.stats = BridgeStats(self.metrics)
@@ -561,6 +643,7 @@ class Bridge:
         # limit=0: every live call holds its AI WebSocket for its whole life, and aiohttp's default
         # pool of 100 would leave the 101st call's session waiting for another call to hang up
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        quiet_malformed_requests()
         self._lag_task = asyncio.create_task(watch_loop_lag(self.stats.observe_loop_lag))
         self._gc_watch.install()
         if self.evaluator is not None:
@@ -577,6 +660,13 @@ class Bridge:
             await self.http.close()
         await asyncio.to_thread(self.db.close)
         await asyncio.to_thread(self._webhooks.shutdown, True)
+
+    def backoff_s(self, attempt: int) -> float:
+        """The wait before reconnect ``attempt`` (0 for the first in a row): the base doubled each
+        attempt up to RECONNECT_BACKOFF_MAX_S, less up to half at random, so calls that lost the
+        AI together do not come back together."""
+        base = min(RECONNECT_BACKOFF_MAX_S, self.settings.ai_reconnect_backoff_s * 2.0 ** min(attempt, 16))
+        return base * self.rng.uniform(0.5, 1.0)
 
     # -------------------------------------------------------------- alerts
 
@@ -637,7 +727,12 @@ class Bridge:
     # -------------------------------------------------------------- routes
 
     async def twiml(self, request: web.Request) -> web.Response:
-        form = {k: str(v) for k, v in (await request.post()).items()}
+        try:
+            form = {k: str(v) for k, v in (await request.post()).items()}
+        except (ValueError, LookupError, UnicodeDecodeError, AssertionError, aiohttp.ClientError,
+                web.HTTPException) as exc:  # a body aiohttp cannot read: truncated, bad charset or encoding
+            log.warning("rejected /twiml: unreadable form body (%s)", type(exc).__name__)
+            return web.Response(status=400, text="unreadable form body")
         if not self._signed(request, form, websocket=False):
             log.warning("rejected /twiml: missing or bad X-Twilio-Signature")
             return web.Response(status=403, text="bad signature")
@@ -678,11 +773,22 @@ class Bridge:
             return web.json_response({"status": "draining", "calls": len(self.calls)}, status=503)
         return web.json_response({"status": "ready", "calls": len(self.calls)})
 
+    def _metrics_allowed(self, request: web.Request) -> bool:
+        token = self.settings.metrics_token
+        if token is None:
+            return True
+        given = request.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode())
+
     async def metrics_view(self, request: web.Request) -> web.Response:
+        if not self._metrics_allowed(request):
+            return web.Response(status=401, text="metrics token required", headers={"WWW-Authenticate": "Bearer"})
         self.metrics.calls_live.set(len(self.calls))
         return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def stats_view(self, request: web.Request) -> web.Response:
+        if not self._metrics_allowed(request):
+            return web.Response(status=401, text="metrics token required", headers={"WWW-Authenticate": "Bearer"})
         return web.json_response(self.stats.to_dict(len(self.calls)))
 
     async def drain(self, timeout_s: float) -> None:

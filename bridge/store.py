@@ -18,8 +18,10 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import re
 import sqlite3
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +39,10 @@ STATEMENT_TIMEOUT_MS = 10_000  # PostgreSQL: no statement of ours may hang the w
 LEADER_LOCK_KEY = 0x6D6F7362  # "mosb": one alert evaluator per fleet holds this advisory lock
 MIGRATION_LOCK_KEY = 0x6D6F736D  # "mosm"
 DEFAULT_POSTGRES_SPOOL = "mosbridge-spool.jsonl"
+# Indexed text columns (tenant, call_sid, ...) hold at most this many characters: 4 bytes each in
+# UTF-8 stays far below PostgreSQL's btree row limit (~2700 bytes). The report JSON keeps it all.
+COLUMN_MAX_CHARS = 256
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 Plan = Literal["starter", "growth", "scale"]
 PLANS: tuple[Plan, ...] = ("starter", "growth", "scale")
@@ -44,6 +50,10 @@ PLANS: tuple[Plan, ...] = ("starter", "growth", "scale")
 
 class StoreError(Exception):
     """The store cannot be opened or used as asked (bad URL, newer schema, malformed report)."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or opened now: a condition that passes, not a bad request."""
 
 
 @dataclass(frozen=True)
@@ -197,7 +207,7 @@ def open_store(url: str, busy_timeout_s: float = BUSY_TIMEOUT_S) -> ReportStore:
     try:
         conn = sqlite3.connect(parsed.target, timeout=busy_timeout_s, isolation_level=None)
     except sqlite3.Error as e:
-        raise StoreError(f"cannot open report store {parsed.target!r}: {e}") from e
+        raise StoreUnavailable(f"cannot open report store {parsed.target!r}: {e}") from e
     return _migrated(ReportStore(_SQLite(conn)), repr(parsed.target))
 
 
@@ -208,7 +218,7 @@ def _open_postgres(url: str) -> ReportStore:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
         conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
     except psycopg.Error as e:
-        raise StoreError(f"cannot open report store {redact_url(url)}: {e}") from e
+        raise StoreUnavailable(f"cannot open report store {redact_url(url)}: {e}") from e
     return _migrated(ReportStore(_Postgres(conn)), redact_url(url))
 
 
@@ -220,7 +230,7 @@ def _migrated(store: ReportStore, where: str) -> ReportStore:
         store.close()
         if isinstance(e, StoreError) or not store.is_db_error(e):
             raise
-        raise StoreError(f"cannot open report store {where}: {e}") from e
+        raise StoreUnavailable(f"cannot open report store {where}: {e}") from e
     except BaseException:
         store.close()
         raise
@@ -273,6 +283,10 @@ class _Dialect:
     def is_error(self, exc: BaseException) -> bool:
         raise NotImplementedError
 
+    def stream_sid_of(self, column: str) -> str:
+        """SQL for the ``stream_sid`` of the report JSON in ``column``."""
+        raise NotImplementedError
+
 
 class _SQLite(_Dialect):
     name = "sqlite"
@@ -294,6 +308,9 @@ class _SQLite(_Dialect):
 
     def is_error(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.Error)
+
+    def stream_sid_of(self, column: str) -> str:
+        return f"json_extract({column}, '$.stream_sid')"
 
 
 class _Postgres(_Dialect):
@@ -332,6 +349,9 @@ class _Postgres(_Dialect):
 
         return isinstance(exc, psycopg.Error)
 
+    def stream_sid_of(self, column: str) -> str:
+        return f"({column} ->> 'stream_sid')"
+
 
 def _instant(iso: str) -> datetime:
     try:
@@ -360,23 +380,51 @@ def summary_row(report: dict[str, Any]) -> dict[str, Any]:
             if isinstance(bl, dict) and bl.get("p99") is not None]
     chain = report.get("codec_chain")
     return {
-        "call_sid": call_sid,
-        "tenant": report.get("tenant"),
+        "call_sid": call_sid[:COLUMN_MAX_CHARS],
+        "tenant": _bounded(report.get("tenant")),
         "started_at": report.get("started_at"),
         "ended_at": report.get("ended_at"),
         "duration_s": report.get("duration_s"),
         "mos": report.get("mos"),
         "r": report.get("r"),
-        "band": report.get("band"),
-        "dominant_impairment": report.get("dominant_impairment"),
+        "band": _bounded(report.get("band")),
+        "dominant_impairment": _bounded(report.get("dominant_impairment")),
         "latency_ms": outbound.get("delay_ms"),
         "jitter_ms": inbound.get("jitter_ms"),
         "packet_loss_pct": inbound.get("loss_pct"),
         "bridge_latency_p99_ms": max(p99s) if p99s else None,
-        "codec_chain": chain if chain is None or isinstance(chain, str) else json.dumps(chain),
+        "codec_chain": _bounded(chain if chain is None or isinstance(chain, str) else json.dumps(chain)),
         "tags": json.dumps(report.get("tags") or {}, sort_keys=True),
-        "end_reason": report.get("end_reason"),
+        "end_reason": _bounded(report.get("end_reason")),
     }
+
+
+def refuses_content(exc: BaseException) -> bool:
+    """Whether writing a report failed for the report itself (malformed, or a value the database
+    cannot hold, e.g. PostgreSQL's DataError or a row over its index limit) rather than for the
+    database's state: retrying it can never succeed, and would block every report behind it."""
+    if isinstance(exc, StoreUnavailable):
+        return False
+    if isinstance(exc, StoreError | UnicodeError | sqlite3.DataError):
+        return True
+    psycopg = sys.modules.get("psycopg")  # loaded only where PostgreSQL is in use
+    return psycopg is not None and isinstance(exc, psycopg.errors.DataError | psycopg.errors.ProgramLimitExceeded)
+
+
+def clean_strings(value: Any) -> Any:
+    """``value`` with every string (keys too) free of NUL and lone surrogates, which PostgreSQL's
+    text and jsonb refuse and UTF-8 cannot encode."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value) if _UNSTORABLE.search(value) else value
+    if isinstance(value, dict):
+        return {clean_strings(k): clean_strings(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_strings(v) for v in value]
+    return value
+
+
+def _bounded(value: Any) -> Any:
+    return value[:COLUMN_MAX_CHARS] if isinstance(value, str) else value
 
 
 def _direction(report: dict[str, Any], key: str) -> dict[str, Any]:
@@ -384,12 +432,18 @@ def _direction(report: dict[str, Any], key: str) -> dict[str, Any]:
     return d if isinstance(d, dict) else {}
 
 
-_UPSERT = (
-    f"INSERT INTO call_quality ({', '.join(SUMMARY_COLUMNS)}, report) "
-    f"VALUES ({', '.join('?' for _ in SUMMARY_COLUMNS)}, ?) "
-    "ON CONFLICT (call_sid) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in (*SUMMARY_COLUMNS[1:], "report"))
-)
+def _upsert(stream_of: Callable[[str], str]) -> str:
+    """Insert a report, or replace the one stored for its call_sid if it is the same stream's
+    (a report written again, e.g. from the spool); ``RETURNING`` says whether it landed."""
+    return (
+        f"INSERT INTO call_quality ({', '.join(SUMMARY_COLUMNS)}, report) "
+        f"VALUES ({', '.join('?' for _ in SUMMARY_COLUMNS)}, ?) "
+        "ON CONFLICT (call_sid) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in (*SUMMARY_COLUMNS[1:], "report"))
+        + f" WHERE {stream_of('call_quality.report')} IS NULL"
+        f" OR {stream_of('call_quality.report')} = {stream_of('excluded.report')}"
+        " RETURNING call_sid"
+    )
 
 
 @dataclass(frozen=True)
@@ -440,6 +494,8 @@ class ReportStore:
         """Whether ``exc`` came from the database driver (connection lost, timeout, lock...)."""
         return self._db.is_error(exc)
 
+
+
     # -- schema -------------------------------------------------------------------------
 
     def migrate(self) -> int:
@@ -482,7 +538,12 @@ class ReportStore:
     # -- reports ------------------------------------------------------------------------
 
     def write(self, report: dict[str, Any]) -> None:
-        """Insert or replace the report for its call_sid (a call re-reported keeps one row)."""
+        """Insert or replace the report for its call_sid (a call re-reported keeps one row).
+
+        What a peer put in a report cannot make the database refuse it: strings are cleaned of
+        what neither database stores (NUL, lone surrogates: U+FFFD instead), and the indexed
+        columns are cut to COLUMN_MAX_CHARS; the report JSON keeps every value's full length."""
+        report = clean_strings(report)
         row = summary_row(report)
         try:
             text = json.dumps(report)
@@ -490,7 +551,14 @@ class ReportStore:
             raise StoreError(f"report for {row['call_sid']} is not JSON-able: {e}") from e
         values = [self._time_or_none(row[c]) if c in _TIME_COLUMNS else row[c] for c in SUMMARY_COLUMNS]
         # The JSON text goes in as is: SQLite keeps it as TEXT, PostgreSQL casts it to jsonb.
-        self._db.execute(_UPSERT, (*values, text))
+        upsert = _upsert(self._db.stream_sid_of)
+        if self._db.execute(upsert, (*values, text)):
+            return
+        # Another stream of the same call was stored first (a second <Stream> on one CallSid):
+        # keep both, this one under "<call_sid>/<stream_sid>".
+        stream = report.get("stream_sid")
+        values[0] = f"{row['call_sid']}/{stream if isinstance(stream, str) else 'stream'}"[:COLUMN_MAX_CHARS]
+        self._db.execute(upsert, (*values, text))
 
     def _time_or_none(self, value: Any) -> Any:
         """A report's time for its column; one that is not an ISO-8601 string leaves the column

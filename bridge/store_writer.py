@@ -6,8 +6,10 @@ take it (down, locked, unreachable), the report is appended to a local **spool**
 Lines) instead, and so is every later report until the spool has drained, so reports reach the
 database in the order the calls ended. The thread retries the spool with exponential backoff
 (``retry_s`` doubling to ``max_retry_s``) while running, and a new writer drains what an earlier
-process left behind, so a database outage or a restart costs delay, not reports. Failures are
-logged on ``mosbridge.store`` with the call_sid.
+process left behind, so a database outage or a restart costs delay, not reports. A report the
+database refuses for its content (``store.refuses_content``) cannot block the ones behind it: it
+goes to ``<spool>.bad`` with the reason and the queue moves on. Failures are logged on
+``mosbridge.store`` with the call_sid.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.store import BUSY_TIMEOUT_S, ReportStore, default_spool_path, open_store, parse_url, redact_url
+from bridge.store import (
+    BUSY_TIMEOUT_S,
+    ReportStore,
+    default_spool_path,
+    open_store,
+    parse_url,
+    redact_url,
+    refuses_content,
+)
 from bridge.webhook import post_json
 
 log = logging.getLogger("mosbridge.store")
@@ -46,6 +56,7 @@ class WriterStats:
     reimported: int
     webhook_failures: int
     spool_depth: int
+    refused: int = 0  # refused by the database for their content: kept in ``<spool>.bad``
 
 
 class ReportWriter:
@@ -92,7 +103,7 @@ class ReportWriter:
         self._queue: queue.Queue[object] = queue.Queue()
         self._store: ReportStore | None = None
         self._closed = False
-        self._written = self._spooled = self._reimported = self._webhook_failures = 0
+        self._written = self._spooled = self._reimported = self._webhook_failures = self._refused_count = 0
         self._depth = self._count_spool()
         self._next_retry = time.monotonic()
         self._retry_delay = retry_s
@@ -101,7 +112,8 @@ class ReportWriter:
 
     @property
     def stats(self) -> WriterStats:
-        return WriterStats(self._written, self._spooled, self._reimported, self._webhook_failures, self._depth)
+        return WriterStats(self._written, self._spooled, self._reimported, self._webhook_failures, self._depth,
+                           self._refused_count)
 
     @property
     def spool_path(self) -> Path | None:
@@ -163,9 +175,7 @@ class ReportWriter:
             self._drain_spool()
         if self._depth:
             self._to_spool(report)  # keep the order: the spool drains first
-        elif self._write_with_retries(report):
-            self._on_write("ok")
-        else:
+        elif not self._write_with_retries(report):
             self._to_spool(report)
             self._schedule_retry(first=True)
         if self._webhook_url is not None:
@@ -190,19 +200,45 @@ class ReportWriter:
             raise
 
     def _write_with_retries(self, report: dict[str, Any]) -> bool:
+        """True once written, or once set aside as refused for its content (see ``_refused``);
+        False when the database could not take it (to the spool)."""
         call_sid = report.get("call_sid")
         for attempt in range(1, self._attempts + 1):
             try:
                 self._write_once(report)
             except Exception as e:
+                if refuses_content(e):
+                    self._refused(report, e)
+                    return True
                 log.error("store write failed for call_sid=%s (attempt %d/%d) at %s: %s",
                           call_sid, attempt, self._attempts, redact_url(self._url), e)
                 if attempt < self._attempts:
                     self._sleep(self._backoff_s * 2 ** (attempt - 1))
                 continue
             self._written += 1
+            self._on_write("ok")
             return True
         return False
+
+    def _refused(self, report: dict[str, Any], exc: BaseException) -> None:
+        """A report the database refuses for what it holds goes to ``<spool>.bad`` with the
+        reason, and the queue moves on: retried, it would block every later report forever."""
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("the store refuses the report for call_sid=%s for its content (%s); kept in %s",
+                  report.get("call_sid"), reason, self._bad_path())
+        self._on_write("failed")
+        self._refused_count += 1
+        path = self._bad_path()
+        if path is None:
+            return
+        try:
+            with path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"reason": reason, "report": report}, default=str) + "\n")
+        except (OSError, TypeError, ValueError) as e:
+            log.error("cannot keep the refused report for call_sid=%s in %s: %s", report.get("call_sid"), path, e)
+
+    def _bad_path(self) -> Path | None:
+        return None if self._spool is None else self._spool.with_name(self._spool.name + ".bad")
 
     def _schedule_retry(self, first: bool) -> None:
         self._retry_delay = self._retry_s if first else min(self._max_retry_s, self._retry_delay * 2)
@@ -274,6 +310,10 @@ class ReportWriter:
             try:
                 self._write_once(report)
             except Exception as e:
+                if refuses_content(e):
+                    self._refused(report, e)
+                    done += 1
+                    continue
                 log.error("spooled report call_sid=%s still cannot be written (%d waiting): %s",
                           report.get("call_sid"), len(lines) - done, e)
                 break

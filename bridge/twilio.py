@@ -99,7 +99,7 @@ class WrongFieldType(TwilioProtocolError):
 
     def __init__(self, path: str, expected: str, value: object, event: str | None = None) -> None:
         where = f" in {event!r} message" if event else ""
-        super().__init__(f"field {path!r}{where} must be {expected}, got {_json_type(value)} {_short(value)}")
+        super().__init__(f"field {path!r}{where} must be {expected}, got {_json_type(value)} {_short(value, path)}")
         self.path = path
         self.expected = expected
         self.value = value
@@ -130,7 +130,13 @@ def _json_type(value: object) -> str:
     return type(value).__name__
 
 
-def _short(value: object) -> str:
+def _short(value: object, path: str = "") -> str:
+    """The value for an error message, unless it may carry PHI: nothing under
+    ``customParameters`` (patient ids live there, whatever their type) and no array or object
+    (a whole message could be inside) is ever quoted, only its size."""
+    if path.startswith("start.customParameters") or isinstance(value, list | dict):
+        size = f"{len(value)} items" if isinstance(value, list | dict | str) else "a value"
+        return f"(withheld: {size})"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -158,6 +164,11 @@ def _str(parent: Mapping[str, Any], key: str, path: str, event: str) -> str:
     return value
 
 
+# Counters and millisecond timestamps below 10^15 (31,000 years of audio): anything longer is
+# not Twilio's, and bounding it here keeps absurd numbers out of every later computation.
+MAX_DIGITS = 15
+
+
 def _numstr(parent: Mapping[str, Any], key: str, path: str, event: str) -> int:
     try:
         value = parent[key]
@@ -165,8 +176,8 @@ def _numstr(parent: Mapping[str, Any], key: str, path: str, event: str) -> int:
         raise MissingField(path, event) from None
     if type(value) is not str:
         raise WrongFieldType(path, "a decimal string", value, event)
-    if not (value.isascii() and value.isdigit()):
-        raise InvalidNumber(path, "a decimal string", value, event)
+    if not (value.isascii() and value.isdigit() and len(value) <= MAX_DIGITS):
+        raise InvalidNumber(path, f"a decimal string of at most {MAX_DIGITS} digits", value, event)
     return int(value)
 
 
@@ -359,6 +370,9 @@ class MediaMessage:
             and chunk.isdigit()
             and ts.isascii()
             and ts.isdigit()
+            and len(seq) <= MAX_DIGITS
+            and len(chunk) <= MAX_DIGITS
+            and len(ts) <= MAX_DIGITS
         ):
             return cls(int(seq), sid, track, int(chunk), int(ts), payload)
         return cls._parse_slow(d)

@@ -170,7 +170,7 @@ class SequenceTracker:
 class ClockStep(enum.Enum):
     NEXT = "next"  # the frame after the highest so far, or after a gap
     EARLIER = "earlier"  # behind the highest: placed in its own earlier slot
-    JUMP = "jump"  # ahead by more than max_gap_s: a restarted or corrupt clock, re-anchored
+    JUMP = "jump"  # more than max_gap_s either way: a restarted or corrupt clock, re-anchored
 
 
 class MediaClock:
@@ -181,11 +181,12 @@ class MediaClock:
     ``timestamp`` step longer than one frame (Twilio Media Streams docs, "media" message). A step
     ``s`` from the highest timestamp so far places the frame ``n`` slots on:
     ``s <= 1.5`` frames is the next slot (stamps need not be exact multiples of 20 ms);
-    up to ``max_gap_s`` it is ``round(s / frame)`` slots, ``n - 1`` of them missing; beyond
-    that it is a discontinuity (``jumps``): the clock re-anchors and nothing counts as lost, so a
-    corrupt or restarted clock never reads as minutes of loss. A step backwards places the
-    frame in its earlier slot; whether that is a reordered frame or a bad timestamp is the
-    caller's to judge (the message counter says which).
+    up to ``max_gap_s`` it is ``round(s / frame)`` slots, ``n - 1`` of them missing. A step of
+    more than ``max_gap_s`` either way is a discontinuity (``jumps``): the clock re-anchors on it
+    as the next slot and nothing counts as lost, so a corrupt or restarted clock never reads as
+    minutes of loss, and one absurd value cannot leave every later frame "behind" it. A shorter
+    step backwards places the frame in its earlier slot; whether that is a reordered frame or a
+    bad timestamp is the caller's to judge (the message counter says which).
 
     :meth:`update` also returns the frame's media time on a continuous axis (the raw timestamp
     plus the offset of any re-anchoring), which is what jitter and playout take.
@@ -213,9 +214,9 @@ class MediaClock:
             self._highest_ts = media_ts_s
             return ClockStep.NEXT, 0, media_ts_s
         step = media_ts_s - top
-        if step < 0.0:
+        if -self._max_gap <= step < 0.0:
             return ClockStep.EARLIER, self._highest_slot + round(step / self._frame), media_ts_s + self._offset
-        if step > self._max_gap:
+        if abs(step) > self._max_gap:
             self.jumps += 1
             self._offset += self._frame - step
             self._highest_ts = media_ts_s

@@ -180,7 +180,7 @@ def test_bad_media_timestamps_are_counted_not_lost() -> None:
         core.receive_twilio(media(k, ts=(k - 1) * 20), k * 0.020)
     core.receive_twilio(media(11, ts=3_600_000), 0.22)  # an hour ahead: a corrupt or restarted clock
     core.receive_twilio(media(12, ts=3_600_020), 0.24)
-    core.receive_twilio(media(13, ts=100), 0.26)  # back to where it was: backwards
+    core.receive_twilio(media(13, ts=3_599_980), 0.26)  # 40 ms back with the counter in order: backwards
     core.receive_twilio(media(14, ts=3_600_040), 0.28)
     assert len(drain(core)) == 14  # every frame's audio still reaches the AI, nothing concealed
     core.receive_twilio(STOP, 0.3)
@@ -257,13 +257,15 @@ def test_ai_disconnect_reconnects_with_context_then_gives_up() -> None:
     drain(core)
     core.realtime_closed(1.0, "1006")
     assert any(isinstance(e, ReconnectRealtime) for e in events(core))
-    core.receive_twilio(media(1), 1.01)  # audio while the AI is down is not queued up
+    core.receive_twilio(media(1), 1.01)  # audio while the AI is down is held ...
     assert drain(core) == []
     core.realtime_connected(1.5)
     out = drain(core)
     assert out[0]["type"] == "session.update"
     assert out[1]["item"]["role"] == "assistant"
     assert out[1]["item"]["content"][0]["text"] == "Hello, how can I help?"
+    assert out[2] == {"type": "input_audio_buffer.append", "audio": FRAME, "_peer": "realtime"}  # ... sent once up
+    assert core.counters["frames_held_for_ai"] == 1
     core.realtime_closed(2.0, "1011")
     ended = [e for e in events(core) if isinstance(e, CallEnded)]
     assert ended and ended[0].reason == "ai_failed: 1011"

@@ -204,6 +204,8 @@ async def test_more_than_a_hundred_calls_each_get_their_ai_session_at_once(tmp_p
     async with live_bridge(tmp_path, validate_twilio_signature=False) as live, \
             aiohttp.ClientSession(connector=conn) as http:
         sockets = [await http.ws_connect(live.media_url) for _ in range(calls)]
+        # read each socket as Twilio does, so aiohttp answers the bridge's pings
+        readers = [asyncio.create_task(_drain(ws)) for ws in sockets]
         for i, ws in enumerate(sockets):
             await ws.send_str(start_message(f"MZc{i}", f"CA-many-{i}", {"tenant": "t"}))
         loop = asyncio.get_running_loop()
@@ -213,4 +215,10 @@ async def test_more_than_a_hundred_calls_each_get_their_ai_session_at_once(tmp_p
         connected = sum(d.ai is not None for d in live.bridge.calls)
         for ws in sockets:
             await ws.close()
+        await asyncio.gather(*readers)
     assert connected == calls
+
+
+async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
+    async for _ in ws:
+        pass

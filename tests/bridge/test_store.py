@@ -513,3 +513,54 @@ def test_failing_webhook_is_retried_twice_and_does_not_stop_the_write(
     store = open_store(db_url(tmp_path / "m.db"))
     assert store.get("CA-h500") is not None
     store.close()
+
+
+def test_a_report_with_a_nul_or_an_8000_character_tenant_is_stored(store_url: str, tmp_path: Path) -> None:
+    # PostgreSQL's jsonb refuses \u0000 and its btree refuses an 8000-character key; the report is
+    # cleaned and bounded for the columns, and the report JSON keeps the full values.
+    nul = make_report("CA-nul", tags={"region": "us\x00east"})
+    long = make_report("CA-long", tenant="t" * 8000)
+    after = make_report("CA-after")
+    writer = ReportWriter(store_url, spool_path=tmp_path / "spool.jsonl")
+    for r in (nul, long, after):
+        writer.submit(r)
+    writer.close(timeout=30.0)
+    assert (writer.stats.written, writer.stats.spooled, writer.stats.refused) == (3, 0, 0)
+    store = open_store(store_url)
+    stored_nul, stored_long = store.get("CA-nul"), store.get("CA-long")
+    assert stored_nul is not None and stored_nul["tags"]["region"] == "us\ufffdeast"
+    assert stored_long is not None and stored_long["tenant"] == "t" * 8000  # the JSON keeps it whole
+    assert {r["tenant"] for r in store.list(limit=10)} >= {"t" * 256}  # the column is cut
+    assert store.get("CA-after") == after
+    store.close()
+
+
+def test_a_report_the_database_refuses_goes_to_bad_and_the_queue_moves_on(postgres_url: str,
+                                                                          tmp_path: Path) -> None:
+    # NaN is JSON to Python but not to PostgreSQL's jsonb: a report it can never take.
+    refused = make_report("CA-nan", extra_figure=float("nan"))
+    spool = tmp_path / "spool.jsonl"
+    writer = ReportWriter(postgres_url, spool_path=spool)
+    writer.submit(refused)
+    writer.submit(make_report("CA-next"))
+    writer.close(timeout=30.0)
+    assert (writer.stats.written, writer.stats.spooled, writer.stats.refused) == (1, 0, 1)
+    [line] = spool.with_name("spool.jsonl.bad").read_text().splitlines()
+    bad = json.loads(line)
+    assert bad["report"]["call_sid"] == "CA-nan" and "json" in bad["reason"].lower()
+    store = open_store(postgres_url)
+    assert store.get("CA-nan") is None and store.get("CA-next") is not None
+    store.close()
+    assert not spool.exists()
+
+
+def test_a_refused_report_in_the_spool_does_not_block_the_ones_behind_it(postgres_url: str, tmp_path: Path) -> None:
+    spool = tmp_path / "spool.jsonl"
+    spool.write_text(json.dumps(make_report("CA-nan", extra_figure=float("nan"))) + "\n"
+                     + json.dumps(make_report("CA-behind")) + "\n")
+    writer = ReportWriter(postgres_url, spool_path=spool)
+    writer.close(timeout=30.0)
+    assert (writer.stats.reimported, writer.stats.refused, writer.stats.spool_depth) == (1, 1, 0)
+    store = open_store(postgres_url)
+    assert store.get("CA-behind") is not None
+    store.close()

@@ -93,8 +93,9 @@ async def test_a_captured_webrtc_call_replays_to_the_same_report(tmp_path: Path)
 
 async def test_an_unreachable_calls_endpoint_ends_the_call_with_its_report(tmp_path: Path) -> None:
     async with live_bridge(tmp_path, validate_twilio_signature=False, ai_format="opus16k",
-                           openai_calls_url="http://127.0.0.1:1/v1/realtime/calls",
-                           webrtc_ice_addresses="127.0.0.1") as live, aiohttp.ClientSession() as http:
+                           openai_calls_url="http://127.0.0.1:1/v1/realtime/calls", max_ai_reconnects=2,
+                           ai_reconnect_backoff_s=0.05, webrtc_ice_addresses="127.0.0.1") as live, \
+            aiohttp.ClientSession() as http:
         caller = SimulatedCaller(live.media_url, stream_sid="MZx", call_sid="CA-rtc-down", params={"tenant": "t"})
         await caller.run(schedule(silence_frames(3.0)), hangup_after_s=3.2, session=http)
         await asyncio.sleep(0.3)

@@ -174,3 +174,12 @@ def test_a_jump_past_rfc3550_max_dropout_or_misorder_is_a_restart() -> None:
     chunks = SequenceTracker()  # Twilio chunks do not wrap and never restart
     chunks.update(1)
     assert not chunks.is_restart(100000)
+
+
+def test_media_clock_jump_backwards_re_anchors_too() -> None:
+    # One absurd first stamp must not leave every later frame "behind" it, unmetered.
+    g = MediaClock(0.020, max_gap_s=10.0)
+    g.update(1e12)
+    assert [g.update(t)[:2] for t in (0.0, 0.020, 0.080)] == [
+        (ClockStep.JUMP, 1), (ClockStep.NEXT, 2), (ClockStep.NEXT, 5)]
+    assert (g.jumps, g.missing_frames) == (1, 2)
