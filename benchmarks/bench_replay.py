@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from bridge.call_config import CallConfig
+from bridge.call_config import AiFormat, CallConfig
 from bridge.caller import media_message, start_message
 from bridge.capture import event_line, header_line, message_line, parse_capture
 from bridge.codecs.g711 import ulaw_encode
@@ -27,7 +27,7 @@ from bridge.fake_realtime import speech_like
 from bridge.replay import replay
 
 
-def synthetic_capture(minutes: float, ai_format: str) -> list[str]:
+def synthetic_capture(minutes: float, ai_format: AiFormat) -> list[str]:
     rng = random.Random(1)
     config = CallConfig(ai_format=ai_format)
     lines = [header_line("2026-01-01T00:00:00.000Z", "bench", config), event_line(0.0, "ai_connected"),
@@ -80,7 +80,7 @@ def reply_chunks(ai_format: str, rng: random.Random) -> list[tuple[bytes, int]]:
     return out
 
 
-def timed(minutes: float, ai_format: str, metrics_only: bool) -> tuple[float, float]:
+def timed(minutes: float, ai_format: AiFormat, metrics_only: bool) -> tuple[float, float]:
     capture = parse_capture(line + "\n" for line in synthetic_capture(minutes, ai_format))
     t0 = time.process_time()
     result = replay(capture, metrics_only=metrics_only)
@@ -98,7 +98,8 @@ def main() -> None:
     print(f"python {platform.python_version()} on {platform.machine()}, numpy {np.__version__}, {m:g} min of call")
     print("| mode | format | CPU s | x real time | minutes of call per CPU second |")
     print("|---|---|---|---|---|")
-    for fmt, metrics_only in (("pcmu", True), ("pcmu", False), ("pcm24k", False), ("opus16k", False)):
+    runs: tuple[tuple[AiFormat, bool], ...] = (("pcmu", True), ("pcmu", False), ("pcm24k", False), ("opus16k", False))
+    for fmt, metrics_only in runs:
         cpu, x = timed(m, fmt, metrics_only)
         mode = "metrics-only" if metrics_only else "full (transcoding)"
         print(f"| {mode} | {fmt} | {cpu:.2f} | {x:.0f}x | {x / 60:.1f} |")

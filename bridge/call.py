@@ -34,10 +34,12 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import traceback
 from array import array
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
-from typing import Literal
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import PurePath as Path
+from typing import Concatenate, Literal, ParamSpec
 
 from bridge import realtime as rt
 from bridge import twilio as tw
@@ -45,6 +47,7 @@ from bridge.call_config import CallConfig
 from bridge.call_report import Measurements, build_report, fallback_report
 from bridge.codecs import CodecError, Transcoder, make_transcoder
 from bridge.codecs.g711 import is_quiet
+from bridge.counters import Count
 from bridge.events import (
     CallEnded,
     CallStarted,
@@ -71,7 +74,26 @@ MAX_FILLED_AI_PACKETS = 3  # a longer hole in the WebRTC leg's audio is not fill
 DEADLINE_S = 0.020  # a frame forwarded later than one frame time after it arrived is a deadline miss
 FRAME_S = 0.020
 # Driver-side reasons to end a call (``end(now, "kind: detail")``) that are faults worth counting.
-DRIVER_FAULTS = frozenset({"twilio_error", "twilio_unresponsive"})
+DRIVER_FAULTS = frozenset({Count.TWILIO_ERROR, Count.TWILIO_UNRESPONSIVE})
+
+
+P = ParamSpec("P")
+
+
+def _guarded(method: Callable[Concatenate[CallCore, P], None]) -> Callable[Concatenate[CallCore, P], None]:
+    """A core input that meets a bug counts it (``internal_errors``) and reports it as a Problem
+    instead of raising: the call goes on, and since the guard is the core's own, a capture of
+    that call replays to the same report."""
+    def guarded(self: CallCore, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            method(self, *args, **kwargs)
+        except Exception as exc:
+            self.counters[Count.INTERNAL_ERRORS] += 1
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            self._problem("internal_error", f"{method.__name__}: {type(exc).__name__}: {exc} "
+                          f"(at {Path(where.filename).name}:{where.lineno}); the call goes on", "error")
+    guarded.__name__, guarded.__qualname__, guarded.__doc__ = method.__name__, method.__qualname__, method.__doc__
+    return guarded
 
 
 class State(enum.Enum):
@@ -148,6 +170,7 @@ class CallCore:
     def next_event(self) -> Event | None:
         return self._events.pop(0) if self._events else None
 
+    @_guarded
     def record_sent(self, items: Iterable[Outgoing], now: float) -> None:
         for item in items:
             if item.direction is not None:
@@ -156,13 +179,16 @@ class CallCore:
                 if waited > DEADLINE_S:
                     self.deadline_misses[item.direction] += 1
 
+    @_guarded
     def record_rtt(self, peer: Peer, rtt_ms: float, now: float) -> None:
         self.rtt[peer].record(rtt_ms / 1000.0)
 
+    @_guarded
     def record_rtp(self, stats: dict[str, float | int | None], now: float) -> None:
         """The WebRTC leg's latest RTP figures (cumulative: packets, loss, jitter, RTCP RTT)."""
         self._rtp = dict(stats)
 
+    @_guarded
     def record_loop_lag(self, cumulative: Sequence[int], now: float) -> None:
         """How late the bridge's event loop ran while this call lived: cumulative tick counts per
         ``LAG_BOUNDS_S`` bucket since the call began. A lagging loop leaves frames unread, which
@@ -179,11 +205,12 @@ class CallCore:
             deadline = min(deadline, self._last_delta_at + self.config.ai_stall_s)
         return deadline
 
+    @_guarded
     def handle_timer(self, now: float) -> None:
         if self.state is State.ENDED:
             return
         if self.state is State.CONNECTED and now >= self.created_at + self.config.start_timeout_s:
-            self.counters["no_start"] += 1
+            self.counters[Count.NO_START] += 1
             self._problem("no_start", f"no start message within {self.config.start_timeout_s:g} s: closing")
             self._end(now, "no_start")
             return
@@ -191,11 +218,12 @@ class CallCore:
             self._close_interval(self._interval_start + self.config.interval_s)
         if (self._response_id is not None and self._last_delta_at is not None
                 and now >= self._last_delta_at + self.config.ai_stall_s):
-            self.counters["ai_stalls"] += 1
+            self.counters[Count.AI_STALLS] += 1
             self._problem("ai_stall", f"response {self._response_id} sent no audio for "
                           f"{now - self._last_delta_at:.1f} s")
             self._last_delta_at = None
 
+    @_guarded
     def realtime_connected(self, now: float) -> None:
         """A Realtime connection is open: configure it, and on a reconnect restore the context."""
         self._ai_up = True
@@ -214,20 +242,21 @@ class CallCore:
         return rt.SessionUpdate(input_format=fmt, output_format=fmt, instructions=self.config.instructions,
                                 voice=self.config.voice, model=self.config.model)
 
+    @_guarded
     def realtime_closed(self, now: float, reason: str) -> None:
         """The AI connection closed or could not be opened."""
         if self.state is State.ENDED:
             return
         self._ai_up = False
-        self.counters["ai_disconnects"] += 1
+        self.counters[Count.AI_DISCONNECTS] += 1
         if reason.startswith("connect timed out"):
-            self.counters["ai_connect_timeouts"] += 1
+            self.counters[Count.AI_CONNECT_TIMEOUTS] += 1
         if now - self._ai_since >= self.config.ai_healthy_s:
             self._reconnects = 0  # a long healthy session (e.g. the 60-minute cap) renews the budget
         self._response_id = None
         if self._reconnects < self.config.max_ai_reconnects:
             self._reconnects += 1
-            self.counters["ai_reconnects"] += 1
+            self.counters[Count.AI_RECONNECTS] += 1
             self._problem("ai_closed", f"Realtime connection closed ({reason}); reconnecting "
                           f"({self._reconnects}/{self.config.max_ai_reconnects})")
             self._events.append(ReconnectRealtime(reason))
@@ -235,10 +264,12 @@ class CallCore:
             self._problem("ai_closed", f"Realtime connection closed ({reason}); giving up", "error")
             self._end(now, f"ai_failed: {reason}")
 
+    @_guarded
     def twilio_closed(self, now: float) -> None:
         if self.state is not State.ENDED:
             self._end(now, "twilio_closed")
 
+    @_guarded
     def end(self, now: float, reason: str) -> None:
         """End the call from the driver's side (SIGTERM drain timeout, a Twilio socket that broke
         or stopped answering pings). A reason ``"kind: detail"`` whose kind is a DRIVER_FAULTS
@@ -247,25 +278,26 @@ class CallCore:
             return
         kind = reason.split(":", 1)[0]
         if kind in DRIVER_FAULTS:
-            self.counters[kind] += 1
+            self.counters[Count(kind)] += 1
             self._problem(kind, reason, "error")
         self._end(now, reason)
 
     # ------------------------------------------------------------------ Twilio side
 
+    @_guarded
     def receive_twilio(self, text: str | bytes, now: float) -> None:
         if self.state is State.ENDED:
             return
         try:
             msg = tw.parse_twilio(text, max_bytes=self.config.max_message_bytes)
         except tw.MessageTooLarge as exc:
-            self._bad("oversize", str(exc))
+            self._bad(Count.OVERSIZE, str(exc))
             return
         except tw.MalformedJson as exc:
-            self._bad("bad_json", str(exc))
+            self._bad(Count.BAD_JSON, str(exc))
             return
         except tw.TwilioProtocolError as exc:
-            self._bad("bad_message", str(exc))
+            self._bad(Count.BAD_MESSAGE, str(exc))
             return
         if isinstance(msg, tw.MediaMessage):
             if self._within_rate(now):
@@ -279,7 +311,7 @@ class CallCore:
         elif isinstance(msg, tw.StopMessage):
             self._end(now, "stop")
         elif isinstance(msg, tw.UnknownTwilioEvent):
-            self._bad("unknown_twilio_event", f"unknown Twilio event {msg.event!r}")
+            self._bad(Count.UNKNOWN_TWILIO_EVENT, f"unknown Twilio event {msg.event!r}")
 
     def _within_rate(self, now: float) -> bool:
         """Token bucket over the Twilio connection's media messages: a burst of
@@ -294,7 +326,7 @@ class CallCore:
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True
-        self.counters["rate_limited"] += 1
+        self.counters[Count.RATE_LIMITED] += 1
         if not self._rate_warned:
             self._rate_warned = True
             self._problem("rate_limited", f"Twilio messages beyond {cfg.max_messages_per_s:g}/s (burst "
@@ -303,11 +335,11 @@ class CallCore:
 
     def _on_start(self, msg: tw.StartMessage, now: float) -> None:
         if self.state is State.STARTED:
-            self._bad("duplicate_start", "a second start message on one stream")
+            self._bad(Count.DUPLICATE_START, "a second start message on one stream")
             return
         fmt = msg.media_format
         if (fmt.encoding, fmt.sample_rate, fmt.channels) != ("audio/x-mulaw", 8000, 1):
-            self.counters["media_format"] += 1
+            self.counters[Count.MEDIA_FORMAT] += 1
             self._problem("media_format", f"Twilio media format {fmt.encoding}/{fmt.sample_rate}/"
                           f"{fmt.channels}; the bridge expects audio/x-mulaw/8000/1", "error")
         self.state = State.STARTED
@@ -319,34 +351,34 @@ class CallCore:
 
     def _on_media(self, msg: tw.MediaMessage, now: float) -> None:
         if self.state is not State.STARTED:
-            self._bad("media_before_start", "media before the start message: dropped")
+            self._bad(Count.MEDIA_BEFORE_START, "media before the start message: dropped")
             return
         if msg.track != "inbound":
-            self._bad("wrong_track", f"media on track {msg.track!r}: only inbound is bridged")
+            self._bad(Count.WRONG_TRACK, f"media on track {msg.track!r}: only inbound is bridged")
             return
         try:
             audio = msg.audio()
         except tw.BadBase64 as exc:
-            self._bad("bad_base64", f"chunk {msg.chunk}: {exc}")
+            self._bad(Count.BAD_BASE64, f"chunk {msg.chunk}: {exc}")
             return
         arrival = self.inbound.update(msg.chunk, msg.timestamp / 1000.0, now if self.timed else None)
         if self.inbound.last_clock is not None:
-            self._bad(self.inbound.last_clock, f"chunk {msg.chunk}: media timestamp {msg.timestamp} ms "
+            self._bad(Count(self.inbound.last_clock), f"chunk {msg.chunk}: media timestamp {msg.timestamp} ms "
                       + ("jumps ahead by more than the longest gap counted as loss: clock re-anchored"
                          if self.inbound.last_clock == "timestamp_jump" else "goes backwards: not metered"))
         if arrival is Arrival.DUPLICATE or arrival is Arrival.TOO_LATE:
-            self.counters[f"{arrival.value}_frames"] += 1
+            self.counters[Count(f"{arrival.value}_frames")] += 1
             return
         if arrival is Arrival.LATE:
             # Its slot was already concealed and sent on: the AI's buffer is a stream.
-            self.counters["reordered_frames"] += 1
+            self.counters[Count.REORDERED_FRAMES] += 1
             return
         try:
             if arrival is Arrival.GAP:
                 self._conceal_gap(now)
             payloads = self.transcoder.to_ai(audio)
         except CodecError as exc:
-            self._bad("bad_frame", f"chunk {msg.chunk}: {exc}")
+            self._bad(Count.BAD_FRAME, f"chunk {msg.chunk}: {exc}")
             return
         if self._passthrough and payloads == [audio]:
             self._send_audio(audio, now, msg.payload)  # the base64 as received: no re-encoding
@@ -357,32 +389,33 @@ class CallCore:
     def _conceal_gap(self, now: float) -> None:
         missing = self.inbound.last_missing
         fill = min(missing, self.config.max_conceal_frames)
-        self.counters["concealed_frames"] += fill
+        self.counters[Count.CONCEALED_FRAMES] += fill
         for _ in range(fill):
             for payload in self.transcoder.conceal_to_ai():
                 self._send_audio(payload, now)
 
     def _on_mark(self, msg: tw.MarkMessage, now: float) -> None:
         fate, response_id = self.playback.mark_echoed(msg.name, now)
-        self.counters[f"marks_{fate.value}"] += 1
+        self.counters[Count(f"marks_{fate.value}")] += 1
         if fate is MarkFate.PLAYED and response_id is not None:
             turn_start = self._awaiting_first_play.pop(response_id, None)
             if turn_start is not None:
                 self.turn_to_played.record(now - turn_start)
 
     def _on_dtmf(self, msg: tw.DtmfMessage, now: float) -> None:
-        self.counters["dtmf_digits"] += 1
+        self.counters[Count.DTMF_DIGITS] += 1
         self._send_ai(rt.DtmfItemCreate(digit=msg.digit).serialize(), now)
 
     # ------------------------------------------------------------------ Realtime side
 
+    @_guarded
     def receive_realtime(self, text: str | bytes, now: float) -> None:
         if self.state is State.ENDED:
             return
         try:
             ev = rt.parse_realtime(text)
         except rt.RealtimeProtocolError as exc:
-            self._bad("ai_bad_event", str(exc))
+            self._bad(Count.AI_BAD_EVENT, str(exc))
             return
         if isinstance(ev, rt.OutputAudioDelta):
             self._on_delta(ev, now)
@@ -399,11 +432,17 @@ class CallCore:
             if ev.type == "session.updated":
                 self._check_session(ev.session)
         elif isinstance(ev, rt.ErrorEvent):
-            self.counters["ai_errors"] += 1
+            self.counters[Count.AI_ERRORS] += 1
             self._problem("ai_error", f"{ev.error_type}/{ev.code}: {ev.message}",
                           "error" if ev.code == "session_expired" else "warning")
-        elif isinstance(ev, rt.Unknown):
-            self._on_unknown_ai(ev.raw, now)
+        elif isinstance(ev, rt.OutputItemAdded):
+            if self.webrtc and ev.item_id is not None:
+                self._track_item = ev.item_id
+        elif isinstance(ev, rt.OutputAudioBuffer):
+            if self.webrtc:
+                self._on_audio_buffer(ev, now)
+        elif isinstance(ev, rt.Transcript) and ev.text is not None:
+            self._transcript.append((ev.role, ev.text))
 
     def _check_session(self, session: dict[str, object]) -> None:
         if self.webrtc:
@@ -417,29 +456,16 @@ class CallCore:
                 fmt = part.get("format") if isinstance(part, dict) else None
                 got.append(fmt.get("type") if isinstance(fmt, dict) else None)
         if got != [want, want]:
-            self.counters["ai_format_mismatch"] += 1
+            self.counters[Count.AI_FORMAT_MISMATCH] += 1
             self._problem("ai_format_mismatch", f"session.updated echoes audio formats {got}, asked for "
                           f"{[want, want]}: server VAD and playback will be wrong", "error")
 
-    def _on_unknown_ai(self, raw: dict[str, object], now: float) -> None:
-        kind = raw.get("type")
-        text = raw.get("transcript")
-        if self.webrtc and kind == "response.output_item.added":
-            item = raw.get("item")
-            item_id = item.get("id") if isinstance(item, dict) else None
-            if isinstance(item_id, str):
-                self._track_item = item_id
-        elif self.webrtc and kind == "output_audio_buffer.started":
-            self._track_playing = True
-        elif self.webrtc and kind in ("output_audio_buffer.stopped", "output_audio_buffer.cleared"):
-            self._track_playing = False
-            if kind == "output_audio_buffer.stopped":
-                response_id = raw.get("response_id")
-                self._flush_outbound(self._track_item, response_id if isinstance(response_id, str) else "", now)
-        elif kind == "response.output_audio_transcript.done" and isinstance(text, str):
-            self._transcript.append(("assistant", text))
-        elif kind == "conversation.item.input_audio_transcription.completed" and isinstance(text, str):
-            self._transcript.append(("user", text))
+    def _on_audio_buffer(self, ev: rt.OutputAudioBuffer, now: float) -> None:
+        """WebRTC leg: the server's track plays an answer from ``started`` to ``stopped`` (flush
+        what the decoder holds) or ``cleared``."""
+        self._track_playing = ev.state == "started"
+        if ev.state == "stopped":
+            self._flush_outbound(self._track_item, ev.response_id or "", now)
 
     def _on_response(self, ev: rt.ResponseLifecycle, now: float) -> None:
         rid = ev.response_id
@@ -457,26 +483,27 @@ class CallCore:
         if rid is not None:
             self._cancelled.discard(rid)
             if ev.response.get("status") == "cancelled":
-                self.counters["responses_cancelled"] += 1
-        self.counters["responses"] += 1
+                self.counters[Count.RESPONSES_CANCELLED] += 1
+        self.counters[Count.RESPONSES] += 1
 
     def _on_delta(self, ev: rt.OutputAudioDelta, now: float) -> None:
         if ev.response_id in self._cancelled:
-            self.counters["late_deltas_dropped"] += 1
+            self.counters[Count.LATE_DELTAS_DROPPED] += 1
             return
         self._last_delta_at = now
         try:
             payload = base64.b64decode(ev.delta, validate=True)
         except (binascii.Error, ValueError):
-            self._bad("ai_bad_base64", f"response {ev.response_id}: audio delta is not base64")
+            self._bad(Count.AI_BAD_BASE64, f"response {ev.response_id}: audio delta is not base64")
             return
         try:
             frames = self.transcoder.to_caller(payload)
         except CodecError as exc:
-            self._bad("ai_bad_audio", f"response {ev.response_id}: {exc}")
+            self._bad(Count.AI_BAD_AUDIO, f"response {ev.response_id}: {exc}")
             return
         self._play(frames, ev.item_id, ev.response_id, now)
 
+    @_guarded
     def receive_ai_packet(self, seq: int, opus: bytes, now: float) -> None:
         """WebRTC leg: one RTP packet of the AI's audio (its sequence number and Opus payload,
         RFC 7587) as it arrived. It is decoded and forwarded at once: no receive buffer.
@@ -489,27 +516,28 @@ class CallCore:
         if self.state is State.ENDED:
             return
         if self._ai_seq.is_restart(seq):
-            self.counters["ai_seq_restarts"] += 1
+            self.counters[Count.AI_SEQ_RESTARTS] += 1
             self._ai_seq = SequenceTracker(modulus=65536)
         arrival, missing = self._ai_seq.update(seq)
         if arrival is not Arrival.IN_ORDER and arrival is not Arrival.GAP:
-            self.counters[f"ai_packets_{arrival.value}"] += 1
+            self.counters[Count(f"ai_packets_{arrival.value}")] += 1
             return
         frames: list[bytes] = []
         try:
             if missing:
-                self.counters["ai_packets_missing"] += missing
+                self.counters[Count.AI_PACKETS_MISSING] += missing
                 fill = min(missing, MAX_FILLED_AI_PACKETS)
-                self.counters["ai_packets_filled"] += fill
+                self.counters[Count.AI_PACKETS_FILLED] += fill
                 for k in range(fill):
                     frames += self.transcoder.lost_from_ai(opus if k == fill - 1 else None)
             frames += self.transcoder.to_caller(opus)
         except CodecError as exc:
-            self._bad("ai_bad_audio", f"RTP packet {seq}: {exc}")
+            self._bad(Count.AI_BAD_AUDIO, f"RTP packet {seq}: {exc}")
             return
-        self.counters["ai_packets"] += 1
+        self.counters[Count.AI_PACKETS] += 1
         self._track_frames(frames, now)
 
+    @_guarded
     def receive_ai_audio(self, pcm: bytes, now: float) -> None:
         """WebRTC leg, captures made before the bridge decoded RTP itself: 20 ms of the AI's
         audio as aiortc's track decoded it (48 kHz, mono, 16-bit). The rules of that version, so
@@ -517,25 +545,25 @@ class CallCore:
         if self.state is State.ENDED:
             return
         if self._track_muted:
-            self.counters["late_track_frames_dropped"] += 1
+            self.counters[Count.LATE_TRACK_FRAMES_DROPPED] += 1
             return
         if self._response_id is None and not any(pcm):
-            self.counters["idle_track_frames"] += 1
+            self.counters[Count.IDLE_TRACK_FRAMES] += 1
             return
         try:
             frames = self.transcoder.track_to_caller(pcm)
         except CodecError as exc:
-            self._bad("ai_bad_audio", f"track audio: {exc}")
+            self._bad(Count.AI_BAD_AUDIO, f"track audio: {exc}")
             return
         self._last_delta_at = now
         self._play(frames, self._track_item, self._response_id or "", now)
 
     def _track_frames(self, frames: list[bytes], now: float) -> None:
         if self._track_muted:
-            self.counters["late_track_frames_dropped"] += 1
+            self.counters[Count.LATE_TRACK_FRAMES_DROPPED] += 1
             return
         if self._response_id is None and not self._track_playing and all(is_quiet(f) for f in frames):
-            self.counters["idle_track_frames"] += 1  # silence between responses: nothing to play
+            self.counters[Count.IDLE_TRACK_FRAMES] += 1  # silence between responses: nothing to play
             return
         self._last_delta_at = now
         self._play(frames, self._track_item, self._response_id or "", now)
@@ -544,7 +572,7 @@ class CallCore:
         try:
             frames = self.transcoder.flush_to_caller()
         except CodecError as exc:
-            self._bad("ai_bad_audio", f"response {response_id}: {exc}")
+            self._bad(Count.AI_BAD_AUDIO, f"response {response_id}: {exc}")
             frames = self.transcoder.flush_to_caller()
         self._play(frames, item_id, response_id, now)
 
@@ -557,7 +585,7 @@ class CallCore:
         self.playback.frames_sent(item_id, len(frames), now)
         name = self.playback.new_mark(item_id, response_id, now)
         self._out.append(Outgoing(Peer.TWILIO, tw.OutboundMark(self.stream_sid, name).serialize(), now))
-        self.counters["marks_sent"] += 1
+        self.counters[Count.MARKS_SENT] += 1
         if self._awaiting_first_audio == response_id and self._speech_stopped_at is not None:
             self.turn_to_sent.record(now - self._speech_stopped_at)
             self._awaiting_first_play[response_id] = self._speech_stopped_at
@@ -569,7 +597,7 @@ class CallCore:
         self._speech_stopped_at = None
         if not (self.playback.has_unplayed or self._response_id is not None):
             return
-        self.counters["barge_ins"] += 1
+        self.counters[Count.BARGE_INS] += 1
         self._out.append(Outgoing(Peer.TWILIO, tw.ClearMessage(self.stream_sid).serialize(), now))
         item, played_ms = self.playback.clear()
         if item is not None:
@@ -606,9 +634,9 @@ class CallCore:
         if not self._ai_up:
             if len(self._held) < self._held_max:
                 self._held.append((payload, b64))
-                self.counters["frames_held_for_ai"] += 1
+                self.counters[Count.FRAMES_HELD_FOR_AI] += 1
             else:
-                self.counters["frames_while_ai_down"] += 1
+                self.counters[Count.FRAMES_WHILE_AI_DOWN] += 1
             return
         if self.webrtc:
             self._out.append(Outgoing(Peer.REALTIME, "", now, Direction.INBOUND, payload))
@@ -616,7 +644,7 @@ class CallCore:
         append = rt.InputAudioBufferAppend(b64 or base64.b64encode(payload).decode("ascii"))
         self._out.append(Outgoing(Peer.REALTIME, append.serialize(), now, Direction.INBOUND))
 
-    def _bad(self, counter: str, detail: str) -> None:
+    def _bad(self, counter: Count, detail: str) -> None:
         self.counters[counter] += 1
         self._problem(counter, detail)
 
@@ -633,11 +661,11 @@ class CallCore:
 
     def _interval_snapshot(self) -> dict[str, float]:
         f = self.inbound.figures()
-        missing = self.counters["ai_packets_missing"]
+        missing = self.counters[Count.AI_PACKETS_MISSING]
         j = self.inbound.jitter
         return {"expected": f.expected, "lost": f.lost, "late": float(f.late_discards or 0),
                 "underrun": float(self.playback.underrun_frames), "frames_out": float(self.playback.frames),
-                "ai_expected": float(self.counters["ai_packets"] + missing), "ai_lost": float(missing),
+                "ai_expected": float(self.counters[Count.AI_PACKETS] + missing), "ai_lost": float(missing),
                 "jitter_sum": j.sum_ms, "jitter_n": float(j.samples)}
 
     def _close_interval(self, end: float) -> None:
@@ -685,7 +713,7 @@ class CallCore:
                 loop_lag=self._loop_lag,
             )
         except Exception as exc:  # a bug: the call still gets a report, and the bug is counted and logged
-            self.counters["report_errors"] += 1
+            self.counters[Count.REPORT_ERRORS] += 1
             error = f"report could not be built: {type(exc).__name__}: {exc}"
             self._problem("report_error", error, "error")
             report = fallback_report(call_sid=self.call_sid or "unknown", stream_sid=self.stream_sid,

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from bridge.tags import DEFAULT_PHI_KEYS
+
+AiFormat = Literal["pcmu", "pcm24k", "opus16k"]  # the AI side's audio (see bridge/codecs)
+EdgeCodec = Literal["g711-plc", "g711"]
+JitterBuffer = Literal["adaptive", "fixed"]
+AI_FORMATS: tuple[AiFormat, ...] = get_args(AiFormat)
 
 
 @dataclass(frozen=True)
 class CallConfig:
-    ai_format: str = "pcmu"  # pcmu | pcm24k | opus16k (see bridge/codecs)
+    """Every field is a ``mosbridge serve`` setting of the same name (``Settings.call_config``),
+    but ``model`` (``openai_model``), ``pseudonym_key`` and ``phi_keys`` (converted there)."""
+
+    ai_format: AiFormat = "pcmu"
     opus_bitrate: int = 24000
     model: str | None = None
     voice: str | None = "alloy"
@@ -19,8 +28,8 @@ class CallConfig:
     pstn_delay_ms: float = 60.0
     # The caller's edge: "g711-plc" (Bpl 25.1: carriers and handsets run G.711 with packet-loss
     # concealment, G.711 App. I / G.113 App. I) or "g711" (Bpl 4.3) for an edge known to have none.
-    edge_codec: str = "g711-plc"
-    jitter_buffer: str = "adaptive"  # adaptive | fixed: the playout model of the caller-side buffer
+    edge_codec: EdgeCodec = "g711-plc"
+    jitter_buffer: JitterBuffer = "adaptive"  # the playout model of the caller-side buffer
     fixed_buffer_ms: float = 60.0
     interval_s: float = 5.0  # per-interval MOS granularity
     max_message_bytes: int = 64 * 1024

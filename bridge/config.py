@@ -6,10 +6,19 @@ rely on (see README "Configuration"). ``serve --help`` lists every one, generate
 
 from __future__ import annotations
 
+import os
+from dataclasses import fields
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bridge.call_config import AiFormat, CallConfig, EdgeCodec, JitterBuffer
+
+_CALL = CallConfig()  # the per-call defaults, written once there
+# CallConfig fields that are settings under another name, or converted from one
+CALL_CONFIG_RENAMED = {"model": "openai_model"}
+CALL_CONFIG_CONVERTED = frozenset({"pseudonym_key", "phi_keys"})
 
 
 class Settings(BaseSettings):
@@ -37,8 +46,9 @@ class Settings(BaseSettings):
                                         "stun:stun.example.com:3478); unset: host candidates only")
     webrtc_ice_addresses: str = Field("", description="comma-separated local addresses the WebRTC leg gathers "
                                       "ICE candidates on; empty: every interface")
-    ai_format: Literal["pcmu", "pcm24k", "opus16k"] = Field(
-        "pcmu", description="AI-side audio: pcmu (pass-through) or pcm24k over the Realtime WebSocket; opus16k "
+    ai_format: AiFormat = Field(
+        _CALL.ai_format,
+        description="AI-side audio: pcmu (pass-through) or pcm24k over the Realtime WebSocket; opus16k "
         "(Opus at 16 kHz) over the WebRTC leg")
     database_url: str = Field(
         "sqlite:///mosbridge.db", description="report store: sqlite:///file.db (embedded default) or "
@@ -49,33 +59,53 @@ class Settings(BaseSettings):
     voice: str = Field("alloy", description="Realtime voice")
     instructions: str = Field("You are a helpful phone agent. Keep answers short.",
                               description="Realtime session instructions")
-    pstn_delay_ms: float = Field(60.0, ge=0, description="assumed one-way delay of the unmeasured PSTN leg, ms")
-    jitter_buffer: Literal["adaptive", "fixed"] = Field(
-        "adaptive", description="playout model for jitter: adaptive (99th percentile of the last 10 s of delay "
+    opus_bitrate: int = Field(_CALL.opus_bitrate, ge=6000, le=510000,
+                              description="Opus bitrate toward the AI on the WebRTC leg (opus16k), bit/s")
+    pstn_delay_ms: float = Field(_CALL.pstn_delay_ms, ge=0,
+                                 description="assumed one-way delay of the unmeasured PSTN leg, ms")
+    jitter_buffer: JitterBuffer = Field(
+        _CALL.jitter_buffer,
+        description="playout model for jitter: adaptive (99th percentile of the last 10 s of delay "
         "variation, at least 20 ms) or fixed")
-    edge_codec: Literal["g711", "g711-plc"] = Field(
-        "g711-plc", description="the caller's edge in the E-model: g711-plc (carriers and handsets conceal "
+    fixed_buffer_ms: float = Field(_CALL.fixed_buffer_ms, ge=0, description="with jitter_buffer fixed: its depth "
+                                   "after the first frame, ms")
+    edge_codec: EdgeCodec = Field(
+        _CALL.edge_codec, description="the caller's edge in the E-model: g711-plc (carriers and handsets conceal "
         "loss, G.711 App. I) or g711 (no loss concealment: only for an edge known to have none)")
-    interval_s: float = Field(5.0, gt=0, description="per-interval MOS granularity, s")
+    interval_s: float = Field(_CALL.interval_s, gt=0, description="per-interval MOS granularity, s")
+    max_conceal_frames: int = Field(_CALL.max_conceal_frames, ge=0, description="a gap in the caller's audio up "
+                                    "to this many 20 ms frames is concealed toward the AI; a longer one is not")
+    ai_stall_s: float = Field(_CALL.ai_stall_s, gt=0, description="a response that sends no audio for this long "
+                              "counts as stalled (ai_stalls), s")
+    ai_healthy_s: float = Field(_CALL.ai_healthy_s, gt=0, description="a Realtime session that lived this long "
+                                "renews the reconnect budget, s")
+    phi_keys: str = Field(",".join(sorted(_CALL.phi_keys)), description="comma-separated customParameters keys "
+                          "whose values are pseudonymized (PHI)")
     drain_timeout_s: float = Field(30.0, ge=0, description="on SIGTERM, how long live calls may finish, s")
-    start_timeout_s: float = Field(5.0, gt=0, description="a Media Streams socket that sends no start message "
-                                   "within this is closed (its report says no_start), s")
+    start_timeout_s: float = Field(_CALL.start_timeout_s, gt=0,
+                                   description="a Media Streams socket that sends no start message within this is "
+                                   "closed (its report says no_start), s")
     twilio_missed_pongs: int = Field(3, ge=1, description="end a call whose Twilio socket left this many pings in a "
                                      "row unanswered (end_reason twilio_unresponsive)")
-    max_messages_per_s: float = Field(100.0, gt=0, description="Twilio media messages a call may send per second "
-                                      "beyond its burst (Twilio sends 50); the excess is dropped and counted")
-    max_message_burst: int = Field(500, ge=1, description="Twilio media messages a call may send at once (a stalled "
+    max_messages_per_s: float = Field(_CALL.max_messages_per_s, gt=0,
+                                      description="Twilio media messages a call may send per second beyond its "
+                                      "burst (Twilio sends 50); the excess is dropped and counted")
+    max_message_burst: int = Field(_CALL.max_message_burst, ge=1,
+                                   description="Twilio media messages a call may send at once (a stalled "
                                    "network's backlog) before max_messages_per_s applies")
-    hold_audio_s: float = Field(5.0, ge=0, description="caller audio held while the AI leg connects or reconnects "
-                                "and sent once it is up; beyond this it is dropped and counted, s")
+    hold_audio_s: float = Field(_CALL.hold_audio_s, ge=0,
+                                description="caller audio held while the AI leg connects or reconnects and sent "
+                                "once it is up; beyond this it is dropped and counted, s")
     ai_connect_timeout_s: float = Field(5.0, gt=0, description="give up on a Realtime connection attempt after "
                                         "this, count it and reconnect, s")
-    max_ai_reconnects: int = Field(5, ge=0, description="Realtime reconnects in a row before the call ends "
-                                   "(a session that lived 60 s renews the budget)")
+    max_ai_reconnects: int = Field(_CALL.max_ai_reconnects, ge=0,
+                                   description="Realtime reconnects in a row before the call ends (a session that "
+                                   "lived ai_healthy_s renews the budget)")
     ai_reconnect_backoff_s: float = Field(0.25, ge=0, description="first wait before a Realtime reconnect; it "
                                           "doubles each attempt in a row up to 4 s, less up to half at random")
     ping_interval_s: float = Field(5.0, gt=0, description="WebSocket ping period for RTT, s")
-    max_message_bytes: int = Field(65536, ge=1024, description="largest accepted WebSocket message, bytes")
+    max_message_bytes: int = Field(_CALL.max_message_bytes, ge=1024,
+                                   description="largest accepted WebSocket message, bytes")
     pseudonym_key: SecretStr | None = Field(
         None, description="HMAC key for pseudonymizing PHI ids (patient_id, lead_id...); set it for stable "
         "pseudonyms (an ephemeral key is used otherwise)")
@@ -113,6 +143,14 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="logging level")
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop", description="event loop: uvloop (faster sockets) or the standard asyncio loop")
+
+    def call_config(self) -> CallConfig:
+        """The per-call settings, from the settings of the same name: one source for both."""
+        key = self.pseudonym_key.get_secret_value().encode() if self.pseudonym_key else os.urandom(32)
+        phi = frozenset(k.strip().lower() for k in self.phi_keys.split(",") if k.strip())
+        kwargs = {f.name: getattr(self, CALL_CONFIG_RENAMED.get(f.name, f.name)) for f in fields(CallConfig)
+                  if f.name not in CALL_CONFIG_CONVERTED}
+        return CallConfig(**kwargs, pseudonym_key=key, phi_keys=phi)
 
     @field_validator("openai_url")
     @classmethod

@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bridge import __version__
+from bridge.counters import Count
 from bridge.events import Direction
 from bridge.tags import UNTAGGED
 from quality.lag import LAG_BOUNDS_S
@@ -29,14 +30,14 @@ LATENCY_S_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0
 GC_PAUSE_S_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 LOOP_LAG_S_BUCKETS = LAG_BOUNDS_S[:-1]  # the per-call lag figures read the same buckets
 # Report counters that are bad input or peer trouble (the rest count normal events).
-PROBLEM_COUNTERS = frozenset({
-    "oversize", "bad_json", "bad_message", "bad_base64", "bad_frame", "media_before_start", "wrong_track",
-    "unknown_twilio_event", "duplicate_start", "duplicate_frames", "too_late_frames", "reordered_frames",
-    "ai_bad_event", "ai_bad_base64", "ai_bad_audio", "ai_errors", "ai_disconnects", "ai_format_mismatch",
-    "ai_stalls", "internal_errors", "marks_unknown", "frames_while_ai_down",
-    "timestamp_jump", "timestamp_backwards", "report_errors", "media_format", "rate_limited", "no_start",
-    "twilio_error", "twilio_unresponsive", "ai_connect_timeouts",
-})
+PROBLEM_COUNTERS: frozenset[Count] = frozenset(Count(k) for k in (
+    "oversize", "bad_json", "bad_message", "bad_base64", "ai_bad_base64", "bad_frame", "media_before_start",
+    "wrong_track", "unknown_twilio_event",
+    "duplicate_start", "duplicate_frames", "too_late_frames", "reordered_frames", "ai_bad_event", "ai_bad_audio",
+    "ai_errors", "ai_disconnects", "ai_format_mismatch", "ai_stalls", "internal_errors", "marks_unknown",
+    "frames_while_ai_down", "timestamp_jump", "timestamp_backwards", "report_errors", "media_format", "rate_limited",
+    "no_start", "twilio_error", "twilio_unresponsive", "ai_connect_timeouts",
+))
 WRITE_RESULTS = ("ok", "spooled", "failed")
 OTHER_TENANT = "other"
 

@@ -6,18 +6,23 @@ https://developers.openai.com/api/reference/resources/realtime/server-events (GA
 ``response.output_audio.delta``). Tests validate what ``serialize()`` writes against the
 ``openai.types.realtime`` pydantic models.
 
-Sent: ``session.update``, ``input_audio_buffer.append``, ``conversation.item.truncate``,
-``conversation.item.create`` (a DTMF digit as a user text item), ``response.cancel``.
+Sent by the bridge: ``session.update``, ``input_audio_buffer.append``,
+``conversation.item.truncate``, ``conversation.item.create`` (a DTMF digit as a user text item,
+or a transcript restoring the conversation after a reconnect), ``output_audio_buffer.clear``
+(WebRTC leg). ``response.cancel`` is modelled for the stand-ins and tests; the bridge does not
+send it (server VAD cancels on barge-in).
 Read (``parse_realtime``): ``session.created``/``session.updated`` (session kept as a dict),
 ``input_audio_buffer.speech_started``/``speech_stopped``, ``response.created``,
-``response.output_audio.delta``/``done``, ``response.done``, ``error``; anything else comes back
-as ``Unknown(raw)``. Malformed input raises a ``RealtimeProtocolError`` subclass.
+``response.output_audio.delta``/``done``, ``response.done``, ``error``,
+``response.output_item.added``, ``output_audio_buffer.started``/``stopped``/``cleared``, and the
+two finished transcripts; anything else comes back as ``Unknown(raw)``. Malformed input raises a
+``RealtimeProtocolError`` subclass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeAlias
 
 import orjson
@@ -400,6 +405,68 @@ class ErrorEvent:
         return compact_json.dumps({"type": "error", "event_id": self.event_id, "error": err})
 
 
+def _lenient_s(d: Mapping[str, Any], key: str) -> str | None:
+    value = d.get(key)
+    return value if type(value) is str else None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputItemAdded:
+    """``response.output_item.added``: the item the response's audio belongs to (on the WebRTC
+    leg, track audio carries no item id, so this names it). Fields the bridge does not need
+    are read leniently: a missing one is None, not an error."""
+
+    response_id: str | None
+    item_id: str | None
+    raw: Mapping[str, Any] = field(compare=False, repr=False)  # kept whole: serialize gives it back
+
+    @classmethod
+    def parse(cls, d: Mapping[str, Any]) -> OutputItemAdded:
+        item = d.get("item")
+        return cls(_lenient_s(d, "response_id"), _lenient_s(item, "id") if type(item) is dict else None, d)
+
+    def serialize(self) -> str:
+        return compact_json.dumps(self.raw)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputAudioBuffer:
+    """``output_audio_buffer.started`` / ``.stopped`` / ``.cleared`` (WebRTC leg): the server's
+    track begins playing an answer, has played all of it, or was cleared."""
+
+    state: Literal["started", "stopped", "cleared"]
+    response_id: str | None
+    raw: Mapping[str, Any] = field(compare=False, repr=False)
+
+    @classmethod
+    def parse(cls, d: Mapping[str, Any]) -> OutputAudioBuffer:
+        state = {"output_audio_buffer.started": "started", "output_audio_buffer.stopped": "stopped"}.get(
+            d["type"], "cleared")
+        return cls(state, _lenient_s(d, "response_id"), d)  # type: ignore[arg-type]
+
+    def serialize(self) -> str:
+        return compact_json.dumps(self.raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """A finished transcript: ``response.output_audio_transcript.done`` (the assistant's) or
+    ``conversation.item.input_audio_transcription.completed`` (the caller's); kept to restore
+    the conversation after a reconnect. ``text`` is None when the event carries none."""
+
+    role: Literal["assistant", "user"]
+    text: str | None
+    raw: Mapping[str, Any] = field(compare=False, repr=False)
+
+    @classmethod
+    def parse(cls, d: Mapping[str, Any]) -> Transcript:
+        role: Literal["assistant", "user"] = "assistant" if d["type"].startswith("response.") else "user"
+        return cls(role, _lenient_s(d, "transcript"), d)
+
+    def serialize(self) -> str:
+        return compact_json.dumps(self.raw)
+
+
 @dataclass(frozen=True)
 class Unknown:
     raw: dict[str, Any]
@@ -416,6 +483,9 @@ RealtimeServerEvent: TypeAlias = (
     | OutputAudioDelta
     | OutputAudioDone
     | ErrorEvent
+    | OutputItemAdded
+    | OutputAudioBuffer
+    | Transcript
     | Unknown
 )
 
@@ -429,6 +499,12 @@ _PARSERS: Final[dict[str, Any]] = {
     "session.created": SessionCreated.parse,
     "session.updated": SessionCreated.parse,
     "error": ErrorEvent.parse,
+    "response.output_item.added": OutputItemAdded.parse,
+    "output_audio_buffer.started": OutputAudioBuffer.parse,
+    "output_audio_buffer.stopped": OutputAudioBuffer.parse,
+    "output_audio_buffer.cleared": OutputAudioBuffer.parse,
+    "response.output_audio_transcript.done": Transcript.parse,
+    "conversation.item.input_audio_transcription.completed": Transcript.parse,
 }
 
 

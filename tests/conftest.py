@@ -10,6 +10,21 @@ import pytest
 from tests.postgres import fresh_schema
 from tests.webhook_server import FailingHook, Hook, Received, serve
 
+# The pure and core tests: no socket, no database, no subprocess, no browser. Everything else is
+# marked ``slow``, so `pytest -m "not slow"` runs these alone in seconds.
+CORE_TESTS = ("tests/quality/", "tests/bridge/codecs/", "tests/bridge/test_call.py", "tests/bridge/test_call_webrtc.py",
+              "tests/bridge/test_twilio.py", "tests/bridge/test_realtime.py", "tests/bridge/test_capture.py",
+              "tests/bridge/test_hardening_core.py", "tests/bridge/test_mos_table.py", "tests/bridge/test_logs.py",
+              "tests/bridge/test_simulate.py", "tests/bridge/test_mos_cmd.py", "tests/bridge/test_playback.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        if not where.startswith(CORE_TESTS):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:

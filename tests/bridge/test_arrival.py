@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bridge.arrival import ArrivalClock
+from bridge.aiohttp_internals import ArrivalClock, writing_paused
 from bridge.caller import start_message
 from tests.bridge.live import live_bridge
 
@@ -78,3 +78,34 @@ async def test_a_frame_is_dated_before_the_loop_made_its_task_wait(tmp_path: Pat
     assert blocked_at, "the busy callback never ran"
     # read before the loop was held 60 ms: stamped before it, not after
     assert frame["t"] <= blocked_at[0] < frame["t"] + 0.02
+
+
+async def test_the_aiohttp_internals_the_bridge_uses_are_there() -> None:
+    """Fails loudly on an aiohttp upgrade that moves either internal (bridge/aiohttp_internals.py):
+    without them the bridge still runs, but stamps frames late or sends every AI message through
+    the writer task."""
+    hooked: list[bool] = []
+
+    async def handler(request: aiohttp.web.Request) -> aiohttp.web.WebSocketResponse:
+        hooked.append(ArrivalClock(request.protocol).hooked)
+        ws = aiohttp.web.WebSocketResponse()
+        await ws.prepare(request)
+        async for _ in ws:
+            pass
+        return ws
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/ws", handler)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"http://127.0.0.1:{port}/ws") as ws:
+            assert writing_paused(ws) is False, f"aiohttp {aiohttp.__version__}: no writer protocol flow control"
+            await ws.send_str("x")
+            await ws.close()
+    finally:
+        await runner.cleanup()
+    assert hooked == [True], f"aiohttp {aiohttp.__version__}: no _data_received_cb on the server protocol"

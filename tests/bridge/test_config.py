@@ -6,12 +6,15 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
+from bridge.call_config import CallConfig
 from bridge.cli import build_parser, main
-from bridge.config import Settings, env_name
+from bridge.config import CALL_CONFIG_CONVERTED, CALL_CONFIG_RENAMED, Settings, env_name
+from bridge.counters import MEANINGS, Count
 from bridge.serve_cmd import settings_from
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -80,3 +83,28 @@ def test_a_taken_port_is_one_clear_error_and_exit_1(tmp_path: Path) -> None:
 def test_readme_documents_every_setting(field: str) -> None:
     assert f"`{env_name(field)}`" in README
     assert f"`--{field.replace('_', '-')}`" in README
+
+
+def test_every_call_config_field_is_a_setting_or_converted_from_one() -> None:
+    for f in fields(CallConfig):
+        assert f.name in CALL_CONFIG_CONVERTED or CALL_CONFIG_RENAMED.get(f.name, f.name) in Settings.model_fields, \
+            f"CallConfig.{f.name} cannot be set from mosbridge serve"
+
+
+def test_settings_build_the_call_config_with_the_defaults_written_once() -> None:
+    s = Settings(ai_stall_s=1.5, fixed_buffer_ms=80, phi_keys="MRN, patient_id", openai_model="m", pseudonym_key="k",
+                 max_conceal_frames=10, opus_bitrate=32000, ai_healthy_s=30)
+    c = s.call_config()
+    assert (c.ai_stall_s, c.fixed_buffer_ms, c.max_conceal_frames, c.opus_bitrate, c.ai_healthy_s) == (
+        1.5, 80.0, 10, 32000, 30.0)
+    assert (c.phi_keys, c.model, c.pseudonym_key) == (frozenset({"mrn", "patient_id"}), "m", b"k")
+    d, default = Settings().call_config(), CallConfig()
+    for f in fields(CallConfig):
+        if f.name not in CALL_CONFIG_CONVERTED | set(CALL_CONFIG_RENAMED) | {"instructions"}:
+            assert getattr(d, f.name) == getattr(default, f.name), f.name
+    assert d.phi_keys == default.phi_keys
+
+
+def test_readme_lists_every_counter_with_its_meaning() -> None:
+    for count in Count:
+        assert f"| `{count.value}` | {MEANINGS[count]} |" in README, count

@@ -13,8 +13,10 @@ from bridge.realtime import (
     DtmfItemCreate,
     ErrorEvent,
     InputAudioBufferAppend,
+    OutputAudioBuffer,
     OutputAudioDelta,
     OutputAudioDone,
+    OutputItemAdded,
     RealtimeMalformedJson,
     RealtimeMissingField,
     RealtimeProtocolError,
@@ -25,6 +27,7 @@ from bridge.realtime import (
     SessionUpdate,
     SpeechStarted,
     SpeechStopped,
+    Transcript,
     Unknown,
     parse_realtime,
 )
@@ -101,7 +104,35 @@ READ = [
         '"message":"Your session hit the maximum duration of 60 minutes.","param":null,"event_id":null}}',
         ErrorEvent,
     ),
+    (
+        '{"type":"response.output_item.added","event_id":"e10","response_id":"resp_1","output_index":0,'
+        '"item":{"id":"item_7","object":"realtime.item","type":"message","status":"in_progress",'
+        '"role":"assistant","content":[]}}',
+        OutputItemAdded,
+    ),
+    ('{"type":"output_audio_buffer.started","event_id":"e11","response_id":"resp_1"}', OutputAudioBuffer),
+    ('{"type":"output_audio_buffer.stopped","event_id":"e12","response_id":"resp_1"}', OutputAudioBuffer),
+    ('{"type":"output_audio_buffer.cleared","event_id":"e13","response_id":"resp_1"}', OutputAudioBuffer),
+    (
+        '{"type":"response.output_audio_transcript.done","event_id":"e14","response_id":"resp_1",'
+        '"item_id":"item_7","output_index":0,"content_index":0,"transcript":"Hello there."}',
+        Transcript,
+    ),
+    (
+        '{"type":"conversation.item.input_audio_transcription.completed","event_id":"e15","item_id":"u1",'
+        '"content_index":0,"transcript":"Hi.","usage":{"type":"duration","seconds":1}}',
+        Transcript,
+    ),
 ]
+
+
+def test_the_events_the_core_reads_beyond_audio_are_modelled() -> None:
+    assert parse_realtime(READ[-6][0]) == OutputItemAdded("resp_1", "item_7", {})
+    assert [parse_realtime(t) for t, _ in READ[-5:-2]] == [
+        OutputAudioBuffer("started", "resp_1", {}), OutputAudioBuffer("stopped", "resp_1", {}),
+        OutputAudioBuffer("cleared", "resp_1", {})]
+    assert [parse_realtime(t) for t, _ in READ[-2:]] == [Transcript("assistant", "Hello there.", {}),
+                                                         Transcript("user", "Hi.", {})]
 
 
 @pytest.mark.parametrize(("text", "cls"), READ, ids=lambda x: x if isinstance(x, type) else "")

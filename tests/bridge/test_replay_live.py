@@ -9,9 +9,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bridge import call as call_module
 from bridge.caller import SimulatedCaller
 from bridge.capture import read_capture
 from bridge.cli import main
+from bridge.codecs import Transcoder
 from bridge.fake_realtime import FakeRealtimeConfig
 from bridge.replay import replay
 from bridge.store import open_store
@@ -96,3 +98,35 @@ async def test_realtime_replay_acts_as_twilio_against_a_running_bridge(tmp_path:
     assert again["tenant"] == "rt"
     for key in ("frames", "lost", "gaps"):
         assert again["inbound"][key] == original["inbound"][key]
+
+
+async def test_a_call_that_hit_an_internal_error_replays_to_the_same_report(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A bug met by some frames (here: the transcoder raising on every 25th caller frame) is counted
+    # by the core's own guard, so the capture of that call reproduces it instead of raising.
+    from bridge.codecs import make_transcoder as real
+
+    def buggy(fmt: str, bitrate: int) -> Transcoder:
+        tc = real(fmt, bitrate)
+        to_ai, seen = tc.to_ai, [0]
+
+        def flaky(frame: bytes) -> list[bytes]:
+            seen[0] += 1
+            if seen[0] % 25 == 0:
+                raise RuntimeError("a bug in the transcoder")
+            return to_ai(frame)
+
+        tc.to_ai = flaky  # type: ignore[method-assign]
+        return tc
+
+    monkeypatch.setattr(call_module, "make_transcoder", buggy)
+    captures = tmp_path / "captures"
+    async with live_bridge(tmp_path, validate_twilio_signature=False, capture_dir=str(captures),
+                           capture_tenants="*") as live, aiohttp.ClientSession() as http:
+        caller = SimulatedCaller(live.media_url, stream_sid="MZi", call_sid="CA-bug", params={"tenant": "t"})
+        await caller.run(schedule(silence_frames(1.0)), hangup_after_s=1.3, session=http)
+        await asyncio.sleep(0.3)
+    live_report = open_store(live.settings.database_url).get("CA-bug")
+    assert live_report is not None and live_report["counters"]["internal_errors"] == 2  # frames 25 and 50
+    replayed = replay(read_capture(captures / "CA-bug.jsonl")).report
+    assert replayed == {k: v for k, v in live_report.items() if k not in WALL_CLOCK}

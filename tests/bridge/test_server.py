@@ -222,3 +222,18 @@ async def test_more_than_a_hundred_calls_each_get_their_ai_session_at_once(tmp_p
 async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
     async for _ in ws:
         pass
+
+
+async def test_a_stall_is_seen_on_time_with_30_s_interval_and_ping(tmp_path: Path) -> None:
+    """The core's timer is re-armed after every input (as aioquic does): a response that stalls
+    is counted after ai_stall_s, not at the next 30 s interval or ping."""
+    fake_cfg = FakeRealtimeConfig(speed=8.0, response_ms=1500, stall_after_deltas=2)
+    async with live_bridge(tmp_path, fake_cfg, validate_twilio_signature=False, interval_s=30.0,
+                           ping_interval_s=30.0, ai_stall_s=0.5) as live, aiohttp.ClientSession() as http:
+        frames = speech_frames(1.0) + silence_frames(2.5)
+        caller = SimulatedCaller(live.media_url, stream_sid="MZs", call_sid="CA-stall", params={"tenant": "t"})
+        await caller.run(schedule(frames), hangup_after_s=len(frames) * 0.02 + 0.2, session=http)
+        await asyncio.sleep(0.3)
+        report = open_store(live.settings.database_url).get("CA-stall")
+    assert report is not None and report["duration_s"] < 5.0
+    assert report["counters"]["ai_stalls"] == 1

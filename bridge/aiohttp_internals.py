@@ -1,4 +1,7 @@
-"""When a Twilio message reached the bridge, as close to the socket as asyncio lets us see.
+"""The two aiohttp internals the bridge uses, in one place; ``tests/bridge/test_arrival.py``
+fails loudly if an aiohttp upgrade removes either.
+
+1. When a Twilio message reached the bridge, as close to the socket as asyncio lets us see.
 
 The call's task reads a message only when the loop gets to it: with many calls, after every other
 call's task that became ready in the same loop iteration. Stamping there turns the bridge's own
@@ -8,6 +11,9 @@ heartbeat uses); stamping in that hook dates a message by the chunk that complet
 
 The time data waits in the kernel before the loop polls it is still unseen: only kernel receive
 timestamps (``SO_TIMESTAMPING``), which asyncio's transports do not expose, would show it.
+
+2. Whether a WebSocket's transport has paused writing (flow control): the client connection's
+protocol, kept on its writer (:func:`writing_paused`).
 """
 
 from __future__ import annotations
@@ -48,3 +54,11 @@ class ArrivalClock:
         than now."""
         now = self._clock()
         return now if self.last is None else min(self.last, now)
+
+
+def writing_paused(ws: object) -> bool | None:
+    """Whether aiohttp has paused writing on ``ws`` (its transport's buffer is full); None when
+    this aiohttp keeps the protocol elsewhere (callers then take the slow, always-safe path)."""
+    protocol = getattr(getattr(ws, "_writer", None), "protocol", None)
+    paused = getattr(protocol, "writing_paused", None)
+    return paused if isinstance(paused, bool) else None
