@@ -1,7 +1,7 @@
 """The replay driver: a capture through the call core, on the recorded clock, as fast as the CPU allows.
 
-It makes exactly the core calls the live driver made, with the same floats (see
-``bridge/server.py``: every core call there writes its capture line first), so a capture of a
+It applies exactly the inputs the live driver applied, with the same floats (``bridge/inputs.py``:
+the live driver records each input as it applies it, and this reads them back), so a capture of a
 live call yields the live call's report, field for field, but for the wall-clock dates.
 Outputs are matched to the capture's ``*_out`` lines in order, which gives back the send times
 behind the bridge-latency figures.
@@ -18,6 +18,7 @@ from bridge.call import CallCore
 from bridge.capture import Capture
 from bridge.codecs import Delay, Transcoder
 from bridge.events import CallEnded, Outgoing, Peer
+from bridge.inputs import AI_INPUTS, apply, from_record
 
 END_OF_CAPTURE = "end of capture"
 
@@ -73,44 +74,15 @@ def replay(capture: Capture, *, metrics_only: bool = False) -> ReplayResult:
     t = 0.0
     for rec in capture.records:
         t = rec.t if rec.t is not None else _media_time(rec.text, t)
-        d = rec.dir
-        if d == "twilio_in":
-            core.receive_twilio(rec.text or "", t)
-        elif d == "ai_in":
-            if metrics_only:
-                continue
-            core.receive_realtime(rec.text or "", t)
-        elif d == "ai_packet_in":
-            if metrics_only:
-                continue
-            core.receive_ai_packet(rec.seq or 0, rec.audio or b"", t)
-        elif d == "ai_audio_in":
-            if metrics_only:
-                continue
-            core.receive_ai_audio(rec.audio or b"", t)
-        elif d == "ai_rtp":
-            core.record_rtp(rec.rtp or {}, t)
-        elif d == "host_lag":
-            core.record_loop_lag(rec.counts or (), t)
-        elif d == "twilio_out" or d == "ai_out":
-            queue = pending[Peer.TWILIO if d == "twilio_out" else Peer.REALTIME]
+        inp = from_record(rec)
+        if inp is None:  # a *_out line: what the live driver sent then gives the send time
+            queue = pending[Peer.TWILIO if rec.dir == "twilio_out" else Peer.REALTIME]
             if queue:
                 core.record_sent((queue.popleft(),), t)
             continue
-        elif d == "timer":
-            core.handle_timer(t)
-        elif d == "twilio_rtt":
-            core.record_rtt(Peer.TWILIO, rec.rtt_ms or 0.0, t)
-        elif d == "ai_rtt":
-            core.record_rtt(Peer.REALTIME, rec.rtt_ms or 0.0, t)
-        elif d == "ai_connected":
-            core.realtime_connected(t)
-        elif d == "ai_closed":
-            core.realtime_closed(t, rec.reason or "closed")
-        elif d == "twilio_closed":
-            core.twilio_closed(t)
-        elif d == "end":
-            core.end(t, rec.reason or "end")
+        if metrics_only and isinstance(inp, AI_INPUTS):
+            continue
+        apply(core, inp, t)
         out = core.data_to_send()
         if not metrics_only and not capture.plain:
             for item in out:

@@ -41,6 +41,23 @@ from bridge.counters import Count
 from bridge.dashboard import add_dashboard_routes
 from bridge.events import CallEnded, CallStarted, Direction, Event, Outgoing, Peer, Problem, ReconnectRealtime
 from bridge.gc_pauses import GcPauseWatch
+from bridge.inputs import (
+    AiClosed,
+    AiConnected,
+    AiIn,
+    AiPacketIn,
+    AiRtp,
+    AiRtt,
+    End,
+    HostLag,
+    Input,
+    Timer,
+    TwilioClosed,
+    TwilioIn,
+    TwilioRtt,
+    apply,
+    capture_fields,
+)
 from bridge.isotime import iso_utc
 from bridge.logs import quiet_malformed_requests
 from bridge.loop_lag import LagCounts, watch_loop_lag
@@ -196,17 +213,17 @@ class CallDriver:
 
     # -------------------------------------------------------------- core calls (recorded)
 
-    def _receive(self, direction: str, data: str | bytes, now: float | None = None) -> None:
+    def _apply(self, inp: Input, now: float | None = None) -> float:
+        """Record ``inp`` in the capture, then give it to the core (``bridge/inputs.py``): replay
+        reads the same inputs back. The core guards itself: a bug met by one input is counted,
+        not raised. Returns the time it was applied at."""
         now = self.now() if now is None else now
         if self.capture is not None:
-            self.capture.message(now, direction, data)
-        # the core guards itself: a bug met by one message is counted, not raised (bridge/call.py _guarded)
-        (self.core.receive_twilio if direction == "twilio_in" else self.core.receive_realtime)(data, now)
-
-    def _event(self, direction: str, **fields: Any) -> float:
-        now = self.now()
-        if self.capture is not None:
-            self.capture.event(now, direction, **fields)
+            if isinstance(inp, TwilioIn | AiIn):
+                self.capture.message(now, inp.DIR, inp.text)
+            else:
+                self.capture.event(now, inp.DIR, **capture_fields(inp))
+        apply(self.core, inp, now)
         return now
 
     # -------------------------------------------------------------- tasks
@@ -224,7 +241,7 @@ class CallDriver:
         finally:
             try:
                 if not self.core.ended:
-                    self.core.twilio_closed(self._event("twilio_closed"))
+                    self._apply(TwilioClosed())
                 await self.flush()
             except Exception:
                 log.exception("%s: error while ending the call", _id(self.core.call_sid))
@@ -260,12 +277,11 @@ class CallDriver:
                 return
             if msg.type is WSMsgType.ERROR:
                 # aiohttp closes the socket on a message over its cap or a protocol violation
-                reason = f"twilio_error: {type(msg.data).__name__}: {msg.data}"
-                self.core.end(self._event("end", reason=reason), reason)
+                self._apply(End(f"twilio_error: {type(msg.data).__name__}: {msg.data}"))
                 return
             arrived = self._arrived()
             if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
-                self._receive("twilio_in", msg.data, arrived)
+                self._apply(TwilioIn(msg.data), arrived)
             elif msg.type is WSMsgType.PING:
                 await ws.pong(msg.data)
                 continue
@@ -289,7 +305,7 @@ class CallDriver:
             reason = await (self._rtc_session() if self.core.webrtc else self._ws_session())
             if self.core.ended:
                 break
-            self.core.realtime_closed(self._event("ai_closed", reason=reason), reason)
+            self._apply(AiClosed(reason))
             await self.flush()
             if self.core.ended:
                 break
@@ -314,11 +330,11 @@ class CallDriver:
             return f"connect timed out after {s.ai_connect_timeout_s:g} s"
         except (aiohttp.ClientError, OSError) as exc:
             return f"connect failed: {exc}"
-        self.core.realtime_connected(self._event("ai_connected"))
+        self._apply(AiConnected())
         await self.flush()
         async for msg in self.ai:
             if msg.type is WSMsgType.TEXT:
-                self._receive("ai_in", msg.data)
+                self._apply(AiIn(msg.data))
                 await self.flush()
                 # AI audio comes in bursts, faster than real time: let every other call's
                 # reader run between two deltas, so a burst cannot hold caller frames
@@ -350,17 +366,17 @@ class CallDriver:
                 await leg.connect()
             except (WebRtcError, aiohttp.ClientError, OSError, ValueError) as exc:
                 return f"connect failed: {exc}"
-            self.core.realtime_connected(self._event("ai_connected"))
+            self._apply(AiConnected())
             await self.flush()
             stats = asyncio.create_task(self._rtp_stats(leg))
             while not self.core.ended:
                 kind, data = await inbox.get()
                 if isinstance(data, tuple):
-                    self._ai_packet(*data)
+                    self._apply(AiPacketIn(*data))
                 elif kind == "closed":
                     return data
                 else:
-                    self._receive("ai_in", data)
+                    self._apply(AiIn(data))
                 await self.flush()
             return "call ended"
         finally:
@@ -368,12 +384,6 @@ class CallDriver:
                 stats.cancel()
             self.rtc = None
             await leg.close()
-
-    def _ai_packet(self, seq: int, opus: bytes) -> None:
-        now = self.now()
-        if self.capture is not None:
-            self.capture.event(now, "ai_packet_in", seq=seq, b64=base64.b64encode(opus).decode("ascii"))
-        self.core.receive_ai_packet(seq, opus, now)
 
     async def _rtp_stats(self, leg: WebRtcLeg) -> None:
         """The leg's RTP figures every ping period; RTCP's round trip stands for the ping RTT."""
@@ -386,11 +396,11 @@ class CallDriver:
             except Exception as exc:  # aiortc internals: a failed read is not worth the call
                 log.warning("%s: WebRTC stats unavailable: %s", self.core.call_sid, exc)
                 continue
-            self.core.record_rtp(stats, self._event("ai_rtp", rtp=stats))
+            self._apply(AiRtp(stats))
             rtt = stats.get("rtt_ms")
             if isinstance(rtt, float) and rtt != last_rtt:
                 last_rtt = rtt
-                self.core.record_rtt(Peer.REALTIME, rtt, self._event("ai_rtt", rtt_ms=rtt))
+                self._apply(AiRtt(rtt))
 
     async def _clock(self) -> None:
         """Fires the core's timer and the pings. The core's deadline is re-read after every
@@ -409,7 +419,7 @@ class CallDriver:
             if self.core.ended:
                 break
             if deadline is not None and self.now() >= deadline:
-                self.core.handle_timer(self._event("timer"))
+                self._apply(Timer())
                 await self.flush()
             if self.now() >= next_ping:
                 next_ping = self.now() + period
@@ -418,14 +428,14 @@ class CallDriver:
 
     def _record_loop_lag(self) -> None:
         counts = self.bridge.stats.lag_counts.cumulative_since(self._lag_start)
-        self.core.record_loop_lag(counts, self._event("host_lag", counts=counts))
+        self._apply(HostLag(tuple(counts)))
 
     async def _ping(self) -> None:
         unanswered = sum(1 for peer, _ in self._pings.values() if peer is Peer.TWILIO)
         limit = self.bridge.settings.twilio_missed_pongs
         if unanswered >= limit and not self.core.ended:
             reason = f"twilio_unresponsive: {unanswered} pings in a row unanswered"
-            self.core.end(self._event("end", reason=reason), reason)
+            self._apply(End(reason))
             await self.flush()
             return
         for peer, ws in ((Peer.TWILIO, self.twilio), (Peer.REALTIME, self.ai)):
@@ -444,8 +454,7 @@ class CallDriver:
             for key in [k for k, (p, t) in self._pings.items() if p is peer and t <= at]:
                 del self._pings[key]  # an answer to a later ping answers the earlier ones too
             rtt_ms = ((self.now() if arrived is None else arrived) - at) * 1000.0
-            direction = "twilio_rtt" if peer is Peer.TWILIO else "ai_rtt"
-            self.core.record_rtt(peer, rtt_ms, self._event(direction, rtt_ms=rtt_ms))
+            self._apply(TwilioRtt(rtt_ms) if peer is Peer.TWILIO else AiRtt(rtt_ms))
 
     # -------------------------------------------------------------- output
 
@@ -572,7 +581,7 @@ class CallDriver:
     async def end(self, reason: str) -> None:
         """End the call now (shutdown): its report is written before this returns."""
         if not self.core.ended:
-            self.core.end(self._event("end", reason=reason), reason)
+            self._apply(End(reason))
         await self.flush()
 
 

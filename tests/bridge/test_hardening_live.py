@@ -165,8 +165,10 @@ async def test_a_twilio_peer_that_stops_answering_pings_is_ended(tmp_path: Path,
         assert await until(lambda: live.fake.open_connections == 0)
 
 
-async def _tarpit(accepted: list[float], *, close: bool) -> asyncio.Server:
-    """A TCP server that accepts and never answers (or closes at once): a hung or restarting AI."""
+@contextlib.asynccontextmanager
+async def _tarpit(accepted: list[float], *, close: bool) -> AsyncIterator[asyncio.Server]:
+    """A TCP server that accepts and never answers (or closes at once): a hung or restarting AI.
+    Its held connections are closed on the way out (since Python 3.12 ``wait_closed`` waits for them)."""
     held: list[asyncio.StreamWriter] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -176,17 +178,23 @@ async def _tarpit(accepted: list[float], *, close: bool) -> asyncio.Server:
         else:
             held.append(writer)
 
-    return await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_an_ai_that_never_answers_the_handshake_times_out_and_reconnects_with_backoff(
         tmp_path: Path, http: aiohttp.ClientSession) -> None:
     accepted: list[float] = []
-    server = await _tarpit(accepted, close=False)
-    port = server.sockets[0].getsockname()[1]
-    async with server, live_bridge(tmp_path, validate_twilio_signature=False,
-                                   openai_url=f"ws://127.0.0.1:{port}/v1/realtime", ai_connect_timeout_s=0.3,
-                                   ai_reconnect_backoff_s=0.2, max_ai_reconnects=2) as live:
+    async with _tarpit(accepted, close=False) as server, live_bridge(
+            tmp_path, validate_twilio_signature=False,
+            openai_url=f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/realtime", ai_connect_timeout_s=0.3,
+            ai_reconnect_backoff_s=0.2, max_ai_reconnects=2) as live:
         caller = SimulatedCaller(live.media_url, stream_sid="MZa", call_sid="CA-a", params={"tenant": "t"})
         await caller.run(schedule(silence_frames(2.0)), hangup_after_s=2.5, session=http)
         report = await report_of(live, "CA-a")
@@ -200,7 +208,8 @@ async def test_an_ai_that_never_answers_the_handshake_times_out_and_reconnects_w
 async def test_a_call_rides_out_an_ai_restart_and_the_caller_loses_no_audio(tmp_path: Path,
                                                                             http: aiohttp.ClientSession) -> None:
     accepted: list[float] = []
-    down = await _tarpit(accepted, close=True)  # the AI's port refuses sessions while it restarts
+    down_cm = _tarpit(accepted, close=True)  # the AI's port refuses sessions while it restarts
+    down = await down_cm.__aenter__()
     port = down.sockets[0].getsockname()[1]
     fake = FakeRealtimeServer(FakeRealtimeConfig(speed=8.0))
     async with live_bridge(tmp_path, validate_twilio_signature=False, openai_url=f"ws://127.0.0.1:{port}/v1/realtime",
@@ -210,8 +219,7 @@ async def test_a_call_rides_out_an_ai_restart_and_the_caller_loses_no_audio(tmp_
 
         async def restart() -> None:
             await asyncio.sleep(0.8)
-            down.close()
-            await down.wait_closed()
+            await down_cm.__aexit__(None, None, None)
             await fake.start(port=port)
 
         await asyncio.gather(caller.run(schedule(frames), hangup_after_s=len(frames) * 0.02 + 0.3, session=http),
