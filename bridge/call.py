@@ -16,11 +16,16 @@ the live call did.
     receive_ai_audio(pcm, now)     WebRTC leg in older captures: 20 ms of 48 kHz PCM from aiortc
     record_rtp(stats, now)         WebRTC leg: the RTP/RTCP figures of the AI leg, for the report
     record_loop_lag(counts, now)   the bridge's event-loop lag since the call began (bucket counts)
+    end(now, reason)               the driver ends the call (shutdown, a broken Twilio socket)
     get_timer() / handle_timer(now)
     data_to_send() / next_event()
 
-States: CONNECTED (socket open) -> STARTED (``start`` seen) -> ENDED. Anything after ENDED is
-ignored; every bad input is counted and reported as a Problem, and the call goes on.
+Drivers reach these through ``bridge/inputs.py`` (one dataclass per input, one ``apply``).
+States: CONNECTED (socket open) -> STARTED (``start`` seen) -> ENDED; a socket that sends no
+``start`` within ``start_timeout_s`` is ended by the timer. Anything after ENDED is ignored;
+every bad input is counted (``bridge/counters.py``) and reported as a Problem, and the call goes
+on; a bug met by an input is counted as ``internal_errors`` by the input's own guard; and the
+call always ends with a report (a fallback one if the full report cannot be built).
 
 The AI leg is the Realtime WebSocket for ``pcmu`` and ``pcm24k``, and WebRTC for ``opus16k``:
 there caller audio leaves as Opus packets for the audio track (``Outgoing.audio``), AI audio comes
