@@ -11,7 +11,6 @@ injected by the caller of this class), plays what comes back and echoes marks.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 from collections import deque
@@ -19,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
+
+from bridge import twilio as tw
 
 FRAME_S = 0.020
 
@@ -36,14 +37,13 @@ class TwilioPlayout:
     frame_starts: list[float] | None = None  # a list: note when each played frame started
 
     def receive(self, text: str, now: float) -> list[str]:
-        """One message from the bridge; returns messages to send back now."""
-        msg = json.loads(text)
-        event = msg.get("event")
-        if event == "media":
-            self._queue.append(("media", base64.b64decode(msg["media"]["payload"]), now))
-        elif event == "mark":
-            self._queue.append(("mark", str(msg["mark"]["name"]), now))
-        elif event == "clear":
+        """One message from the bridge (read with ``bridge.twilio``); returns messages to send back now."""
+        msg = tw.parse_twilio_outbound(text)
+        if isinstance(msg, tw.OutboundMedia):
+            self._queue.append(("media", msg.audio(), now))
+        elif isinstance(msg, tw.OutboundMark):
+            self._queue.append(("mark", msg.name, now))
+        elif isinstance(msg, tw.ClearMessage):
             self.clears += 1
             names = [str(v) for k, v, _ in self._queue if k == "mark"]
             self._queue.clear()
@@ -86,17 +86,20 @@ class TwilioPlayout:
     def _echo(self, name: str) -> str:
         self._seq += 1
         self.marks_echoed.append(name)
-        return json.dumps({"event": "mark", "sequenceNumber": str(self._seq), "streamSid": self.stream_sid,
-                           "mark": {"name": name}})
+        return tw.MarkMessage(self._seq, self.stream_sid, name).serialize()
+
+
+ACCOUNT_SID = "AC" + "0" * 32
+CONNECTED = tw.ConnectedMessage("Call", "1.0.0").serialize()
 
 
 def start_message(stream_sid: str, call_sid: str, params: dict[str, str]) -> str:
-    return json.dumps({
-        "event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
-        "start": {"accountSid": "AC" + "0" * 32, "streamSid": stream_sid, "callSid": call_sid,
-                  "tracks": ["inbound"], "customParameters": params,
-                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}},
-    })
+    return tw.StartMessage(1, stream_sid, ACCOUNT_SID, stream_sid, call_sid, ("inbound",), dict(params),
+                           tw.MediaFormat("audio/x-mulaw", 8000, 1)).serialize()
+
+
+def stop_message(stream_sid: str, call_sid: str, seq: int) -> str:
+    return tw.StopMessage(seq, stream_sid, ACCOUNT_SID, call_sid).serialize()
 
 
 def media_message(stream_sid: str, seq: int, chunk: int, timestamp_ms: int, payload_b64: str) -> str:
@@ -162,7 +165,7 @@ class SimulatedCaller:
                   session: aiohttp.ClientSession) -> CallerResult:
         loop = asyncio.get_running_loop()
         async with session.ws_connect(self.url, headers=self.headers, autoping=False) as ws:
-            await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+            await ws.send_str(CONNECTED)
             await ws.send_str(start_message(self.stream_sid, self.call_sid, self.params))
             t0 = self.t0 = loop.time()
             lock = asyncio.Lock()
@@ -229,9 +232,7 @@ class SimulatedCaller:
                 rest = t0 + hangup_after_s - loop.time()
                 if rest > 0:
                     await asyncio.sleep(rest)
-                await send([json.dumps({"event": "stop", "sequenceNumber": str(len(frames) + 2),
-                                        "streamSid": self.stream_sid,
-                                        "stop": {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid}})])
+                await send([stop_message(self.stream_sid, self.call_sid, len(frames) + 2)])
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(tasks[0], 5.0)
             finally:

@@ -52,7 +52,7 @@ from typing import Any, Final
 
 from bridge import __version__, compact_json
 from bridge.call_config import CallConfig
-from bridge.caller import media_message, start_message
+from bridge.caller import CONNECTED, media_message, start_message, stop_message
 from bridge.capture import event_line, header_line, message_line
 from quality.emodel import EModelParams, r_factor
 from quality.impairments import CodecChain
@@ -63,7 +63,6 @@ FRAME_BYTES: Final = 160
 SILENCE: Final = b"\xff" * FRAME_BYTES  # mu-law zero
 TALK_S: Final = 1.0  # --speech: talk and silence alternate, starting with talk
 PAUSE_S: Final = 0.6
-ACCOUNT_SID: Final = "AC" + "0" * 32
 CALL_SID: Final = "CA" + "0" * 31 + "1"
 STREAM_SID: Final = "MZ" + "0" * 31 + "1"
 STARTED_AT: Final = "2026-01-01T00:00:00+00:00"
@@ -387,16 +386,14 @@ def _payloads(n: int, speech: bool) -> list[bytes]:
 def _messages(params: SimParams, arrivals: list[_Arrival], payloads: list[bytes], n: int,
               stop_t: float) -> list[tuple[float, str]]:
     out: list[tuple[float, str]] = [
-        (0.0, compact_json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})),
+        (0.0, CONNECTED),
         (0.0, start_message(STREAM_SID, CALL_SID, {"tenant": params.tenant})),
     ]
     for a in arrivals:
         b64 = base64.b64encode(payloads[a.frame - 1]).decode("ascii")
         out.append((a.t, media_message(STREAM_SID, a.chunk + 1, a.chunk, (a.frame - 1) * 20, b64)))
     sent = max((a.chunk for a in arrivals), default=0)
-    stop = {"event": "stop", "sequenceNumber": str(sent + 2), "streamSid": STREAM_SID,
-            "stop": {"accountSid": ACCOUNT_SID, "callSid": CALL_SID}}
-    out.append((stop_t, compact_json.dumps(stop)))
+    out.append((stop_t, stop_message(STREAM_SID, CALL_SID, sent + 2)))
     return out
 
 

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from bridge import caller
 from bridge.twilio import (
     DEFAULT_MAX_BYTES,
     BadBase64,
@@ -436,3 +437,17 @@ def test_error_message_is_clear() -> None:
     with pytest.raises(WrongFieldType) as info:
         parse_twilio(_with(MEDIA, "media.chunk", 1))
     assert str(info.value) == "field 'media.chunk' in 'media' message must be a decimal string, got number 1"
+
+
+def test_the_rigs_speak_twilio_through_this_module() -> None:
+    """The simulated caller's messages parse back to what they say (its media message is built as
+    text for speed; the rest come from this module's serializers)."""
+
+    assert parse_twilio(caller.media_message("MZ1", 7, 6, 120, "//8=")) == MediaMessage(7, "MZ1", "inbound", 6, 120,
+                                                                                         "//8=")
+    start = parse_twilio(caller.start_message("MZ1", "CA1", {"tenant": "t"}))
+    assert isinstance(start, StartMessage)
+    assert (start.call_sid, dict(start.custom_parameters)) == ("CA1", {"tenant": "t"})
+    stop = parse_twilio(caller.stop_message("MZ1", "CA1", 9))
+    assert isinstance(stop, StopMessage) and (stop.sequence_number, stop.call_sid) == (9, "CA1")
+    assert isinstance(parse_twilio(caller.CONNECTED), ConnectedMessage)
