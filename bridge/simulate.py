@@ -51,9 +51,12 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final
 
 from bridge import __version__, compact_json
+from bridge.call import CallCore
 from bridge.call_config import CallConfig
 from bridge.caller import CONNECTED, media_message, start_message, stop_message
 from bridge.capture import event_line, header_line, message_line
+from bridge.inputs import AiConnected, Input, Timer, TwilioIn, apply
+from bridge.replay import MetricsOnlyTranscoder
 from quality.emodel import EModelParams, r_factor
 from quality.impairments import CodecChain
 from quality.playout import MIN_DEPTH_S, QUANTILE
@@ -399,12 +402,19 @@ def _messages(params: SimParams, arrivals: list[_Arrival], payloads: list[bytes]
 
 def _capture_lines(messages: list[tuple[float, str]], stop_t: float, started_at: str, bridge_version: str,
                    timers: bool) -> tuple[str, ...]:
+    """The capture the live driver would write: its inputs, in order, with a timer line wherever
+    the core's own timer comes due (a call core runs alongside, as the live driver's does)."""
     config = CallConfig()
-    lines = [header_line(started_at, bridge_version, config), event_line(0.0, "ai_connected")]
-    deadline = config.interval_s
-    for t, text in messages:
-        while timers and deadline <= t and deadline < stop_t:
-            lines.append(event_line(deadline, "timer"))
-            deadline += config.interval_s
-        lines.append(message_line(t, "twilio_in", text, raw_above=_RAW_ABOVE))
+    core = CallCore(config, now=0.0, transcoder=MetricsOnlyTranscoder())
+    lines = [header_line(started_at, bridge_version, config)]
+    inputs: list[tuple[float, Input]] = [(0.0, AiConnected()), *((t, TwilioIn(text)) for t, text in messages)]
+    for t, inp in inputs:
+        while timers and (due := core.get_timer()) is not None and due <= t and due < stop_t:
+            lines.append(event_line(due, Timer.DIR))
+            apply(core, Timer(), due)
+        if isinstance(inp, TwilioIn):
+            lines.append(message_line(t, inp.DIR, inp.text, raw_above=_RAW_ABOVE))
+        else:
+            lines.append(event_line(t, inp.DIR))
+        apply(core, inp, t)
     return tuple(lines)
