@@ -168,10 +168,11 @@ def expected_mos(plan: CallPlan, opts: LoadOptions) -> float:
     sent = {f.media_ms // 20 for f in plan.frames}
     lost = [k for k in range(plan.generated) if k not in sent]
     buffer_ms, late_pct = playout_truth([f.send_at - f.media_ms / 1000.0 for f in plan.frames])
-    _, out_chain = chains(opts.ai_format, 24000, CallConfig().edge_codec)
+    defaults = CallConfig()
+    _, out_chain = chains(opts.ai_format, 24000, defaults.edge_codec)
     return truth_mos(loss_pct=100.0 * len(lost) / plan.generated, burst_r=burst_r(lost, plan.generated),
                      buffer_ms=buffer_ms, late_pct=late_pct, chain=out_chain,
-                     base_delay_ms=CallConfig().pstn_delay_ms + G711_PACKETIZATION_MS + opts.delay_ms)
+                     base_delay_ms=defaults.pstn_delay_ms + G711_PACKETIZATION_MS + opts.delay_ms)
 
 
 # ----------------------------------------------------------------------------------- processes

@@ -224,11 +224,11 @@ class ReportWriter:
         """A report the database refuses for what it holds goes to ``<spool>.bad`` with the
         reason, and the queue moves on: retried, it would block every later report forever."""
         reason = f"{type(exc).__name__}: {exc}"
+        path = None if self._spool is None else _bad_file(self._spool)
         log.error("the store refuses the report for call_sid=%s for its content (%s); kept in %s",
-                  report.get("call_sid"), reason, self._bad_path())
+                  report.get("call_sid"), reason, path)
         self._on_write("failed")
         self._refused_count += 1
-        path = self._bad_path()
         if path is None:
             return
         try:
@@ -237,8 +237,6 @@ class ReportWriter:
         except (OSError, TypeError, ValueError) as e:
             log.error("cannot keep the refused report for call_sid=%s in %s: %s", report.get("call_sid"), path, e)
 
-    def _bad_path(self) -> Path | None:
-        return None if self._spool is None else self._spool.with_name(self._spool.name + ".bad")
 
     def _schedule_retry(self, first: bool) -> None:
         self._retry_delay = self._retry_s if first else min(self._max_retry_s, self._retry_delay * 2)
@@ -334,10 +332,15 @@ class ReportWriter:
         self._on_spool_depth(depth)
 
 
+def _bad_file(spool: Path) -> Path:
+    """Where lines that are not reports, and reports the database refuses, are kept."""
+    return spool.with_name(spool.name + ".bad")
+
+
 def _rewrite(spool: Path, kept: list[str], bad: list[str]) -> None:
     try:
         if bad:
-            with spool.with_name(spool.name + ".bad").open("a", encoding="utf-8") as f:
+            with _bad_file(spool).open("a", encoding="utf-8") as f:
                 f.write("".join(line + "\n" for line in bad))
         if not kept:
             spool.unlink(missing_ok=True)
