@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge import ab_cmd
+from bridge.cli import ab as ab_cmd
 from tests.bridge.codecs.speech import speech
 
 SENTENCE = ("The birch canoe slid on the smooth planks and the sheet was glued to the dark blue background "

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bridge.codecs import make_transcoder
 from bridge.codecs.g711 import ulaw_decode, ulaw_encode
+from bridge.codecs.offline import caller_frames, loopback
 from bridge.codecs.opus import OpusDecoder, OpusEncoder
-from bridge.codecs.resample import Downsampler, Upsampler
-from bridge.codecs.simulate import caller_frames, loopback
+from bridge.codecs.resamplers import Downsampler, Upsampler
 
 SENTENCES = (
     "The birch canoe slid on the smooth planks.",

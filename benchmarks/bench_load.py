@@ -19,8 +19,8 @@ import numpy as np
 import uvloop
 
 from bridge.codecs.opus import OpusDecoder, OpusEncoder
-from bridge.fake_realtime import speech_like
-from bridge.loadtest import LoadOptions, find_max, is_clean, run_load
+from bridge.loadtest.run import LoadOptions, find_max, is_clean, run_load
+from bridge.stand_ins.realtime_ws import speech_like
 
 
 def libopus_ms_per_call_second(cpu: int = 0, rounds: int = 7) -> float:

@@ -18,13 +18,13 @@ import time
 
 import numpy as np
 
-from bridge.call_config import AiFormat, CallConfig
-from bridge.caller import media_message, start_message
-from bridge.capture import event_line, header_line, message_line, parse_capture
 from bridge.codecs.g711 import ulaw_encode
 from bridge.codecs.opus import OpusEncoder
-from bridge.fake_realtime import speech_like
-from bridge.replay import replay
+from bridge.core.config import AiFormat, CallConfig
+from bridge.protocols.capture import event_line, header_line, message_line, parse_capture
+from bridge.replay.run import replay
+from bridge.stand_ins.realtime_ws import speech_like
+from bridge.stand_ins.twilio_caller import media_message, start_message
 
 
 def synthetic_capture(minutes: float, ai_format: AiFormat) -> list[str]:

@@ -26,8 +26,8 @@ import numpy as np
 from pesq import pesq
 
 from bridge.codecs.g711 import Int16Array
+from bridge.codecs.offline import to_caller
 from bridge.codecs.opus import FRAME_SAMPLES_16K, OpusDecoder, OpusEncoder
-from bridge.codecs.simulate import to_caller
 from quality.emodel import RO_WB, WB_SCALE, mos_to_r
 from quality.impairments import bpl_from_ie_eff, ie_from_mos_lqo
 

@@ -2,10 +2,10 @@
 
     .venv/bin/python benchmarks/mos_table.py [--seeds 5]
 
-Each row is a 60 s Twilio-shaped capture from ``bridge/simulate.py`` (loss on the media clock,
+Each row is a 60 s Twilio-shaped capture from ``bridge/stand_ins/simulate.py`` (loss on the media clock,
 exponential extra delay in TCP order, default settings), replayed through the call core. Next to
 the report's MOS stands G.107 on the generator's ground truth (``truth_mos``) and the bounds the
-tests hold (``tests/bridge/test_mos_table.py``).
+tests hold (``tests/bridge/core/test_mos_table.py``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge.capture import parse_capture
-from bridge.replay import replay
-from bridge.simulate import SimParams, simulate, truth_mos
+from bridge.protocols.capture import parse_capture
+from bridge.replay.run import replay
+from bridge.stand_ins.simulate import SimParams, simulate, truth_mos
 from quality.impairments import CodecChain
-from tests.bridge.test_mos_table import BASE_DELAY_MS, GILBERT, ROWS
+from tests.bridge.core.test_mos_table import BASE_DELAY_MS, GILBERT, ROWS
 
 
 def main() -> None:

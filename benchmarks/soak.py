@@ -11,7 +11,7 @@ import asyncio
 import json
 import platform
 
-from bridge.loadtest import LoadOptions, run_load
+from bridge.loadtest.run import LoadOptions, run_load
 
 
 def main() -> None:

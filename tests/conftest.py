@@ -12,10 +12,10 @@ from tests.webhook_server import FailingHook, Hook, Received, serve
 
 # The pure and core tests: no socket, no database, no subprocess, no browser. Everything else is
 # marked ``slow``, so `pytest -m "not slow"` runs these alone in seconds.
-CORE_TESTS = ("tests/quality/", "tests/bridge/codecs/", "tests/bridge/test_call.py", "tests/bridge/test_call_webrtc.py",
-              "tests/bridge/test_twilio.py", "tests/bridge/test_realtime.py", "tests/bridge/test_capture.py",
-              "tests/bridge/test_hardening_core.py", "tests/bridge/test_mos_table.py", "tests/bridge/test_logs.py",
-              "tests/bridge/test_simulate.py", "tests/bridge/test_mos_cmd.py", "tests/bridge/test_playback.py")
+CORE_TESTS = ("tests/quality/", "tests/bridge/codecs/", "tests/bridge/core/", "tests/bridge/protocols/test_twilio.py",
+              "tests/bridge/protocols/test_realtime.py", "tests/bridge/protocols/test_capture.py",
+              "tests/bridge/live/test_logs.py", "tests/bridge/stand_ins/test_simulate.py",
+              "tests/bridge/cli/test_mos_cmd.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

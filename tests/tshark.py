@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from bridge.pcap import DST_PORT
+from bridge.protocols.pcap import DST_PORT
 
 # one stream row: ... Payload  Pkts  Lost (x%)  MinDelta MeanDelta MaxDelta  MinJitter MeanJitter MaxJitter
 ROW = re.compile(r"g711U\s+(\d+)\s+(-?\d+) \(\S+%\)\s+(?:[\d.]+\s+){3}[\d.]+\s+([\d.]+)\s+([\d.]+)")

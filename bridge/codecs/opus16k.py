@@ -8,8 +8,8 @@ from bridge.codecs.base import Delay
 from bridge.codecs.errors import OddPcmLength
 from bridge.codecs.g711 import Int16Array
 from bridge.codecs.opus import OpusDecoder, OpusEncoder
-from bridge.codecs.resample import RESAMPLE_DELAY_MS, Downsampler
-from bridge.codecs.resampling import ResamplingTranscoder
+from bridge.codecs.pcm_chain import ResamplingTranscoder
+from bridge.codecs.resamplers import RESAMPLE_DELAY_MS, Downsampler
 
 CALLER_RATE = 8000
 TRACK_RATE = 48000  # what a WebRTC stack's Opus decoder hands out (RFC 7587: the RTP clock is 48 kHz)

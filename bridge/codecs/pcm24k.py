@@ -7,8 +7,8 @@ import numpy as np
 from bridge.codecs.base import Delay
 from bridge.codecs.errors import OddPcmLength
 from bridge.codecs.g711 import Int16Array
-from bridge.codecs.resample import RESAMPLE_DELAY_MS
-from bridge.codecs.resampling import ResamplingTranscoder
+from bridge.codecs.pcm_chain import ResamplingTranscoder
+from bridge.codecs.resamplers import RESAMPLE_DELAY_MS
 
 
 class Pcm24kTranscoder(ResamplingTranscoder):

@@ -3,7 +3,7 @@
     .venv/bin/python tests/data/make_samples.py [OUT_DIR]
 
 Each ``NAME.jsonl`` gets a ``NAME.truth.json`` with the generator's ground truth; see
-``bridge/simulate.py`` for the model. ``tests/bridge/test_simulate.py`` checks that the shipped
+``bridge/stand_ins/simulate.py`` for the model. ``tests/bridge/stand_ins/test_simulate.py`` checks that the shipped
 files are byte for byte what this script writes, so rerun it after changing the generator or
 the capture header (``CallConfig`` defaults).
 """
@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.simulate import SimParams, simulate, truth_document
+from bridge.stand_ins.simulate import SimParams, simulate, truth_document
 
 HERE = Path(__file__).resolve().parent
 BRIDGE_VERSION = "0.1.0+simulate"  # pinned so a version bump does not change the samples

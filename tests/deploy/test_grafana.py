@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.events import Direction
-from bridge.metrics import BridgeMetrics
+from bridge.core.events import Direction
+from bridge.live.metrics import BridgeMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "mosbridge.json"

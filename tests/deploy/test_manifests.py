@@ -25,9 +25,9 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.config import Settings, env_name
-from bridge.metrics import BridgeMetrics
-from bridge.server import Bridge
+from bridge.live.metrics import BridgeMetrics
+from bridge.live.server import Bridge
+from bridge.live.settings import Settings, env_name
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -510,7 +510,7 @@ def test_wheel_includes_every_package() -> None:
 
 
 def test_wheel_includes_every_data_file() -> None:
-    """Non-Python files the code reads at run time (bridge/web/ for /dashboard) need [tool.setuptools.package-data].
+    """Non-Python files the code reads at run time (bridge/ops/web/ for /dashboard) need [tool.setuptools.package-data].
 
     The globs are evaluated as setuptools' build_py does: glob(pattern, recursive=True) in the package directory.
     """

@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bridge.loadtest import LoadOptions, LoadResult, Processes, run_load
+from bridge.loadtest.run import LoadOptions, LoadResult, Processes, run_load
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "mosbridge-rules.yml"
 SPEEDUP = 30

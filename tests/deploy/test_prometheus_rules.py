@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.metrics import LOOP_LAG_S_BUCKETS, PROBLEM_COUNTERS, WRITE_RESULTS, BridgeMetrics
+from bridge.live.metrics import LOOP_LAG_S_BUCKETS, PROBLEM_COUNTERS, WRITE_RESULTS, BridgeMetrics
 from quality.lag import SATURATED_P99_MS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"

@@ -40,7 +40,7 @@ def test_constant_transit_is_zero_jitter_and_uses_arrival_order() -> None:
 def test_mean_and_max_of_j_are_over_every_packet_after_the_first() -> None:
     # The worked sequence above: J = 0, 5, 9.6875 ticks after packets 2, 3, 4. Wireshark's
     # "Mean Jitter" averages those three, its "Max Jitter" is the largest (checked against
-    # tshark itself in tests/bridge/test_tshark.py).
+    # tshark itself in tests/bridge/protocols/test_tshark.py).
     j = InterarrivalJitter()
     for ts, a in [(0, 1000), (160, 1160), (320, 1400), (480, 1480)]:
         j.update(a * TICK, ts * TICK)

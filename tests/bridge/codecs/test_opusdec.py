@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bridge.codecs import make_transcoder
-from bridge.codecs.simulate import caller_frames
+from bridge.codecs.offline import caller_frames
 
 
 def _crc_table() -> list[int]:

@@ -10,7 +10,7 @@ import numpy.typing as npt
 import pytest
 
 from bridge.codecs import make_transcoder
-from bridge.codecs.simulate import loopback
+from bridge.codecs.offline import loopback
 from tests.bridge.codecs.speech import espeak_available, speech
 
 pesq_module = pytest.importorskip("pesq", reason="the pesq package (ITU-T P.862) is not installed")

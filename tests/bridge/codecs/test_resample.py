@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.codecs.resample import RESAMPLE_DELAY_MS, Downsampler, Upsampler
+from bridge.codecs.resamplers import RESAMPLE_DELAY_MS, Downsampler, Upsampler
 from tests.bridge.codecs.speech import fft_resample
 
 SETTLE = 200

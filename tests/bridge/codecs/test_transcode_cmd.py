@@ -1,4 +1,4 @@
-"""`mosbridge transcode` through a minimal argparse harness, as bridge/cli.py wires it."""
+"""`mosbridge transcode` through a minimal argparse harness, as bridge/cli/main.py wires it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from bridge import transcode_cmd
+from bridge.cli import transcode as transcode_cmd
 
 
 def run(argv: list[str]) -> int:

@@ -18,8 +18,8 @@ from bridge.codecs import (
     make_transcoder,
 )
 from bridge.codecs.g711 import SILENCE_FRAME, ulaw_decode
+from bridge.codecs.offline import caller_frames, loopback
 from bridge.codecs.opus import MISSING_MESSAGE, load_opuslib
-from bridge.codecs.simulate import caller_frames, loopback
 from tests.bridge.codecs.test_resample import bandlimited_noise, measured_delay_ms
 
 FORMATS = ["pcmu", "pcm24k", "opus16k"]

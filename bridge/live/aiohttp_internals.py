@@ -1,0 +1,64 @@
+"""The two aiohttp internals the bridge uses, in one place; ``tests/bridge/live/test_arrival.py``
+fails loudly if an aiohttp upgrade removes either.
+
+1. When a Twilio message reached the bridge, as close to the socket as asyncio lets us see.
+
+The call's task reads a message only when the loop gets to it: with many calls, after every other
+call's task that became ready in the same loop iteration. Stamping there turns the bridge's own
+queueing into jitter and late discards in the report. aiohttp hands each chunk read from the socket
+to the WebSocket parser after calling the connection's ``_data_received_cb`` (the hook its
+heartbeat uses); stamping in that hook dates a message by the chunk that completed it.
+
+The time data waits in the kernel before the loop polls it is still unseen: only kernel receive
+timestamps (``SO_TIMESTAMPING``), which asyncio's transports do not expose, would show it.
+
+2. Whether a WebSocket's transport has paused writing (flow control): the client connection's
+protocol, kept on its writer (:func:`writing_paused`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("mosbridge")
+
+_MISSING = object()
+
+
+class ArrivalClock:
+    """The monotonic time of the latest chunk aiohttp read on one connection."""
+
+    def __init__(self, protocol: object, clock: Callable[[], float] = time.monotonic) -> None:
+        self.last: float | None = None
+        self._clock = clock
+        previous = getattr(protocol, "_data_received_cb", _MISSING)
+        self.hooked = previous is not _MISSING
+        if not self.hooked:
+            log.warning("aiohttp has no _data_received_cb on %s: Twilio frames are stamped when read",
+                        type(protocol).__name__)
+            return
+        chained: Callable[[], None] | None = previous if callable(previous) else None
+
+        def on_data() -> None:
+            self.last = clock()
+            if chained is not None:
+                chained()
+
+        protocol._data_received_cb = on_data  # type: ignore[attr-defined]
+
+    def stamp(self) -> float:
+        """When the message just read arrived: the latest chunk's time. A message completed by
+        an earlier chunk gets a later time than its own, never an earlier one, and never later
+        than now."""
+        now = self._clock()
+        return now if self.last is None else min(self.last, now)
+
+
+def writing_paused(ws: object) -> bool | None:
+    """Whether aiohttp has paused writing on ``ws`` (its transport's buffer is full); None when
+    this aiohttp keeps the protocol elsewhere (callers then take the slow, always-safe path)."""
+    protocol = getattr(getattr(ws, "_writer", None), "protocol", None)
+    paused = getattr(protocol, "writing_paused", None)
+    return paused if isinstance(paused, bool) else None

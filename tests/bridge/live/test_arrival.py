@@ -1,0 +1,111 @@
+"""Twilio frames are dated by when aiohttp read them off the socket, not by when their call's task
+got its turn on a busy loop."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bridge.live.aiohttp_internals import ArrivalClock, writing_paused
+from bridge.stand_ins.twilio_caller import start_message
+from tests.bridge.live_rig import live_bridge
+
+
+class _Protocol:
+    def __init__(self, cb: object) -> None:
+        self._data_received_cb = cb
+
+
+def test_the_hook_stamps_each_chunk_and_keeps_the_one_it_replaced() -> None:
+    now = [10.0]
+    heartbeats: list[float] = []
+    proto = _Protocol(lambda: heartbeats.append(now[0]))
+    clock = ArrivalClock(proto, clock=lambda: now[0])
+    assert clock.hooked and clock.stamp() == 10.0  # nothing read yet: now
+    proto._data_received_cb()  # type: ignore[operator]
+    assert heartbeats == [10.0]  # aiohttp's own callback still runs
+    now[0] = 10.05  # the call's task runs 50 ms later
+    assert clock.stamp() == 10.0
+
+
+def test_without_the_hook_frames_are_stamped_when_read(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="mosbridge"):
+        clock = ArrivalClock(object(), clock=lambda: 3.0)
+    assert not clock.hooked and clock.stamp() == 3.0
+    assert "stamped when read" in caplog.text
+
+
+async def test_a_frame_is_dated_before_the_loop_made_its_task_wait(tmp_path: Path) -> None:
+    captures = tmp_path / "captures"
+    async with live_bridge(tmp_path, validate_twilio_signature=False, capture_dir=str(captures),
+                           capture_tenants="t") as live, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(live.media_url)
+        await ws.send_str(start_message("MZa", "CA-arrival", {"tenant": "t"}))
+        await asyncio.sleep(0.3)
+        [driver] = live.bridge.calls
+        protocol = driver.twilio._req.protocol  # type: ignore[union-attr]
+        bridge_hook = protocol._data_received_cb
+        assert bridge_hook is not None  # the bridge hooked it
+        blocked_at: list[float] = []
+
+        def busy_loop() -> None:  # other calls' work, queued after the read and before this call's task
+            blocked_at.append(time.monotonic() - driver.t0)
+            time.sleep(0.06)
+
+        def hook() -> None:
+            bridge_hook()
+            if not blocked_at:
+                asyncio.get_running_loop().call_soon(busy_loop)
+
+        protocol._data_received_cb = hook
+        media = {"event": "media", "sequenceNumber": "2", "streamSid": "MZa",
+                 "media": {"track": "inbound", "chunk": "1", "timestamp": "0",
+                           "payload": base64.b64encode(b"\xff" * 160).decode()}}
+        await ws.send_str(json.dumps(media))
+        await asyncio.sleep(0.3)
+        await ws.close()
+        await asyncio.sleep(0.3)
+    [capture] = list(captures.glob("*.jsonl"))
+    lines = [json.loads(line) for line in capture.read_text().splitlines()[1:]]
+    [frame] = [x for x in lines if x["dir"] == "twilio_in" and x.get("msg", {}).get("event") == "media"]
+    assert blocked_at, "the busy callback never ran"
+    # read before the loop was held 60 ms: stamped before it, not after
+    assert frame["t"] <= blocked_at[0] < frame["t"] + 0.02
+
+
+async def test_the_aiohttp_internals_the_bridge_uses_are_there() -> None:
+    """Fails loudly on an aiohttp upgrade that moves either internal (bridge/live/aiohttp_internals.py):
+    without them the bridge still runs, but stamps frames late or sends every AI message through
+    the writer task."""
+    hooked: list[bool] = []
+
+    async def handler(request: aiohttp.web.Request) -> aiohttp.web.WebSocketResponse:
+        hooked.append(ArrivalClock(request.protocol).hooked)
+        ws = aiohttp.web.WebSocketResponse()
+        await ws.prepare(request)
+        async for _ in ws:
+            pass
+        return ws
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/ws", handler)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"http://127.0.0.1:{port}/ws") as ws:
+            assert writing_paused(ws) is False, f"aiohttp {aiohttp.__version__}: no writer protocol flow control"
+            await ws.send_str("x")
+            await ws.close()
+    finally:
+        await runner.cleanup()
+    assert hooked == [True], f"aiohttp {aiohttp.__version__}: no _data_received_cb on the server protocol"
