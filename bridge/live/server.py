@@ -2,65 +2,42 @@
 
 Routes: ``POST /twiml`` (the voice webhook: returns ``<Connect><Stream>``), ``GET /media`` (the
 Media Streams WebSocket), ``GET /healthz``, ``GET /readyz``, ``GET /stats`` and ``GET /metrics``.
-Each call runs one :class:`~bridge.core.call.CallCore` with four tasks: the Twilio reader (the handler
-itself), the AI session loop (one Realtime session after another, opened once ``start`` came),
-the AI writer, and a clock for timers and pings. Time is ``time.monotonic()``.
+Each call is one :class:`~bridge.live.driver.CallDriver` over one :class:`~bridge.core.call.CallCore`;
+this module holds the app, the routes, the process-wide state calls share (settings, HTTP client,
+report writer, metrics, capture recorder, alert loop) and the drain on SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hmac
-import json
 import logging
 import random
 import signal
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from prometheus_client import CONTENT_TYPE_LATEST
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
 from bridge import __version__
-from bridge.core.call import DEADLINE_S, CallCore
-from bridge.core.counters import Count
-from bridge.core.events import CallEnded, CallStarted, Direction, Event, Outgoing, Peer, Problem, ReconnectRealtime
-from bridge.core.inputs import (
-    AiClosed,
-    AiConnected,
-    AiIn,
-    AiPacketIn,
-    AiRtp,
-    AiRtt,
-    End,
-    HostLag,
-    Input,
-    Timer,
-    TwilioClosed,
-    TwilioIn,
-    TwilioRtt,
-    apply,
-    capture_fields,
-)
-from bridge.core.isotime import iso_utc
-from bridge.live.aiohttp_internals import ArrivalClock, writing_paused
+from bridge.core.call import CallCore
+from bridge.live.ai_legs import TRANSPORT_CAP_FACTOR, AiLeg, RealtimeRtcLeg, RealtimeWsLeg, RtcTarget, WsTarget
+from bridge.live.driver import CallDriver
 from bridge.live.gc_pauses import GcPauseWatch
 from bridge.live.logs import quiet_malformed_requests
-from bridge.live.loop_lag import LagCounts, watch_loop_lag
+from bridge.live.loop_lag import watch_loop_lag
 from bridge.live.metrics import BridgeMetrics
-from bridge.live.recorder import CallCapture, CapturePolicy, CaptureRecorder
+from bridge.live.recorder import CapturePolicy, CaptureRecorder
 from bridge.live.settings import Settings
-from bridge.live.webrtc_leg import WebRtcError, WebRtcLeg
+from bridge.live.stats import BridgeStats
 from bridge.live.webrtc_net import restrict_ice_to
 from bridge.ops.alerts import AlertEvaluator, AlertNotice
 from bridge.ops.api import Api
@@ -70,20 +47,10 @@ from bridge.ops.store_thread import StoreThread
 from bridge.ops.store_writer import ReportWriter
 from bridge.ops.webhook import post_json
 from quality.alerting import AlertRule
-from quality.latency import LatencyHistogram
 
 log = logging.getLogger("mosbridge")
-report_log = logging.getLogger("mosbridge.report")
 alert_log = logging.getLogger("mosbridge.alert")
 
-# aiohttp drops a connection whose message exceeds its cap; keep that cap well above the
-# core's own limit so a moderately oversized message is counted and skipped, not fatal.
-TRANSPORT_CAP_FACTOR = 16
-AI_BACKLOG_WARN = 250  # messages (5 s of caller audio) waiting for the AI socket
-# A Twilio reader that finds messages already buffered handles them without the event loop
-# running anything else: after this long it yields, so one caller's burst cannot stall the pod.
-TWILIO_TURN_S = 0.002
-RECEIVE_BLOCKED_S = 0.0002  # a receive that took longer than this waited on the socket: others ran
 RECONNECT_BACKOFF_MAX_S = 4.0
 
 
@@ -105,484 +72,6 @@ def alert_rule(settings: Settings) -> AlertRule:
     return AlertRule(threshold=settings.alert_mos_threshold, window_s=settings.alert_window_s,
                      for_s=settings.alert_for_s, hysteresis=settings.alert_hysteresis,
                      min_calls=settings.alert_min_calls)
-
-
-class BridgeStats:
-    """Process-wide figures across calls, for load runs and quick looks: ``GET /stats``."""
-
-    def __init__(self, metrics: BridgeMetrics) -> None:
-        self.metrics = metrics
-        self.latency = {d: LatencyHistogram() for d in Direction}
-        self.deadline_misses = dict.fromkeys(Direction, 0)
-        self.frames = dict.fromkeys(Direction, 0)
-        self.loop_lag = LatencyHistogram()
-        self.lag_counts = LagCounts()
-        self.gc_pauses = {g: LatencyHistogram() for g in (0, 1, 2)}
-        self.calls_started = 0
-        self.calls_ended = 0
-
-    def observe_loop_lag(self, lag_s: float) -> None:
-        self.loop_lag.record(lag_s)
-        self.lag_counts.observe(lag_s)
-        self.metrics.loop_lag.observe(lag_s)
-
-    def observe_gc_pause(self, generation: int, pause_s: float) -> None:
-        self.gc_pauses[generation].record(pause_s)
-        self.metrics.gc_pause.labels(generation=str(generation)).observe(pause_s)
-
-    def observe(self, items: list[Outgoing], now: float) -> None:
-        for item in items:
-            if item.direction is not None:
-                waited = now - item.ingress
-                missed = waited > DEADLINE_S
-                self.latency[item.direction].record(waited)
-                self.frames[item.direction] += 1
-                self.deadline_misses[item.direction] += missed
-                self.metrics.frame(item.direction, waited, missed)
-
-    def to_dict(self, live: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"calls_live": live, "calls_started": self.calls_started,
-                               "calls_ended": self.calls_ended}
-        for d in Direction:
-            s = self.latency[d].summary()
-            out[d.value] = {"frames": self.frames[d], "deadline_misses": self.deadline_misses[d],
-                            "bridge_latency_ms": {"p50": s.p50_ms, "p99": s.p99_ms, "max": s.max_ms}}
-        lag = self.loop_lag.summary()
-        out["event_loop_lag_ms"] = {"p50": lag.p50_ms, "p99": lag.p99_ms, "max": lag.max_ms}
-        out["gc_pause_ms"] = {}
-        for g, h in self.gc_pauses.items():
-            s = h.summary()
-            out["gc_pause_ms"][str(g)] = {"collections": s.count, "total": s.count * s.mean_ms, "p99": s.p99_ms,
-                                          "max": s.max_ms}
-        return out
-
-
-RtcInbox = asyncio.Queue[tuple[str, str | tuple[int, bytes]]]
-
-
-def _id(call_sid: str) -> str:
-    return call_sid or "call"
-
-
-def _poster(queue: RtcInbox, kind: str) -> Callable[[str], None]:
-    """A callback that queues what it is given, tagged with ``kind``."""
-    return lambda text: queue.put_nowait((kind, text))
-
-
-class CallDriver:
-    """Drives one call's core from its two WebSockets.
-
-    The core is given time relative to the call's start (monotonic seconds), and every
-    interaction with it goes through the methods below, which also write the capture when the
-    call is recorded: replay makes the same calls with the same floats, so it gets the same report.
-    """
-
-    def __init__(self, bridge: Bridge, twilio_ws: web.WebSocketResponse, twilio_protocol: object) -> None:
-        self.bridge = bridge
-        self.twilio = twilio_ws
-        self.t0 = time.monotonic()
-        self._arrival = ArrivalClock(twilio_protocol)
-        self.core = CallCore(bridge.call_config, now=0.0)
-        self.wall_start = time.time()
-        self.capture: CallCapture | None = (
-            bridge.recorder.open_call(iso_utc(self.wall_start)))
-        self.ai: aiohttp.ClientWebSocketResponse | None = None
-        self.rtc: WebRtcLeg | None = None
-        self._lock = asyncio.Lock()
-        self._rearm = asyncio.Event()  # the core wants its timer sooner than the clock sleeps
-        self._armed = float("inf")  # when the clock task is due to wake, on the call's clock
-        self._ai_queue: deque[Outgoing] = deque()
-        self._ai_ready = asyncio.Event()
-        self._ai_writing = False  # the writer has a batch in flight: later messages queue behind it
-        self._backlog_warned = False
-        self._reconnect = asyncio.Event()
-        self._started = asyncio.Event()  # ``start`` seen (or the call over): the AI session may open
-        self._pings: dict[bytes, tuple[Peer, float]] = {}
-        self._ping_count = 0
-        self._lag_start = bridge.stats.lag_counts.snapshot()
-
-    def _arrived(self) -> float:
-        """When the Twilio message just read reached the bridge (see ``bridge.live.aiohttp_internals``), on the
-        call's clock; never before the previous one."""
-        return self._arrival.stamp() - self.t0
-
-    def now(self) -> float:
-        # time.monotonic, not loop.time(): uvloop's clock ticks in whole milliseconds, too coarse
-        # for per-frame latency stamps of a fraction of a millisecond.
-        return time.monotonic() - self.t0
-
-    # -------------------------------------------------------------- core calls (recorded)
-
-    def _apply(self, inp: Input, now: float | None = None) -> float:
-        """Record ``inp`` in the capture, then give it to the core (``bridge/core/inputs.py``): replay
-        reads the same inputs back. The core guards itself: a bug met by one input is counted,
-        not raised. Returns the time it was applied at."""
-        now = self.now() if now is None else now
-        if self.capture is not None:
-            if isinstance(inp, TwilioIn | AiIn):
-                self.capture.message(now, inp.DIR, inp.text)
-            else:
-                self.capture.event(now, inp.DIR, **capture_fields(inp))
-        apply(self.core, inp, now)
-        return now
-
-    # -------------------------------------------------------------- tasks
-
-    async def run(self) -> None:
-        """The call from upgrade to report. Whatever goes wrong on the way, the call ends with its
-        report written and both sockets (and the AI session) closed."""
-        tasks = [asyncio.create_task(self._ai_loop()), asyncio.create_task(self._clock()),
-                 asyncio.create_task(self._ai_writer())]
-        try:
-            await self._twilio_loop()
-        except Exception:
-            self.core.counters[Count.INTERNAL_ERRORS] += 1
-            log.exception("%s: the Twilio reader failed; ending the call", _id(self.core.call_sid))
-        finally:
-            try:
-                if not self.core.ended:
-                    self._apply(TwilioClosed())
-                await self.flush()
-            except Exception:
-                log.exception("%s: error while ending the call", _id(self.core.call_sid))
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
-            await self._close_sockets()
-
-    async def _close_sockets(self) -> None:
-        if self.rtc is not None:
-            with contextlib.suppress(Exception):
-                await self.rtc.close()
-        for ws in (self.ai, self.twilio):
-            if ws is not None and not ws.closed:
-                with contextlib.suppress(Exception):
-                    await ws.close()
-
-    async def _twilio_loop(self) -> None:
-        ws = self.twilio
-        turn = time.monotonic()
-        while True:
-            before = time.monotonic()
-            msg = await ws.receive()
-            after = time.monotonic()
-            if after - before > RECEIVE_BLOCKED_S:
-                turn = after
-            elif after - turn > TWILIO_TURN_S:
-                await asyncio.sleep(0)  # a backlog: let every other call run between its messages
-                turn = time.monotonic()
-            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-                return
-            if msg.type is WSMsgType.ERROR:
-                # aiohttp closes the socket on a message over its cap or a protocol violation
-                self._apply(End(f"twilio_error: {type(msg.data).__name__}: {msg.data}"))
-                return
-            arrived = self._arrived()
-            if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
-                self._apply(TwilioIn(msg.data), arrived)
-            elif msg.type is WSMsgType.PING:
-                await ws.pong(msg.data)
-                continue
-            elif msg.type is WSMsgType.PONG:
-                self._pong(msg.data, arrived)
-                continue
-            await self.flush()
-            if self.core.ended:
-                return
-
-    async def _ai_loop(self) -> None:
-        """One AI session after another until the call ends: the core decides whether to reconnect,
-        this waits a growing, jittered backoff before each attempt in a row (a restarting AI
-        service is not hammered, and a call rides out a restart of a few seconds). The first
-        session opens once ``start`` has come: a socket that never starts opens none."""
-        await self._started.wait()
-        attempt = 0
-        while not self.core.ended:
-            self._reconnect.clear()
-            opened = time.monotonic()
-            reason = await (self._rtc_session() if self.core.webrtc else self._ws_session())
-            if self.core.ended:
-                break
-            self._apply(AiClosed(reason))
-            await self.flush()
-            if self.core.ended:
-                break
-            await self._reconnect.wait()
-            if self.core.ended:
-                break
-            attempt = 0 if time.monotonic() - opened >= self.bridge.call_config.ai_healthy_s else attempt + 1
-            await asyncio.sleep(self.bridge.backoff_s(attempt))
-
-    async def _ws_session(self) -> str:
-        """One Realtime WebSocket session; returns why it ended."""
-        s = self.bridge.settings
-        assert self.bridge.http is not None
-        url = f"{s.openai_url}?model={s.openai_model}"
-        headers = {"Authorization": f"Bearer {s.openai_api_key.get_secret_value() if s.openai_api_key else ''}"}
-        try:
-            self.ai = await asyncio.wait_for(
-                self.bridge.http.ws_connect(url, headers=headers, autoping=False, heartbeat=None,
-                                            max_msg_size=s.max_message_bytes * TRANSPORT_CAP_FACTOR),
-                s.ai_connect_timeout_s)
-        except TimeoutError:
-            return f"connect timed out after {s.ai_connect_timeout_s:g} s"
-        except (aiohttp.ClientError, OSError) as exc:
-            return f"connect failed: {exc}"
-        self._apply(AiConnected())
-        await self.flush()
-        async for msg in self.ai:
-            if msg.type is WSMsgType.TEXT:
-                self._apply(AiIn(msg.data))
-                await self.flush()
-                # AI audio comes in bursts, faster than real time: let every other call's
-                # reader run between two deltas, so a burst cannot hold caller frames
-                # back (their arrival stamps would turn it into jitter that never was).
-                await asyncio.sleep(0)
-            elif msg.type is WSMsgType.PING:
-                await self.ai.pong(msg.data)
-            elif msg.type is WSMsgType.PONG:
-                self._pong(msg.data)
-            if self.core.ended:
-                break
-        return f"close code {self.ai.close_code}"
-
-    async def _rtc_session(self) -> str:
-        """One WebRTC session; returns why it ended. The leg's callbacks feed one queue, so events
-        and audio reach the core in the order they arrived."""
-        s = self.bridge.settings
-        assert self.bridge.http is not None
-        key = s.openai_api_key.get_secret_value() if s.openai_api_key else ""
-        inbox: RtcInbox = asyncio.Queue()
-        leg = WebRtcLeg(self.bridge.http, s.openai_calls_url, key, self.core.session_update().session(),
-                        on_event=_poster(inbox, "event"),
-                        on_packet=lambda seq, opus: inbox.put_nowait(("packet", (seq, opus))),
-                        on_closed=_poster(inbox, "closed"), stun_url=s.webrtc_stun_url)
-        self.rtc = leg
-        stats: asyncio.Task[None] | None = None
-        try:
-            try:
-                await leg.connect()
-            except (WebRtcError, aiohttp.ClientError, OSError, ValueError) as exc:
-                return f"connect failed: {exc}"
-            self._apply(AiConnected())
-            await self.flush()
-            stats = asyncio.create_task(self._rtp_stats(leg))
-            while not self.core.ended:
-                kind, data = await inbox.get()
-                if isinstance(data, tuple):
-                    self._apply(AiPacketIn(*data))
-                elif kind == "closed":
-                    return data
-                else:
-                    self._apply(AiIn(data))
-                await self.flush()
-            return "call ended"
-        finally:
-            if stats is not None:
-                stats.cancel()
-            self.rtc = None
-            await leg.close()
-
-    async def _rtp_stats(self, leg: WebRtcLeg) -> None:
-        """The leg's RTP figures every ping period; RTCP's round trip stands for the ping RTT."""
-        period = self.bridge.settings.ping_interval_s
-        last_rtt: float | None = None
-        while True:
-            await asyncio.sleep(period)
-            try:
-                stats = await leg.stats()
-            except Exception as exc:  # aiortc internals: a failed read is not worth the call
-                log.warning("%s: WebRTC stats unavailable: %s", self.core.call_sid, exc)
-                continue
-            self._apply(AiRtp(stats))
-            rtt = stats.get("rtt_ms")
-            if isinstance(rtt, float) and rtt != last_rtt:
-                last_rtt = rtt
-                self._apply(AiRtt(rtt))
-
-    async def _clock(self) -> None:
-        """Fires the core's timer and the pings. The core's deadline is re-read after every
-        input (``flush`` re-arms this when an input brought it forward, as aioquic re-arms its
-        timer in ``transmit()``), so a stall is seen on time whatever the interval and ping
-        periods."""
-        period = self.bridge.settings.ping_interval_s
-        next_ping = self.now() + period
-        while not self.core.ended:
-            deadline = self.core.get_timer()
-            wake = next_ping if deadline is None else min(deadline, next_ping)
-            self._armed = wake
-            self._rearm.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._rearm.wait(), max(0.0, wake - self.now()))
-            if self.core.ended:
-                break
-            if deadline is not None and self.now() >= deadline:
-                self._apply(Timer())
-                await self.flush()
-            if self.now() >= next_ping:
-                next_ping = self.now() + period
-                self._record_loop_lag()
-                await self._ping()
-
-    def _record_loop_lag(self) -> None:
-        counts = self.bridge.stats.lag_counts.cumulative_since(self._lag_start)
-        self._apply(HostLag(tuple(counts)))
-
-    async def _ping(self) -> None:
-        unanswered = sum(1 for peer, _ in self._pings.values() if peer is Peer.TWILIO)
-        limit = self.bridge.settings.twilio_missed_pongs
-        if unanswered >= limit and not self.core.ended:
-            reason = f"twilio_unresponsive: {unanswered} pings in a row unanswered"
-            self._apply(End(reason))
-            await self.flush()
-            return
-        for peer, ws in ((Peer.TWILIO, self.twilio), (Peer.REALTIME, self.ai)):
-            if ws is None or ws.closed:
-                continue
-            self._ping_count += 1
-            payload = self._ping_count.to_bytes(4, "big")
-            self._pings[payload] = (peer, self.now())
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.ping(payload)
-
-    def _pong(self, payload: bytes, arrived: float | None = None) -> None:
-        sent = self._pings.pop(bytes(payload), None)
-        if sent is not None:
-            peer, at = sent
-            for key in [k for k, (p, t) in self._pings.items() if p is peer and t <= at]:
-                del self._pings[key]  # an answer to a later ping answers the earlier ones too
-            rtt_ms = ((self.now() if arrived is None else arrived) - at) * 1000.0
-            self._apply(TwilioRtt(rtt_ms) if peer is Peer.TWILIO else AiRtt(rtt_ms))
-
-    # -------------------------------------------------------------- output
-
-    async def flush(self) -> None:
-        """Send what the core produced. What it produced for the AI goes out at once while the
-        AI socket keeps up; once it pushes back, or a backlog waits, it goes to the AI writer,
-        so a slow or congested AI socket never holds back the caller's audio. (Always handing
-        over to the writer would put every frame behind every other call's ready work: tens of
-        milliseconds at a few hundred calls.)"""
-        async with self._lock:
-            to_twilio: list[Outgoing] = []
-            to_ai: list[Outgoing] = []
-            for item in self.core.data_to_send():
-                (to_twilio if item.peer is Peer.TWILIO else to_ai).append(item)
-            if to_ai:
-                if self._ai_writing or self._ai_queue or not self._ai_keeps_up():
-                    self._ai_queue.extend(to_ai)
-                    self._ai_ready.set()
-                else:
-                    await self._send_ai(to_ai)
-            for item in to_twilio:
-                if not self.twilio.closed:
-                    with contextlib.suppress(ConnectionError, RuntimeError):
-                        await self.twilio.send_str(item.text)
-            if to_twilio:
-                self._sent(to_twilio, "twilio_out")
-            while (event := self.core.next_event()) is not None:
-                await self._on_event(event)
-            deadline = self.core.get_timer()
-            if deadline is not None and deadline < self._armed:
-                self._armed = deadline
-                self._rearm.set()
-
-    async def _ai_writer(self) -> None:
-        while True:
-            await self._ai_ready.wait()
-            self._ai_ready.clear()
-            if len(self._ai_queue) > AI_BACKLOG_WARN and not self._backlog_warned:
-                self._backlog_warned = True
-                log.warning("%s: %d messages queued for a slow Realtime connection", self.core.call_sid,
-                            len(self._ai_queue))
-            batch = list(self._ai_queue)
-            self._ai_queue.clear()
-            self._ai_writing = True
-            try:
-                await self._send_ai(batch)
-            finally:
-                self._ai_writing = False
-
-    def _ai_keeps_up(self) -> bool:
-        """The AI leg takes a message without waiting: WebRTC always (its track queues), the
-        WebSocket while aiohttp has not paused writing on it (flow control)."""
-        if self.rtc is not None:
-            return True
-        ws = self.ai
-        if ws is None or ws.closed:
-            return False
-        # unknown (an aiohttp that moved it): every message takes the writer's path
-        return writing_paused(ws) is False
-
-    async def _send_ai(self, batch: list[Outgoing]) -> None:
-        rtc, ws = self.rtc, self.ai
-        if rtc is not None:
-            for item in batch:
-                if item.audio is not None:
-                    rtc.send_audio(item.audio)
-                else:
-                    rtc.send_event(item.text)
-        else:
-            for item in batch:
-                if ws is not None and not ws.closed:
-                    with contextlib.suppress(ConnectionError, RuntimeError):
-                        await ws.send_str(item.text)
-        self._sent(batch, "ai_out")
-
-    def _sent(self, items: list[Outgoing], direction: str) -> None:
-        now = self.now()
-        self.bridge.stats.observe(items, now)
-        if self.capture is not None:
-            for item in items:
-                if item.audio is not None:
-                    self.capture.event(now, direction, b64=base64.b64encode(item.audio).decode("ascii"))
-                else:
-                    self.capture.message(now, direction, item.text)
-        self.core.record_sent(items, now)
-
-    async def _on_event(self, event: Event) -> None:
-        if isinstance(event, Problem):
-            log.log(logging.ERROR if event.level == "error" else logging.WARNING, "%s: %s", event.kind,
-                    event.detail)
-        elif isinstance(event, CallStarted):
-            log.info("call started %s tenant=%s tags=%s", event.call_sid, event.tenant, event.tags)
-            if self.capture is not None:
-                self.capture.decide(self.bridge.capture_policy.wants(event.tenant, event.tags))
-            self._started.set()
-        elif isinstance(event, ReconnectRealtime):
-            self._reconnect.set()
-        elif isinstance(event, CallEnded):
-            self._on_ended(event)
-            self._started.set()
-            self._reconnect.set()
-            await self._close_sockets()
-
-    def _on_ended(self, event: CallEnded) -> None:
-        """Hand the report on: the store's writer first (the report must not be lost), then the
-        metrics, the log line and the capture, each on its own so one failing cannot stop another."""
-        report: dict[str, Any] = dict(event.report)
-        report["started_at"] = iso_utc(self.wall_start)
-        report["ended_at"] = iso_utc(self.bridge.clock())
-        self.bridge.reports_written += 1
-        steps: list[tuple[str, Callable[[], None]]] = [
-            ("store", lambda: self.bridge.writer.submit(report) if self.bridge.writer is not None else None),
-            ("metrics", lambda: self.bridge.metrics.call_ended(report)),
-            ("log", lambda: report_log.info(json.dumps(report, sort_keys=True))
-             if report_log.isEnabledFor(logging.INFO) else None),  # serializing a report is not free
-            ("capture", lambda: self.capture.close(self.core.call_sid) if self.capture is not None else None),
-        ]
-        for name, step in steps:
-            try:
-                step()
-            except Exception:
-                log.exception("%s: the report's %s step failed", _id(self.core.call_sid), name)
-
-    async def end(self, reason: str) -> None:
-        """End the call now (shutdown): its report is written before this returns."""
-        if not self.core.ended:
-            self._apply(End(reason))
-        await self.flush()
 
 
 class Bridge:
@@ -650,6 +139,17 @@ class Bridge:
             await self.http.close()
         await asyncio.to_thread(self.db.close)
         await asyncio.to_thread(self._webhooks.shutdown, True)
+
+    def open_ai_leg(self, core: CallCore) -> AiLeg:
+        """A new AI leg for ``core``: WebRTC for ``opus16k``, the Realtime WebSocket otherwise."""
+        s = self.settings
+        assert self.http is not None
+        key = s.openai_api_key.get_secret_value() if s.openai_api_key else ""
+        if core.webrtc:
+            return RealtimeRtcLeg(self.http, RtcTarget(s.openai_calls_url, key, core.session_update().session(),
+                                                       s.webrtc_stun_url, s.ping_interval_s))
+        return RealtimeWsLeg(self.http, WsTarget(f"{s.openai_url}?model={s.openai_model}", key,
+                                                 s.ai_connect_timeout_s, s.max_message_bytes))
 
     def backoff_s(self, attempt: int) -> float:
         """The wait before reconnect ``attempt`` (0 for the first in a row): the base doubled each

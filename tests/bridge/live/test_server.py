@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bridge.live.ai_legs import RealtimeWsLeg
 from bridge.ops.store import open_store
 from bridge.stand_ins.realtime_ws import FakeRealtimeConfig
 from bridge.stand_ins.twilio_caller import SimulatedCaller, start_message
@@ -160,13 +161,13 @@ async def test_ai_frames_go_out_inline_until_the_socket_pushes_back_and_stay_in_
         caller = SimulatedCaller(live.media_url, stream_sid="MZflow", call_sid="CA-flow", params={})
         call = asyncio.create_task(caller.run(schedule(frames), hangup_after_s=3.2, session=http))
         async with asyncio.timeout(5):
-            while not live.bridge.calls or next(iter(live.bridge.calls)).ai is None:
+            while not live.bridge.calls or next(iter(live.bridge.calls)).leg is None:
                 await asyncio.sleep(0.01)
         driver = next(iter(live.bridge.calls))
         await asyncio.sleep(0.5)
         assert driver._ai_keeps_up()  # aiohttp's flow control is where the fast path looks
-        assert driver.ai is not None
-        protocol = driver.ai._writer.protocol
+        assert isinstance(driver.leg, RealtimeWsLeg) and driver.leg.ws is not None
+        protocol = driver.leg.ws._writer.protocol
         protocol.pause_writing()  # what asyncio's transport calls above its high-water mark
         assert not driver._ai_keeps_up()
         await asyncio.sleep(0.6)
@@ -210,9 +211,9 @@ async def test_more_than_a_hundred_calls_each_get_their_ai_session_at_once(tmp_p
             await ws.send_str(start_message(f"MZc{i}", f"CA-many-{i}", {"tenant": "t"}))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10.0
-        while loop.time() < deadline and sum(d.ai is not None for d in live.bridge.calls) < calls:
+        while loop.time() < deadline and sum(d.leg is not None for d in live.bridge.calls) < calls:
             await asyncio.sleep(0.05)
-        connected = sum(d.ai is not None for d in live.bridge.calls)
+        connected = sum(d.leg is not None for d in live.bridge.calls)
         for ws in sockets:
             await ws.close()
         await asyncio.gather(*readers)

@@ -1,0 +1,228 @@
+"""The AI leg of a live call behind one interface: the Realtime WebSocket (``pcmu``, ``pcm24k``)
+and WebRTC (``opus16k``).
+
+The call driver opens a leg, applies what :meth:`AiLeg.receive` yields to the core (in arrival
+order), hands it the core's outgoing AI items, pings it, and closes it; it never asks which kind
+of leg it holds. A leg never raises into the driver for a peer's failure: ``connect`` raises
+:class:`AiConnectFailed` with the reason, and ``receive`` ends, leaving ``closed_reason``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import WSMsgType
+
+from bridge.core.events import Outgoing
+from bridge.core.inputs import AiIn, AiPacketIn, AiRtp, AiRtt
+from bridge.live.aiohttp_internals import writing_paused
+from bridge.live.webrtc_leg import WebRtcError, WebRtcLeg
+
+log = logging.getLogger(__name__)
+
+# aiohttp's own cap on a WebSocket message, as a multiple of the bridge's content limit: the core
+# logs and counts a message over the limit; the transport only refuses what is far beyond it
+TRANSPORT_CAP_FACTOR = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """The answer to one of the driver's pings (its payload), arrived on the AI leg."""
+
+    payload: bytes
+
+
+AiItem = AiIn | AiPacketIn | AiRtp | AiRtt | Pong
+
+
+class AiConnectFailed(Exception):
+    """The leg could not be opened; the message is the reason the core is given."""
+
+
+class AiLeg(Protocol):
+    """One AI session: connect, receive until it ends, send, close."""
+
+    closed_reason: str
+
+    async def connect(self) -> None:
+        """Open the session, or raise :class:`AiConnectFailed`."""
+
+    def receive(self) -> AsyncIterator[AiItem]:
+        """What the AI sends, in arrival order, until the session ends (then ``closed_reason``)."""
+        ...
+
+    def keeps_up(self) -> bool:
+        """The leg takes a message now without waiting (flow control has not pushed back)."""
+        ...
+
+    async def send(self, batch: list[Outgoing]) -> None:
+        """Send the core's items for the AI, in order; a closed leg drops them."""
+
+    async def ping(self, payload: bytes) -> bool:
+        """Send a ping whose pong :meth:`receive` yields; False if this leg does not ping."""
+        ...
+
+    async def close(self) -> None:
+        """Close the session (idempotent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WsTarget:
+    """Where and how the Realtime WebSocket leg connects."""
+
+    url: str
+    api_key: str
+    connect_timeout_s: float
+    max_message_bytes: int
+
+
+class RealtimeWsLeg:
+    """The Realtime WebSocket (``wss://…/v1/realtime?model=…``), GA event protocol as text."""
+
+    def __init__(self, http: aiohttp.ClientSession, target: WsTarget) -> None:
+        self._http = http
+        self._target = target
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self.closed_reason = "not connected"
+
+    @property
+    def ws(self) -> aiohttp.ClientWebSocketResponse | None:
+        """The open socket (None before ``connect``)."""
+        return self._ws
+
+    async def connect(self) -> None:
+        t = self._target
+        try:
+            self._ws = await asyncio.wait_for(
+                self._http.ws_connect(t.url, headers={"Authorization": f"Bearer {t.api_key}"}, autoping=False,
+                                      heartbeat=None, max_msg_size=t.max_message_bytes * TRANSPORT_CAP_FACTOR),
+                t.connect_timeout_s)
+        except TimeoutError:
+            raise AiConnectFailed(f"connect timed out after {t.connect_timeout_s:g} s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise AiConnectFailed(f"connect failed: {exc}") from None
+
+    async def receive(self) -> AsyncIterator[AiItem]:
+        ws = self._ws
+        assert ws is not None
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                yield AiIn(msg.data)
+                # AI audio comes in bursts, faster than real time: let every other call's
+                # reader run between two deltas, so a burst cannot hold caller frames
+                # back (their arrival stamps would turn it into jitter that never was).
+                await asyncio.sleep(0)
+            elif msg.type is WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif msg.type is WSMsgType.PONG:
+                yield Pong(bytes(msg.data))
+        self.closed_reason = f"close code {ws.close_code}"
+
+    def keeps_up(self) -> bool:
+        ws = self._ws
+        if ws is None or ws.closed:
+            return False
+        # unknown (an aiohttp that moved it): every message takes the writer's path
+        return writing_paused(ws) is False
+
+    async def send(self, batch: list[Outgoing]) -> None:
+        ws = self._ws
+        for item in batch:
+            if ws is None or ws.closed:
+                return
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_str(item.text)
+
+    async def ping(self, payload: bytes) -> bool:
+        ws = self._ws
+        if ws is None or ws.closed:
+            return False
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.ping(payload)
+        return True
+
+    async def close(self) -> None:
+        if self._ws is not None and not self._ws.closed:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+
+
+@dataclass(frozen=True, slots=True)
+class RtcTarget:
+    """Where and how the WebRTC leg connects, and how often it reads its RTP figures."""
+
+    calls_url: str
+    api_key: str
+    session: dict[str, Any]
+    stun_url: str | None
+    stats_period_s: float
+
+
+class RealtimeRtcLeg:
+    """WebRTC (:class:`~bridge.live.webrtc_leg.WebRtcLeg`): Opus on the track, GA events on the data
+    channel. Its callbacks and a periodic read of the RTP figures feed one queue, so events, audio and
+    figures reach the core in the order they came; RTCP's round trip stands for a ping's."""
+
+    def __init__(self, http: aiohttp.ClientSession, target: RtcTarget) -> None:
+        self._inbox: asyncio.Queue[AiItem | str] = asyncio.Queue()
+        self._period_s = target.stats_period_s
+        self._leg = WebRtcLeg(http, target.calls_url, target.api_key, target.session,
+                              on_event=lambda text: self._inbox.put_nowait(AiIn(text)),
+                              on_packet=lambda seq, opus: self._inbox.put_nowait(AiPacketIn(seq, opus)),
+                              on_closed=self._inbox.put_nowait, stun_url=target.stun_url)
+        self._stats: asyncio.Task[None] | None = None
+        self.closed_reason = "not connected"
+
+    async def connect(self) -> None:
+        try:
+            await self._leg.connect()
+        except (WebRtcError, aiohttp.ClientError, OSError, ValueError) as exc:
+            raise AiConnectFailed(f"connect failed: {exc}") from None
+        self._stats = asyncio.create_task(self._read_stats())
+
+    async def receive(self) -> AsyncIterator[AiItem]:
+        while True:
+            item = await self._inbox.get()
+            if isinstance(item, str):
+                self.closed_reason = item
+                return
+            yield item
+
+    async def _read_stats(self) -> None:
+        last_rtt: float | None = None
+        while True:
+            await asyncio.sleep(self._period_s)
+            try:
+                stats = await self._leg.stats()
+            except Exception as exc:  # aiortc internals: a failed read is not worth the call
+                log.warning("WebRTC stats unavailable: %s", exc)
+                continue
+            self._inbox.put_nowait(AiRtp(stats))
+            rtt = stats.get("rtt_ms")
+            if isinstance(rtt, float) and rtt != last_rtt:
+                last_rtt = rtt
+                self._inbox.put_nowait(AiRtt(rtt))
+
+    def keeps_up(self) -> bool:
+        return True  # the track and the data channel queue
+
+    async def send(self, batch: list[Outgoing]) -> None:
+        for item in batch:
+            if item.audio is not None:
+                self._leg.send_audio(item.audio)
+            else:
+                self._leg.send_event(item.text)
+
+    async def ping(self, payload: bytes) -> bool:
+        return False
+
+    async def close(self) -> None:
+        if self._stats is not None:
+            self._stats.cancel()
+        await self._leg.close()

@@ -1,0 +1,399 @@
+"""One live call: the driver that feeds a :class:`~bridge.core.call.CallCore` from its two sockets.
+
+Four tasks per call: the Twilio reader (the handler's own task), the AI session loop (one AI leg
+after another, opened once ``start`` came: ``bridge/live/ai_legs.py``), the AI writer, and a clock
+for the core's timer and the pings. Every input is recorded (when the call is captured) and applied
+through ``bridge/core/inputs.py``, so replay gets the same report. Time is ``time.monotonic()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from bridge.core.call import CallCore
+from bridge.core.counters import Count
+from bridge.core.events import CallEnded, CallStarted, Event, Outgoing, Peer, Problem, ReconnectRealtime
+from bridge.core.inputs import (
+    AiClosed,
+    AiConnected,
+    AiIn,
+    AiRtt,
+    End,
+    HostLag,
+    Input,
+    Timer,
+    TwilioClosed,
+    TwilioIn,
+    TwilioRtt,
+    apply,
+    capture_fields,
+)
+from bridge.core.isotime import iso_utc
+from bridge.live.ai_legs import AiConnectFailed, AiLeg, Pong
+from bridge.live.aiohttp_internals import ArrivalClock
+from bridge.live.recorder import CallCapture
+
+if TYPE_CHECKING:
+    from bridge.live.server import Bridge
+
+log = logging.getLogger("mosbridge")
+report_log = logging.getLogger("mosbridge.report")
+
+AI_BACKLOG_WARN = 250  # messages (5 s of caller audio) waiting for the AI socket
+# A Twilio reader that finds messages already buffered handles them without the event loop
+# running anything else: after this long it yields, so one caller's burst cannot stall the pod.
+TWILIO_TURN_S = 0.002
+RECEIVE_BLOCKED_S = 0.0002  # a receive that took longer than this waited on the socket: others ran
+
+
+def _id(call_sid: str) -> str:
+    return call_sid or "call"
+
+
+class CallDriver:
+    """Drives one call's core from its two WebSockets.
+
+    The core is given time relative to the call's start (monotonic seconds), and every
+    interaction with it goes through the methods below, which also write the capture when the
+    call is recorded: replay makes the same calls with the same floats, so it gets the same report.
+    """
+
+    def __init__(self, bridge: Bridge, twilio_ws: web.WebSocketResponse, twilio_protocol: object) -> None:
+        self.bridge = bridge
+        self.twilio = twilio_ws
+        self.t0 = time.monotonic()
+        self._arrival = ArrivalClock(twilio_protocol)
+        self.core = CallCore(bridge.call_config, now=0.0)
+        self.wall_start = time.time()
+        self.capture: CallCapture | None = (
+            bridge.recorder.open_call(iso_utc(self.wall_start)))
+        self.leg: AiLeg | None = None
+        self._lock = asyncio.Lock()
+        self._rearm = asyncio.Event()  # the core wants its timer sooner than the clock sleeps
+        self._armed = float("inf")  # when the clock task is due to wake, on the call's clock
+        self._ai_queue: deque[Outgoing] = deque()
+        self._ai_ready = asyncio.Event()
+        self._ai_writing = False  # the writer has a batch in flight: later messages queue behind it
+        self._backlog_warned = False
+        self._reconnect = asyncio.Event()
+        self._started = asyncio.Event()  # ``start`` seen (or the call over): the AI session may open
+        self._pings: dict[bytes, tuple[Peer, float]] = {}
+        self._ping_count = 0
+        self._lag_start = bridge.stats.lag_counts.snapshot()
+
+    def _arrived(self) -> float:
+        """When the Twilio message just read reached the bridge (see ``bridge.live.aiohttp_internals``), on the
+        call's clock; never before the previous one."""
+        return self._arrival.stamp() - self.t0
+
+    def now(self) -> float:
+        # time.monotonic, not loop.time(): uvloop's clock ticks in whole milliseconds, too coarse
+        # for per-frame latency stamps of a fraction of a millisecond.
+        return time.monotonic() - self.t0
+
+    # -------------------------------------------------------------- core calls (recorded)
+
+    def _apply(self, inp: Input, now: float | None = None) -> float:
+        """Record ``inp`` in the capture, then give it to the core (``bridge/core/inputs.py``): replay
+        reads the same inputs back. The core guards itself: a bug met by one input is counted,
+        not raised. Returns the time it was applied at."""
+        now = self.now() if now is None else now
+        if self.capture is not None:
+            if isinstance(inp, TwilioIn | AiIn):
+                self.capture.message(now, inp.DIR, inp.text)
+            else:
+                self.capture.event(now, inp.DIR, **capture_fields(inp))
+        apply(self.core, inp, now)
+        return now
+
+    # -------------------------------------------------------------- tasks
+
+    async def run(self) -> None:
+        """The call from upgrade to report. Whatever goes wrong on the way, the call ends with its
+        report written and both sockets (and the AI session) closed."""
+        tasks = [asyncio.create_task(self._ai_loop()), asyncio.create_task(self._clock()),
+                 asyncio.create_task(self._ai_writer())]
+        try:
+            await self._twilio_loop()
+        except Exception:
+            self.core.counters[Count.INTERNAL_ERRORS] += 1
+            log.exception("%s: the Twilio reader failed; ending the call", _id(self.core.call_sid))
+        finally:
+            try:
+                if not self.core.ended:
+                    self._apply(TwilioClosed())
+                await self.flush()
+            except Exception:
+                log.exception("%s: error while ending the call", _id(self.core.call_sid))
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            await self._close_sockets()
+
+    async def _close_sockets(self) -> None:
+        if self.leg is not None:
+            await self.leg.close()
+        if not self.twilio.closed:
+            with contextlib.suppress(Exception):
+                await self.twilio.close()
+
+    async def _twilio_loop(self) -> None:
+        ws = self.twilio
+        turn = time.monotonic()
+        while True:
+            before = time.monotonic()
+            msg = await ws.receive()
+            after = time.monotonic()
+            if after - before > RECEIVE_BLOCKED_S:
+                turn = after
+            elif after - turn > TWILIO_TURN_S:
+                await asyncio.sleep(0)  # a backlog: let every other call run between its messages
+                turn = time.monotonic()
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
+            if msg.type is WSMsgType.ERROR:
+                # aiohttp closes the socket on a message over its cap or a protocol violation
+                self._apply(End(f"twilio_error: {type(msg.data).__name__}: {msg.data}"))
+                return
+            arrived = self._arrived()
+            if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
+                self._apply(TwilioIn(msg.data), arrived)
+            elif msg.type is WSMsgType.PING:
+                await ws.pong(msg.data)
+                continue
+            elif msg.type is WSMsgType.PONG:
+                self._pong(msg.data, arrived)
+                continue
+            await self.flush()
+            if self.core.ended:
+                return
+
+    async def _ai_loop(self) -> None:
+        """One AI session after another until the call ends: the core decides whether to reconnect,
+        this waits a growing, jittered backoff before each attempt in a row (a restarting AI
+        service is not hammered, and a call rides out a restart of a few seconds). The first
+        session opens once ``start`` has come: a socket that never starts opens none."""
+        await self._started.wait()
+        attempt = 0
+        while not self.core.ended:
+            self._reconnect.clear()
+            opened = time.monotonic()
+            reason = await self._ai_session()
+            if self.core.ended:
+                break
+            self._apply(AiClosed(reason))
+            await self.flush()
+            if self.core.ended:
+                break
+            await self._reconnect.wait()
+            if self.core.ended:
+                break
+            attempt = 0 if time.monotonic() - opened >= self.bridge.call_config.ai_healthy_s else attempt + 1
+            await asyncio.sleep(self.bridge.backoff_s(attempt))
+
+    async def _ai_session(self) -> str:
+        """One AI session, whichever leg the call's format takes; returns why it ended."""
+        leg = self.bridge.open_ai_leg(self.core)
+        self.leg = leg
+        try:
+            try:
+                await leg.connect()
+            except AiConnectFailed as exc:
+                return str(exc)
+            self._apply(AiConnected())
+            await self.flush()
+            async for item in leg.receive():
+                if isinstance(item, Pong):
+                    self._pong(item.payload)
+                    continue
+                self._apply(item)
+                await self.flush()
+                if self.core.ended:
+                    return "call ended"
+            return leg.closed_reason
+        finally:
+            self.leg = None
+            await leg.close()
+
+    async def _clock(self) -> None:
+        """Fires the core's timer and the pings. The core's deadline is re-read after every
+        input (``flush`` re-arms this when an input brought it forward, as aioquic re-arms its
+        timer in ``transmit()``), so a stall is seen on time whatever the interval and ping
+        periods."""
+        period = self.bridge.settings.ping_interval_s
+        next_ping = self.now() + period
+        while not self.core.ended:
+            deadline = self.core.get_timer()
+            wake = next_ping if deadline is None else min(deadline, next_ping)
+            self._armed = wake
+            self._rearm.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._rearm.wait(), max(0.0, wake - self.now()))
+            if self.core.ended:
+                break
+            if deadline is not None and self.now() >= deadline:
+                self._apply(Timer())
+                await self.flush()
+            if self.now() >= next_ping:
+                next_ping = self.now() + period
+                self._record_loop_lag()
+                await self._ping()
+
+    def _record_loop_lag(self) -> None:
+        counts = self.bridge.stats.lag_counts.cumulative_since(self._lag_start)
+        self._apply(HostLag(tuple(counts)))
+
+    async def _ping(self) -> None:
+        unanswered = sum(1 for peer, _ in self._pings.values() if peer is Peer.TWILIO)
+        limit = self.bridge.settings.twilio_missed_pongs
+        if unanswered >= limit and not self.core.ended:
+            reason = f"twilio_unresponsive: {unanswered} pings in a row unanswered"
+            self._apply(End(reason))
+            await self.flush()
+            return
+        self._ping_count += 1
+        payload = self._ping_count.to_bytes(4, "big")
+        if not self.twilio.closed:
+            self._pings[payload] = (Peer.TWILIO, self.now())
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.twilio.ping(payload)
+        leg = self.leg
+        if leg is not None:
+            self._ping_count += 1
+            payload = self._ping_count.to_bytes(4, "big")
+            self._pings[payload] = (Peer.REALTIME, self.now())
+            if not await leg.ping(payload):
+                del self._pings[payload]
+
+    def _pong(self, payload: bytes, arrived: float | None = None) -> None:
+        sent = self._pings.pop(bytes(payload), None)
+        if sent is not None:
+            peer, at = sent
+            for key in [k for k, (p, t) in self._pings.items() if p is peer and t <= at]:
+                del self._pings[key]  # an answer to a later ping answers the earlier ones too
+            rtt_ms = ((self.now() if arrived is None else arrived) - at) * 1000.0
+            self._apply(TwilioRtt(rtt_ms) if peer is Peer.TWILIO else AiRtt(rtt_ms))
+
+    # -------------------------------------------------------------- output
+
+    async def flush(self) -> None:
+        """Send what the core produced. What it produced for the AI goes out at once while the
+        AI socket keeps up; once it pushes back, or a backlog waits, it goes to the AI writer,
+        so a slow or congested AI socket never holds back the caller's audio. (Always handing
+        over to the writer would put every frame behind every other call's ready work: tens of
+        milliseconds at a few hundred calls.)"""
+        async with self._lock:
+            to_twilio: list[Outgoing] = []
+            to_ai: list[Outgoing] = []
+            for item in self.core.data_to_send():
+                (to_twilio if item.peer is Peer.TWILIO else to_ai).append(item)
+            if to_ai:
+                if self._ai_writing or self._ai_queue or not self._ai_keeps_up():
+                    self._ai_queue.extend(to_ai)
+                    self._ai_ready.set()
+                else:
+                    await self._send_ai(to_ai)
+            for item in to_twilio:
+                if not self.twilio.closed:
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await self.twilio.send_str(item.text)
+            if to_twilio:
+                self._sent(to_twilio, "twilio_out")
+            while (event := self.core.next_event()) is not None:
+                await self._on_event(event)
+            deadline = self.core.get_timer()
+            if deadline is not None and deadline < self._armed:
+                self._armed = deadline
+                self._rearm.set()
+
+    async def _ai_writer(self) -> None:
+        while True:
+            await self._ai_ready.wait()
+            self._ai_ready.clear()
+            if len(self._ai_queue) > AI_BACKLOG_WARN and not self._backlog_warned:
+                self._backlog_warned = True
+                log.warning("%s: %d messages queued for a slow Realtime connection", self.core.call_sid,
+                            len(self._ai_queue))
+            batch = list(self._ai_queue)
+            self._ai_queue.clear()
+            self._ai_writing = True
+            try:
+                await self._send_ai(batch)
+            finally:
+                self._ai_writing = False
+
+    def _ai_keeps_up(self) -> bool:
+        return self.leg is not None and self.leg.keeps_up()
+
+    async def _send_ai(self, batch: list[Outgoing]) -> None:
+        if self.leg is not None:
+            await self.leg.send(batch)
+        self._sent(batch, "ai_out")
+
+    def _sent(self, items: list[Outgoing], direction: str) -> None:
+        now = self.now()
+        self.bridge.stats.observe(items, now)
+        if self.capture is not None:
+            for item in items:
+                if item.audio is not None:
+                    self.capture.event(now, direction, b64=base64.b64encode(item.audio).decode("ascii"))
+                else:
+                    self.capture.message(now, direction, item.text)
+        self.core.record_sent(items, now)
+
+    async def _on_event(self, event: Event) -> None:
+        if isinstance(event, Problem):
+            log.log(logging.ERROR if event.level == "error" else logging.WARNING, "%s: %s", event.kind,
+                    event.detail)
+        elif isinstance(event, CallStarted):
+            log.info("call started %s tenant=%s tags=%s", event.call_sid, event.tenant, event.tags)
+            if self.capture is not None:
+                self.capture.decide(self.bridge.capture_policy.wants(event.tenant, event.tags))
+            self._started.set()
+        elif isinstance(event, ReconnectRealtime):
+            self._reconnect.set()
+        elif isinstance(event, CallEnded):
+            self._on_ended(event)
+            self._started.set()
+            self._reconnect.set()
+            await self._close_sockets()
+
+    def _on_ended(self, event: CallEnded) -> None:
+        """Hand the report on: the store's writer first (the report must not be lost), then the
+        metrics, the log line and the capture, each on its own so one failing cannot stop another."""
+        report: dict[str, Any] = dict(event.report)
+        report["started_at"] = iso_utc(self.wall_start)
+        report["ended_at"] = iso_utc(self.bridge.clock())
+        self.bridge.reports_written += 1
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("store", lambda: self.bridge.writer.submit(report) if self.bridge.writer is not None else None),
+            ("metrics", lambda: self.bridge.metrics.call_ended(report)),
+            ("log", lambda: report_log.info(json.dumps(report, sort_keys=True))
+             if report_log.isEnabledFor(logging.INFO) else None),  # serializing a report is not free
+            ("capture", lambda: self.capture.close(self.core.call_sid) if self.capture is not None else None),
+        ]
+        for name, step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("%s: the report's %s step failed", _id(self.core.call_sid), name)
+
+    async def end(self, reason: str) -> None:
+        """End the call now (shutdown): its report is written before this returns."""
+        if not self.core.ended:
+            self._apply(End(reason))
+        await self.flush()
+
+
