@@ -1,4 +1,5 @@
-"""G.711 mu-law (ITU-T G.711 §3, Table 2a) via `audioop`.
+"""G.711 mu-law (ITU-T G.711 §3, Table 2a) and A-law (§2, Table 1a) via `audioop`: the one place
+the project encodes or decodes G.711.
 
 `audioop` is stdlib up to Python 3.12; from 3.13 the `audioop-lts` distribution provides the same
 module. Linear samples are 16-bit: audioop scales the 14-bit G.711 range by 4, so decoded values
@@ -34,6 +35,16 @@ def ulaw_decode(data: bytes) -> Int16Array:
 def ulaw_encode(samples: Int16Array) -> bytes:
     """16-bit linear samples to mu-law bytes (G.711 §3 segment encoding)."""
     return bytes(audioop.lin2ulaw(_to_native(samples), 2))
+
+
+def alaw_decode(data: bytes) -> Int16Array:
+    """A-law bytes to 16-bit linear samples (the Realtime stand-in's ``audio/pcma``)."""
+    return _from_native(audioop.alaw2lin(data, 2))
+
+
+def alaw_encode(samples: Int16Array) -> bytes:
+    """16-bit linear samples to A-law bytes (G.711 §2)."""
+    return bytes(audioop.lin2alaw(_to_native(samples), 2))
 
 
 QUIET_PEAK = 32  # -60 dBov: a decoder's output for encoded digital silence stays below it

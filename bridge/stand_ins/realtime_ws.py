@@ -48,6 +48,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from bridge.codecs.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
@@ -96,22 +98,19 @@ def decode_audio(data: bytes, fmt: Json) -> Int16Array:
     """Bytes in a GA audio format to 16-bit linear samples (PCM is little-endian)."""
     kind = fmt.get("type")
     if kind == "audio/pcmu":
-        raw = audioop.ulaw2lin(data, 2)
-    elif kind == "audio/pcma":
-        raw = audioop.alaw2lin(data, 2)
-    else:
-        return np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.int16)
-    return np.frombuffer(raw, dtype=np.int16).astype(np.int16)
+        return ulaw_decode(data)
+    if kind == "audio/pcma":
+        return alaw_decode(data)
+    return np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.int16)
 
 
 def encode_audio(samples: Int16Array, fmt: Json) -> bytes:
     """16-bit linear samples to bytes in a GA audio format."""
-    native = np.asarray(samples, dtype=np.int16).tobytes()
     kind = fmt.get("type")
     if kind == "audio/pcmu":
-        return bytes(audioop.lin2ulaw(native, 2))
+        return ulaw_encode(samples)
     if kind == "audio/pcma":
-        return bytes(audioop.lin2alaw(native, 2))
+        return alaw_encode(samples)
     return np.asarray(samples, dtype="<i2").tobytes()
 
 

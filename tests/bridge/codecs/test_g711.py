@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bridge.codecs.g711 import SILENCE_FRAME, is_quiet, ulaw_decode, ulaw_encode
+from bridge.codecs.g711 import SILENCE_FRAME, alaw_decode, alaw_encode, is_quiet, ulaw_decode, ulaw_encode
 
 SEGMENT_FIRST_OUTPUT = (0, 33, 99, 231, 495, 1023, 2079, 4191)
 SEGMENT_LAST_OUTPUT = (30, 93, 219, 471, 975, 1983, 3999, 8031)
@@ -67,3 +67,19 @@ def test_quiet_means_no_sample_above_minus_60_dbov() -> None:
     assert is_quiet(ulaw_encode(samples))
     samples[80] = 40  # 1 in 800 of full scale, about -58 dBov
     assert not is_quiet(ulaw_encode(samples))
+
+
+def table_1a(code: int) -> int:
+    """G.711 Table 1a A-law decoder output (12-bit magnitude, even bits inverted on the line),
+    scaled by 8 to 16 bits."""
+    c = code ^ 0x55
+    segment, step = (c >> 4) & 0x7, c & 0xF
+    magnitude = 2 * step + 1 if segment == 0 else (2 * step + 33) << (segment - 1)
+    return 8 * (magnitude if c & 0x80 else -magnitude)
+
+
+def test_alaw_matches_table_1a_and_reencodes() -> None:
+    decoded = alaw_decode(bytes(range(256)))
+    assert [int(v) for v in decoded] == [table_1a(c) for c in range(256)]
+    assert alaw_encode(decoded) == bytes(range(256))
+    assert alaw_encode(np.zeros(1, dtype=np.int16)) == b"\xd5"  # the smallest positive level
