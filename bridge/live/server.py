@@ -1,4 +1,4 @@
-"""The live driver: an aiohttp server that Twilio's ``<Connect><Stream>`` connects to.
+"""The live app: the aiohttp server Twilio's ``<Connect><Stream>`` connects to, and what calls share.
 
 Routes: ``POST /twiml`` (the voice webhook: returns ``<Connect><Stream>``), ``GET /media`` (the
 Media Streams WebSocket), ``GET /healthz``, ``GET /readyz``, ``GET /stats`` and ``GET /metrics``.
