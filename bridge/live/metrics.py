@@ -106,6 +106,11 @@ class BridgeMetrics:
                                   ["generation"], buckets=GC_PAUSE_S_BUCKETS, registry=r)
         for generation in ("0", "1", "2"):
             self.gc_pause.labels(generation=generation)
+        self.refused = Counter("mosbridge_calls_refused", "New calls refused while the process was full, by route "
+                               "(twiml, media) and reason (max_calls, loop_lag, draining)", ["route", "reason"],
+                               registry=r)
+        self.ready = Gauge("mosbridge_ready", "1 while the process takes new calls, 0 while full or draining",
+                           registry=r)
         self.problems = Counter("mosbridge_problems", "Bad input and peer trouble, by kind", ["kind"], registry=r)
         self.tenant_overflow = Counter(
             "mosbridge_tenant_label_overflow",

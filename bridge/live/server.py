@@ -29,6 +29,7 @@ from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
 from bridge import __version__
 from bridge.core.call import CallCore
+from bridge.live.admission import Admission, AdmissionLimits, Refusal
 from bridge.live.ai_legs import TRANSPORT_CAP_FACTOR, AiLeg, RealtimeRtcLeg, RealtimeWsLeg, RtcTarget, WsTarget
 from bridge.live.driver import CallDriver
 from bridge.live.gc_pauses import GcPauseWatch
@@ -90,6 +91,8 @@ class Bridge:
         self.recorder = CaptureRecorder(self.capture_policy, self.call_config, __version__)
         self.calls: set[CallDriver] = set()
         self.draining = False
+        self.admission = Admission(AdmissionLimits(settings.max_calls, settings.overload_loop_lag_ms))
+        self.metrics.ready.set(1)
         self.reports_written = 0
         self.bound_port = settings.port
         self.http: aiohttp.ClientSession | None = None
@@ -123,7 +126,7 @@ class Bridge:
         # pool of 100 would leave the 101st call's session waiting for another call to hang up
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         quiet_malformed_requests()
-        self._lag_task = asyncio.create_task(watch_loop_lag(self.stats.observe_loop_lag))
+        self._lag_task = asyncio.create_task(watch_loop_lag(self._observe_lag))
         self._gc_watch.install()
         if self.evaluator is not None:
             self._alert_task = asyncio.create_task(self._alert_loop())
@@ -139,6 +142,10 @@ class Bridge:
             await self.http.close()
         await asyncio.to_thread(self.db.close)
         await asyncio.to_thread(self._webhooks.shutdown, True)
+
+    def _observe_lag(self, lag_s: float) -> None:
+        self.stats.observe_loop_lag(lag_s)
+        self.admission.observe_lag(lag_s)
 
     def open_ai_leg(self, core: CallCore) -> AiLeg:
         """A new AI leg for ``core``: WebRTC for ``opus16k``, the Realtime WebSocket otherwise."""
@@ -226,6 +233,10 @@ class Bridge:
         if not self._signed(request, form, websocket=False):
             log.warning("rejected /twiml: missing or bad X-Twilio-Signature")
             return web.Response(status=403, text="bad signature")
+        refusal = self._refusal()
+        if refusal is not None:
+            self._refused("twiml", refusal)
+            return web.Response(text=self.settings.overload_twiml, content_type="text/xml")
         stream_url = self._public_url(request, websocket=True).split("/twiml", 1)[0] + "/media"
         stream = Stream(url=stream_url)
         for name, value in request.query.items():
@@ -237,11 +248,13 @@ class Bridge:
         return web.Response(text=str(response), content_type="text/xml")
 
     async def media(self, request: web.Request) -> web.StreamResponse:
-        if self.draining:
-            return web.Response(status=503, text="draining")
         if not self._signed(request, {}, websocket=True):
             log.warning("rejected /media upgrade: missing or bad X-Twilio-Signature")
             return web.Response(status=403, text="bad signature")
+        refusal = self._refusal()
+        if refusal is not None:
+            self._refused("media", refusal)
+            return web.Response(status=503, text=f"not taking calls: {refusal}", headers={"Retry-After": "1"})
         ws = web.WebSocketResponse(autoping=False,
                                    max_msg_size=self.settings.max_message_bytes * TRANSPORT_CAP_FACTOR)
         await ws.prepare(request)
@@ -259,9 +272,20 @@ class Bridge:
         return web.json_response({"status": "ok", "calls": len(self.calls)})
 
     async def readyz(self, request: web.Request) -> web.Response:
-        if self.draining:
-            return web.json_response({"status": "draining", "calls": len(self.calls)}, status=503)
-        return web.json_response({"status": "ready", "calls": len(self.calls)})
+        refusal = self._refusal()
+        body = {"status": "ready" if refusal is None else refusal, "calls": len(self.calls),
+                "loop_lag_ms": round(self.admission.lag_ms, 2)}
+        return web.json_response(body, status=200 if refusal is None else 503)
+
+    def _refusal(self) -> Refusal | None:
+        refusal = self.admission.refusal(len(self.calls), self.draining)
+        self.metrics.ready.set(refusal is None)
+        return refusal
+
+    def _refused(self, route: str, reason: Refusal) -> None:
+        self.metrics.refused.labels(route=route, reason=reason).inc()
+        log.warning("refused a new call at /%s: %s (%d live, loop lag %.1f ms)", route, reason, len(self.calls),
+                    self.admission.lag_ms)
 
     def _metrics_allowed(self, request: web.Request) -> bool:
         token = self.settings.metrics_token

@@ -21,6 +21,10 @@ CALL_CONFIG_RENAMED = {"model": "openai_model"}
 CALL_CONFIG_CONVERTED = frozenset({"pseudonym_key", "phi_keys"})
 
 
+OVERLOAD_TWIML = ('<?xml version="1.0" encoding="UTF-8"?><Response><Say>Sorry, all our lines are busy. '
+                  'Please call again in a few minutes.</Say><Hangup/></Response>')
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MOSBRIDGE_", populate_by_name=True, frozen=True,
                                       extra="ignore")
@@ -82,6 +86,12 @@ class Settings(BaseSettings):
     phi_keys: str = Field(",".join(sorted(_CALL.phi_keys)), description="comma-separated customParameters keys "
                           "whose values are pseudonymized (PHI)")
     drain_timeout_s: float = Field(30.0, ge=0, description="on SIGTERM, how long live calls may finish, s")
+    max_calls: int = Field(0, ge=0, description="live calls this process takes at most; above it /readyz answers "
+                           "503, /twiml the overload TwiML, /media 503 (0 = no limit)")
+    overload_loop_lag_ms: float = Field(25.0, ge=0, description="refuse new calls (as max_calls does) while the event "
+                                        "loop's lag, smoothed over ~1 s, is above this, ms (0 = off)")
+    overload_twiml: str = Field(OVERLOAD_TWIML, description="TwiML /twiml answers while the process is full (a "
+                                "<Redirect> to another pool, or a polite <Say> and <Hangup>)")
     start_timeout_s: float = Field(_CALL.start_timeout_s, gt=0,
                                    description="a Media Streams socket that sends no start message within this is "
                                    "closed (its report says no_start), s")
