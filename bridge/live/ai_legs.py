@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,7 +22,8 @@ from aiohttp import WSMsgType
 
 from bridge.core.events import Outgoing
 from bridge.core.inputs import AiIn, AiPacketIn, AiRtp, AiRtt
-from bridge.live.aiohttp_internals import writing_paused
+from bridge.live.aiohttp_internals import ArrivalClock, client_protocol, writing_paused
+from bridge.live.turns import Turn
 from bridge.live.webrtc_leg import WebRtcError, WebRtcLeg
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,11 @@ class AiLeg(Protocol):
         """Send a ping whose pong :meth:`receive` yields; False if this leg does not ping."""
         ...
 
+    def arrived(self) -> float | None:
+        """When the item :meth:`receive` yielded last reached the process (monotonic), as close to
+        the socket as the transport lets us see; None if unknown."""
+        ...
+
     async def close(self) -> None:
         """Close the session (idempotent)."""
 
@@ -89,6 +96,8 @@ class RealtimeWsLeg:
         self._http = http
         self._target = target
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._arrival: ArrivalClock | None = None
+        self._last: float | None = None
         self.closed_reason = "not connected"
 
     @property
@@ -107,22 +116,29 @@ class RealtimeWsLeg:
             raise AiConnectFailed(f"connect timed out after {t.connect_timeout_s:g} s") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise AiConnectFailed(f"connect failed: {exc}") from None
+        self._arrival = ArrivalClock(client_protocol(self._ws))
 
     async def receive(self) -> AsyncIterator[AiItem]:
-        ws = self._ws
-        assert ws is not None
-        async for msg in ws:
+        ws, arrival = self._ws, self._arrival
+        assert ws is not None and arrival is not None
+        turn = Turn()
+        while True:
+            before = time.monotonic()
+            msg = await ws.receive()
+            await turn.after_receive(before, time.monotonic())
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                break
+            self._last = arrival.stamp()
             if msg.type is WSMsgType.TEXT:
                 yield AiIn(msg.data)
-                # AI audio comes in bursts, faster than real time: let every other call's
-                # reader run between two deltas, so a burst cannot hold caller frames
-                # back (their arrival stamps would turn it into jitter that never was).
-                await asyncio.sleep(0)
             elif msg.type is WSMsgType.PING:
                 await ws.pong(msg.data)
             elif msg.type is WSMsgType.PONG:
                 yield Pong(bytes(msg.data))
         self.closed_reason = f"close code {ws.close_code}"
+
+    def arrived(self) -> float | None:
+        return self._last
 
     def keeps_up(self) -> bool:
         ws = self._ws
@@ -170,12 +186,13 @@ class RealtimeRtcLeg:
     figures reach the core in the order they came; RTCP's round trip stands for a ping's."""
 
     def __init__(self, http: aiohttp.ClientSession, target: RtcTarget) -> None:
-        self._inbox: asyncio.Queue[AiItem | str] = asyncio.Queue()
+        self._inbox: asyncio.Queue[tuple[AiItem | str, float]] = asyncio.Queue()
         self._period_s = target.stats_period_s
         self._leg = WebRtcLeg(http, target.calls_url, target.api_key, target.session,
-                              on_event=lambda text: self._inbox.put_nowait(AiIn(text)),
-                              on_packet=lambda seq, opus: self._inbox.put_nowait(AiPacketIn(seq, opus)),
-                              on_closed=self._inbox.put_nowait, stun_url=target.stun_url)
+                              on_event=lambda text: self._put(AiIn(text)),
+                              on_packet=lambda seq, opus: self._put(AiPacketIn(seq, opus)),
+                              on_closed=self._put, stun_url=target.stun_url)
+        self._last: float | None = None
         self._stats: asyncio.Task[None] | None = None
         self.closed_reason = "not connected"
 
@@ -186,13 +203,20 @@ class RealtimeRtcLeg:
             raise AiConnectFailed(f"connect failed: {exc}") from None
         self._stats = asyncio.create_task(self._read_stats())
 
+    def _put(self, item: AiItem | str) -> None:
+        """Queue what aiortc handed over, stamped now: its callbacks run as the packet is read."""
+        self._inbox.put_nowait((item, time.monotonic()))
+
     async def receive(self) -> AsyncIterator[AiItem]:
         while True:
-            item = await self._inbox.get()
+            item, self._last = await self._inbox.get()
             if isinstance(item, str):
                 self.closed_reason = item
                 return
             yield item
+
+    def arrived(self) -> float | None:
+        return self._last
 
     async def _read_stats(self) -> None:
         last_rtt: float | None = None
@@ -203,11 +227,11 @@ class RealtimeRtcLeg:
             except Exception as exc:  # aiortc internals: a failed read is not worth the call
                 log.warning("WebRTC stats unavailable: %s", exc)
                 continue
-            self._inbox.put_nowait(AiRtp(stats))
+            self._put(AiRtp(stats))
             rtt = stats.get("rtt_ms")
             if isinstance(rtt, float) and rtt != last_rtt:
                 last_rtt = rtt
-                self._inbox.put_nowait(AiRtt(rtt))
+                self._put(AiRtt(rtt))
 
     def keeps_up(self) -> bool:
         return True  # the track and the data channel queue

@@ -1,7 +1,8 @@
 """The two aiohttp internals the bridge uses, in one place; ``tests/bridge/live/test_arrival.py``
 fails loudly if an aiohttp upgrade removes either.
 
-1. When a Twilio message reached the bridge, as close to the socket as asyncio lets us see.
+1. When a Twilio (or Realtime) message reached the bridge, as close to the socket as asyncio lets
+   us see.
 
 The call's task reads a message only when the loop gets to it: with many calls, after every other
 call's task that became ready in the same loop iteration. Stamping there turns the bridge's own
@@ -36,7 +37,7 @@ class ArrivalClock:
         previous = getattr(protocol, "_data_received_cb", _MISSING)
         self.hooked = previous is not _MISSING
         if not self.hooked:
-            log.warning("aiohttp has no _data_received_cb on %s: Twilio frames are stamped when read",
+            log.warning("aiohttp has no _data_received_cb on %s: messages are stamped when read",
                         type(protocol).__name__)
             return
         chained: Callable[[], None] | None = previous if callable(previous) else None
@@ -56,9 +57,14 @@ class ArrivalClock:
         return now if self.last is None else min(self.last, now)
 
 
+def client_protocol(ws: object) -> object:
+    """The connection protocol under a client WebSocket (``aiohttp.ClientWebSocketResponse``), whose
+    ``_data_received_cb`` :class:`ArrivalClock` hooks; None if this aiohttp keeps it elsewhere."""
+    return getattr(getattr(ws, "_writer", None), "protocol", None)
+
+
 def writing_paused(ws: object) -> bool | None:
     """Whether aiohttp has paused writing on ``ws`` (its transport's buffer is full); None when
     this aiohttp keeps the protocol elsewhere (callers then take the slow, always-safe path)."""
-    protocol = getattr(getattr(ws, "_writer", None), "protocol", None)
-    paused = getattr(protocol, "writing_paused", None)
+    paused = getattr(client_protocol(ws), "writing_paused", None)
     return paused if isinstance(paused, bool) else None

@@ -42,6 +42,7 @@ from bridge.core.isotime import iso_utc
 from bridge.live.ai_legs import AiConnectFailed, AiLeg, Pong
 from bridge.live.aiohttp_internals import ArrivalClock
 from bridge.live.recorder import CallCapture
+from bridge.live.turns import Turn
 
 if TYPE_CHECKING:
     from bridge.live.server import Bridge
@@ -50,10 +51,6 @@ log = logging.getLogger("mosbridge")
 report_log = logging.getLogger("mosbridge.report")
 
 AI_BACKLOG_WARN = 250  # messages (5 s of caller audio) waiting for the AI socket
-# A Twilio reader that finds messages already buffered handles them without the event loop
-# running anything else: after this long it yields, so one caller's burst cannot stall the pod.
-TWILIO_TURN_S = 0.002
-RECEIVE_BLOCKED_S = 0.0002  # a receive that took longer than this waited on the socket: others ran
 
 
 def _id(call_sid: str) -> str:
@@ -95,6 +92,12 @@ class CallDriver:
         """When the Twilio message just read reached the bridge (see ``bridge.live.aiohttp_internals``), on the
         call's clock; never before the previous one."""
         return self._arrival.stamp() - self.t0
+
+    def _ai_arrived(self, leg: AiLeg) -> float:
+        """When the AI item just yielded reached the bridge, on the call's clock (see ``_arrived``):
+        a backlog of AI messages waiting for this call's turn shows as bridge latency."""
+        at = leg.arrived()
+        return self.now() if at is None else min(at - self.t0, self.now())
 
     def now(self) -> float:
         # time.monotonic, not loop.time(): uvloop's clock ticks in whole milliseconds, too coarse
@@ -151,16 +154,11 @@ class CallDriver:
 
     async def _twilio_loop(self) -> None:
         ws = self.twilio
-        turn = time.monotonic()
+        turn = Turn()
         while True:
             before = time.monotonic()
             msg = await ws.receive()
-            after = time.monotonic()
-            if after - before > RECEIVE_BLOCKED_S:
-                turn = after
-            elif after - turn > TWILIO_TURN_S:
-                await asyncio.sleep(0)  # a backlog: let every other call run between its messages
-                turn = time.monotonic()
+            await turn.after_receive(before, time.monotonic())
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 return
             if msg.type is WSMsgType.ERROR:
@@ -215,10 +213,11 @@ class CallDriver:
             self._apply(AiConnected())
             await self.flush()
             async for item in leg.receive():
+                arrived = self._ai_arrived(leg)
                 if isinstance(item, Pong):
-                    self._pong(item.payload)
+                    self._pong(item.payload, arrived)
                     continue
-                self._apply(item)
+                self._apply(item, arrived)
                 await self.flush()
                 if self.core.ended:
                     return "call ended"

@@ -1,4 +1,4 @@
-"""Twilio frames are dated by when aiohttp read them off the socket, not by when their call's task
+"""Twilio frames (and AI messages) are dated by when aiohttp read them off the socket, not by when their call's task
 got its turn on a busy loop."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bridge.live.aiohttp_internals import ArrivalClock, writing_paused
+from bridge.live.aiohttp_internals import ArrivalClock, client_protocol, writing_paused
 from bridge.stand_ins.twilio_caller import start_message
 from tests.bridge.live_rig import live_bridge
 
@@ -90,8 +90,8 @@ async def test_the_aiohttp_internals_the_bridge_uses_are_there() -> None:
         hooked.append(ArrivalClock(request.protocol).hooked)
         ws = aiohttp.web.WebSocketResponse()
         await ws.prepare(request)
-        async for _ in ws:
-            pass
+        async for msg in ws:
+            await ws.send_str(msg.data)
         return ws
 
     app = aiohttp.web.Application()
@@ -104,7 +104,12 @@ async def test_the_aiohttp_internals_the_bridge_uses_are_there() -> None:
     try:
         async with aiohttp.ClientSession() as http, http.ws_connect(f"http://127.0.0.1:{port}/ws") as ws:
             assert writing_paused(ws) is False, f"aiohttp {aiohttp.__version__}: no writer protocol flow control"
+            client_clock = ArrivalClock(client_protocol(ws))
+            assert client_clock.hooked, f"aiohttp {aiohttp.__version__}: no _data_received_cb on the client protocol"
+            before = time.monotonic()
             await ws.send_str("x")
+            assert (await ws.receive_str()) == "x"  # the echo
+            assert client_clock.last is not None and before <= client_clock.last <= time.monotonic()
             await ws.close()
     finally:
         await runner.cleanup()

@@ -165,6 +165,7 @@ def test_metric_names_and_labels_are_stable() -> None:
     m.set_alert("acme", False)
     m.frame(Direction.INBOUND, 0.001, missed=True)
     m.loop_lag.observe(0.0004)
+    m.refused.labels(route="media", reason="max_calls").inc()
     fams = _families(m)
     expected = {
         "mosbridge_calls_live": ("gauge", set()),
@@ -183,6 +184,8 @@ def test_metric_names_and_labels_are_stable() -> None:
         "mosbridge_report_writes": ("counter", {"result"}),
         "mosbridge_alert_firing": ("gauge", {"tenant"}),
         "mosbridge_build_info": ("gauge", {"version"}),
+        "mosbridge_calls_refused": ("counter", {"route", "reason"}),
+        "mosbridge_ready": ("gauge", set()),
     }
     assert {n for n in fams if not n.endswith("_created")} == set(expected)  # text format 0.0.4: _created apart
     for name, (kind, labels) in expected.items():
