@@ -30,6 +30,7 @@ from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 from bridge import __version__
 from bridge.core.call import CallCore
 from bridge.live.admission import Admission, AdmissionLimits, Refusal
+from bridge.live.ai_check import NO_KEY, RECHECK_S, reach
 from bridge.live.ai_legs import TRANSPORT_CAP_FACTOR, AiLeg, RealtimeRtcLeg, RealtimeWsLeg, RtcTarget, WsTarget
 from bridge.live.driver import CallDriver
 from bridge.live.gc_pauses import GcPauseWatch
@@ -42,7 +43,7 @@ from bridge.live.stats import BridgeStats
 from bridge.live.webrtc_net import restrict_ice_to
 from bridge.ops.alerts import AlertEvaluator, AlertNotice
 from bridge.ops.api import Api
-from bridge.ops.dashboard import add_dashboard_routes
+from bridge.ops.dashboard import DASHBOARD, add_dashboard_routes
 from bridge.ops.store import redact_url
 from bridge.ops.store_thread import StoreThread
 from bridge.ops.store_writer import ReportWriter
@@ -104,6 +105,8 @@ class Bridge:
         self.evaluator = AlertEvaluator(alert_rule(settings)) if settings.alerts else None
         self._alert_task: asyncio.Task[None] | None = None
         self._lag_task: asyncio.Task[None] | None = None
+        self._ai_task: asyncio.Task[None] | None = None
+        self.ai_problem: str | None = None  # why the AI side cannot be used, if it cannot
         self._gc_watch = GcPauseWatch(self.stats.observe_gc_pause)
         self._firing_shown: set[str] = set()
         self._webhooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mosbridge-alert-webhook")
@@ -115,6 +118,7 @@ class Bridge:
             web.get("/media", self.media),
             web.get("/healthz", self.healthz),
             web.get("/readyz", self.readyz),
+            web.get("/", self.root),
             web.get("/stats", self.stats_view),
             web.get("/metrics", self.metrics_view),
         ])
@@ -127,13 +131,14 @@ class Bridge:
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         quiet_malformed_requests()
         self._lag_task = asyncio.create_task(watch_loop_lag(self._observe_lag))
+        self._ai_task = asyncio.create_task(self._check_ai())
         self._gc_watch.install()
         if self.evaluator is not None:
             self._alert_task = asyncio.create_task(self._alert_loop())
 
     async def _cleanup(self, app: web.Application) -> None:
         self._gc_watch.remove()
-        for task in (self._alert_task, self._lag_task):
+        for task in (self._alert_task, self._lag_task, self._ai_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -142,6 +147,23 @@ class Bridge:
             await self.http.close()
         await asyncio.to_thread(self.db.close)
         await asyncio.to_thread(self._webhooks.shutdown, True)
+
+    async def _check_ai(self) -> None:
+        """Say once, at start, if the AI side cannot work; re-check an unreachable host until it answers."""
+        s = self.settings
+        if s.openai_api_key is None:
+            self.ai_problem = NO_KEY
+            log.error("the AI side will not work: %s", NO_KEY)
+            return
+        url = s.openai_calls_url if self.call_config.ai_format == "opus16k" else s.openai_url
+        while (problem := await reach(url, s.ai_connect_timeout_s)) is not None:
+            if self.ai_problem is None:
+                log.error("the AI at %s is %s; calls will fail until it answers", redact_url(url), problem)
+            self.ai_problem = problem
+            await asyncio.sleep(RECHECK_S)
+        if self.ai_problem is not None:
+            log.info("the AI at %s answers again", redact_url(url))
+        self.ai_problem = None
 
     def _observe_lag(self, lag_s: float) -> None:
         self.stats.observe_loop_lag(lag_s)
@@ -268,13 +290,18 @@ class Bridge:
             self.stats.calls_ended += 1
         return ws
 
+    async def root(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound(DASHBOARD)
+
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "calls": len(self.calls)})
 
     async def readyz(self, request: web.Request) -> web.Response:
         refusal = self._refusal()
+        if refusal is None and self.ai_problem == NO_KEY:
+            return web.json_response({"status": "no_ai_key", "ai": NO_KEY, "calls": len(self.calls)}, status=503)
         body = {"status": "ready" if refusal is None else refusal, "calls": len(self.calls),
-                "loop_lag_ms": round(self.admission.lag_ms, 2)}
+                "loop_lag_ms": round(self.admission.lag_ms, 2), "ai": self.ai_problem or "ok"}
         return web.json_response(body, status=200 if refusal is None else 503)
 
     def _refusal(self) -> Refusal | None:

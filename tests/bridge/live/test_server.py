@@ -7,6 +7,8 @@ import asyncio
 import base64
 import gc
 import json
+import logging
+import socket
 from pathlib import Path
 
 import aiohttp
@@ -238,3 +240,37 @@ async def test_a_stall_is_seen_on_time_with_30_s_interval_and_ping(tmp_path: Pat
         report = open_store(live.settings.database_url).get("CA-stall")
     assert report is not None and report["duration_s"] < 5.0
     assert report["counters"]["ai_stalls"] == 1
+
+
+async def test_without_an_ai_key_the_bridge_says_so_once_and_is_not_ready(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="mosbridge"):
+        async with live_bridge(tmp_path, openai_api_key=None) as live, aiohttp.ClientSession() as http:
+            await asyncio.sleep(0.1)
+            async with http.get(live.base + "/readyz") as r:
+                assert r.status == 503 and (await r.json())["status"] == "no_ai_key"
+    lines = [r.getMessage() for r in caplog.records if "OPENAI_API_KEY" in r.getMessage()]
+    assert len(lines) == 1 and "mosbridge demo" in lines[0]
+
+
+async def test_an_unreachable_ai_is_reported_but_the_pod_stays_ready(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with caplog.at_level(logging.ERROR, logger="mosbridge"):
+        async with live_bridge(tmp_path, openai_url=f"ws://127.0.0.1:{port}/v1/realtime") as live, \
+                aiohttp.ClientSession() as http:
+            await asyncio.sleep(0.2)
+            async with http.get(live.base + "/readyz") as r:
+                body = await r.json()
+    assert r.status == 200 and body["ai"].startswith(f"unreachable: 127.0.0.1:{port}")
+    assert sum(f"127.0.0.1:{port}" in rec.getMessage() for rec in caplog.records) == 1
+
+
+async def test_the_root_leads_to_the_dashboard(tmp_path: Path) -> None:
+    async with live_bridge(tmp_path) as live, aiohttp.ClientSession() as http:
+        async with http.get(live.base + "/", allow_redirects=False) as r:
+            assert r.status == 302 and r.headers["Location"] == "/dashboard"
+        async with http.get(live.base + "/readyz") as r:
+            assert (await r.json())["ai"] == "ok"
