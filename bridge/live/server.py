@@ -55,7 +55,7 @@ from bridge.core.inputs import (
 from bridge.core.isotime import iso_utc
 from bridge.live.aiohttp_internals import ArrivalClock, writing_paused
 from bridge.live.gc_pauses import GcPauseWatch
-from bridge.live.logs import quiet_malformed_requests
+from bridge.live.logs import bind_call, quiet_malformed_requests
 from bridge.live.loop_lag import LagCounts, watch_loop_lag
 from bridge.live.metrics import BridgeMetrics
 from bridge.live.recorder import CallCapture, CapturePolicy, CaptureRecorder
@@ -231,6 +231,7 @@ class CallDriver:
     async def run(self) -> None:
         """The call from upgrade to report. Whatever goes wrong on the way, the call ends with its
         report written and both sockets (and the AI session) closed."""
+        bind_call(self.core)  # this call's log lines, from every task it starts, name it
         tasks = [asyncio.create_task(self._ai_loop()), asyncio.create_task(self._clock()),
                  asyncio.create_task(self._ai_writer())]
         try:
