@@ -1,18 +1,33 @@
 #!/usr/bin/env bash
 # Install what mosbridge needs on a Debian machine: system packages, then a virtualenv with the
-# project and its dev tools. Idempotent; both README commands and CI start with it.
-#   PYTHON=python3.13 VENV=.venv313 scripts/bootstrap.sh   # another interpreter, another venv
+# project. Idempotent; both README commands and CI start with it.
+#   scripts/bootstrap.sh          # run the bridge: libopus and the package
+#   scripts/bootstrap.sh --dev    # also the tests' and benchmarks' tools and the dev extras
+#   PYTHON=python3.13 VENV=.venv313 scripts/bootstrap.sh --dev   # another interpreter, another venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+DEV=0
+for arg in "$@"; do
+    case "$arg" in
+        --dev) DEV=1 ;;
+        -h|--help) sed -n '2,6s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        *) echo "bootstrap: unknown argument $arg (try --dev)" >&2; exit 2 ;;
+    esac
+done
+
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-# libopus0: the Opus codec (opuslib loads it at run time). The rest are for tests and
-# benchmarks: opus-tools (an independent Opus decoder), espeak-ng and sox (speech made offline),
-# prometheus (promtool and a real server for the alerting rules), tshark (Wireshark's RTP stream
-# analysis, the independent check of jitter and loss), chromium and chromium-driver
-# (the dashboard in a headless browser), fonts-dejavu-core (text in its screenshots).
-APT_PACKAGES=(libopus0 opus-tools espeak-ng sox prometheus tshark chromium chromium-driver fonts-dejavu-core)
+# libopus0: the Opus codec (opuslib loads it at run time); all that `mosbridge serve` needs.
+APT_PACKAGES=(libopus0)
+if ((DEV)); then
+    # For tests and benchmarks: opus-tools (an independent Opus decoder), espeak-ng and sox
+    # (speech made offline), prometheus (promtool and a real server for the alerting rules),
+    # tshark (Wireshark's RTP stream analysis, the independent check of jitter and loss), chromium
+    # and chromium-driver (the dashboard in a headless browser), fonts-dejavu-core (text in its
+    # screenshots), postgresql (initdb and pg_ctl: the tests start a throwaway cluster of their own).
+    APT_PACKAGES+=(opus-tools espeak-ng sox prometheus tshark chromium chromium-driver fonts-dejavu-core postgresql)
+fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -29,10 +44,19 @@ fi
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
-# Reinstall only when pyproject.toml changed since the last install into this venv.
+# Reinstall only when pyproject.toml changed since the last install into this venv, or when --dev
+# asks for more than the last install put there. The stamp says what is installed: runtime or dev
+# (a venv once installed with --dev stays so, and is kept up to date as one).
 stamp="$VENV/.mosbridge-installed"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$VENV/bin/python" -m pip install -q -e ".[dev]"
-    touch "$stamp"
+have=$(cat "$stamp" 2>/dev/null || true)
+want=$([ "$DEV" -eq 1 ] || [ "$have" = dev ] && echo dev || echo runtime)
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$want" != "$have" ]; then
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+    # Editable, so a checkout's edits run without a reinstall. Setuptools' note on every editable
+    # install ("Editable installation. Please be careful with folders...") is information, not a
+    # problem: it alone is filtered; any other build warning still prints.
+    extras=$([ "$want" = dev ] && echo "[dev]" || true)
+    PYTHONWARNINGS="ignore:Editable installation" \
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".$extras"
+    echo "$want" > "$stamp"
 fi

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres import fresh_schema
+from tests.postgres import PgServer, fresh_schema, session_server
 from tests.webhook_server import FailingHook, Hook, Received, serve
 
 # The pure and core tests: no socket, no database, no subprocess, no browser. Everything else is
@@ -26,10 +26,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PgServer]:
+    """The session's PostgreSQL: a throwaway cluster started on first use, or MOSBRIDGE_TEST_POSTGRES_URL."""
+    yield from session_server()
+
+
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(postgres_server: PgServer) -> Iterator[str]:
     """A PostgreSQL store URL on a schema of its own (fails, never skips, without the server)."""
-    yield from fresh_schema()
+    yield from fresh_schema(postgres_server.url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -38,7 +44,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'm.db'}"
     else:
-        yield from fresh_schema()
+        server: PgServer = request.getfixturevalue("postgres_server")  # only started when a test needs it
+        yield from fresh_schema(server.url)
 
 
 @pytest.fixture

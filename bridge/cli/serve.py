@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.validate_twilio_signature and settings.twilio_auth_token is None:
         args.parser.error("TWILIO_AUTH_TOKEN is required to validate Twilio signatures "
                           "(set MOSBRIDGE_VALIDATE_TWILIO_SIGNATURE=0 for local use)")
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if settings.pseudonym_key is None:
         logging.getLogger("mosbridge").warning(
             "MOSBRIDGE_PSEUDONYM_KEY is not set: PHI ids get an ephemeral key, so pseudonyms change on restart")

@@ -41,6 +41,7 @@ from bridge.core.inputs import (
 from bridge.core.isotime import iso_utc
 from bridge.live.ai_legs import AiConnectFailed, AiLeg, Pong
 from bridge.live.aiohttp_internals import ArrivalClock
+from bridge.live.logs import bind_call
 from bridge.live.recorder import CallCapture
 from bridge.live.turns import Turn
 
@@ -124,6 +125,7 @@ class CallDriver:
     async def run(self) -> None:
         """The call from upgrade to report. Whatever goes wrong on the way, the call ends with its
         report written and both sockets (and the AI session) closed."""
+        bind_call(self.core)  # this call's log lines, from every task it starts, name it
         tasks = [asyncio.create_task(self._ai_loop()), asyncio.create_task(self._clock()),
                  asyncio.create_task(self._ai_writer())]
         try:

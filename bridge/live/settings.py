@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bridge.core.config import AiFormat, CallConfig, EdgeCodec, JitterBuffer
+from bridge.live.logs import LogFormat
 
 _CALL = CallConfig()  # the per-call defaults, written once there
 # CallConfig fields that are settings under another name, or converted from one
@@ -151,6 +152,9 @@ class Settings(BaseSettings):
     alert_eval_interval_s: float = Field(15.0, gt=0, description="how often alerts are evaluated, s")
     alert_webhook_url: str | None = Field(None, description="POST each alert (firing and resolved) here as JSON")
     log_level: str = Field("INFO", description="logging level")
+    log_format: LogFormat = Field(
+        "text", description="log lines: text (human-readable, peer-supplied values escaped) or json (one JSON "
+        "object a line: time, level, logger, message, call_sid, stream_sid, tenant; the report as an object)")
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop", description="event loop: uvloop (faster sockets) or the standard asyncio loop")
 

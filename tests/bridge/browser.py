@@ -25,7 +25,7 @@ def start_chromium(profile_dir: Path, window: tuple[int, int] = WINDOW) -> WebDr
     """A headless Chromium with a fresh profile in ``profile_dir`` and the browser console log on."""
     for exe in (CHROMIUM, CHROMEDRIVER):
         if not Path(exe).exists() and shutil.which(Path(exe).name) is None:
-            raise RuntimeError(f"{exe} is missing: apt-get install chromium chromium-driver")
+            raise RuntimeError(f"{exe} is missing: apt-get install chromium chromium-driver (bootstrap.sh --dev does)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM if Path(CHROMIUM).exists() else str(shutil.which("chromium"))
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

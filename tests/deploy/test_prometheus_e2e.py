@@ -8,7 +8,7 @@ The bridge models the caller's edge as G.711 with concealment (MOSBRIDGE_EDGE_CO
 a shared 2-core CI machine a scheduling hiccup can make the jitter buffer discard a frame or two
 of a clean 2.5-second call, which without concealment costs the call 0.5 to 1 MOS.
 
-The prometheus binary is required (CI installs Debian's with scripts/bootstrap.sh): without it
+The prometheus binary is required (CI installs Debian's with scripts/bootstrap.sh --dev): without it
 this test fails.
 """
 
@@ -49,7 +49,7 @@ def free_port() -> int:
 def prometheus_binary() -> str:
     path = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
     if path is None:
-        pytest.fail("prometheus not found: install the Debian package prometheus (scripts/bootstrap.sh does)")
+        pytest.fail("prometheus not found: install the Debian package prometheus (scripts/bootstrap.sh --dev does)")
     return path
 
 

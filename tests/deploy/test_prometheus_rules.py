@@ -1,7 +1,7 @@
 """The shipped Prometheus rules and example config: valid for promtool, unit-tested with promtool,
 and written against metrics the bridge really exports.
 
-promtool is required (CI installs it with scripts/bootstrap.sh): without it these tests fail.
+promtool is required (CI installs it with scripts/bootstrap.sh --dev): without it these tests fail.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ SELECTOR = re.compile(r"(?<![:\w])(mosbridge_[a-z0-9_]+)\{([^}]*)\}")
 def promtool() -> str:
     path = shutil.which("promtool") or ("/usr/bin/promtool" if Path("/usr/bin/promtool").exists() else None)
     if path is None:
-        pytest.fail("promtool not found: install the Debian package prometheus (scripts/bootstrap.sh does)")
+        pytest.fail("promtool not found: install the Debian package prometheus (scripts/bootstrap.sh --dev does)")
     return path
 
 

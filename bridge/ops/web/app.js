@@ -59,6 +59,13 @@
     }
   }
 
+  /** Replace el's children, skipping null/undefined/false as h() does: the DOM's own
+   *  replaceChildren writes a null (an optional card left out) as the text "null". */
+  function fill(el, ...children) {
+    el.replaceChildren();
+    append(el, children);
+  }
+
   // ------------------------------------------------------------------ formatting
 
   const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
@@ -290,7 +297,7 @@
           if (idx === null || idx === undefined || u.cursor.left < 0) { tip.hidden = true; return; }
           const content = lines(u, idx);
           if (!content) { tip.hidden = true; return; }
-          tip.replaceChildren(h('div', { class: 'tt' }, content[0]), ...content.slice(1).map((l) => h('div', null, l)));
+          fill(tip, h('div', { class: 'tt' }, content[0]), ...content.slice(1).map((l) => h('div', null, l)));
           tip.hidden = false;
           const x = u.cursor.left;
           const w = u.over.clientWidth;
@@ -472,17 +479,17 @@
       if (i) out.push(h('span', { class: 'sep' }, '/'));
       out.push(href ? h('a', { href }, label) : h('span', { class: 'here' }, label));
     });
-    nav.replaceChildren(...out);
+    fill(nav, ...out);
   }
 
   function setStatus(ok, text) {
     const el = document.getElementById('status');
     el.className = 'status' + (ok ? '' : ' error');
-    el.replaceChildren(h('span', { class: 'dot' }), text);
+    fill(el, h('span', { class: 'dot' }), text);
   }
 
   function showError(main, err) {
-    main.replaceChildren(h('div', { class: 'error-box', role: 'alert' },
+    fill(main, h('div', { class: 'error-box', role: 'alert' },
       err && err.status === 404 ? `Not found: ${err.message}` : `Could not load this page: ${err && err.message ? err.message : err}`));
   }
 
@@ -561,7 +568,7 @@
       const sumCalls = (k) => tenants.reduce((a, t) => a + ((t.windows && t.windows[k] && t.windows[k].calls) || 0), 0);
       const fleet = weightedMean(tenants, '1h');
       setCrumbs([['Overview', null]]);
-      main.replaceChildren(
+      fill(main,
         h('div', { class: 'page-head' }, h('div', null,
           h('h1', null, 'Tenants'),
           h('div', { class: 'sub' }, `${tenants.length} tenant${tenants.length === 1 ? '' : 's'} · mean MOS per window, band by the mean`))),
@@ -645,7 +652,7 @@
           },
         }, k === '1h' ? '1 hour' : '24 hours')));
       const bucket = t.series && isNum(t.series.bucket_s) ? t.series.bucket_s : sp.bucket_s;
-      main.replaceChildren(
+      fill(main,
         h('div', { class: 'page-head' }, h('div', null,
           h('div', { class: 'title' }, h('h1', { class: 'tenant-title' }, t.tenant), planChip(t.plan), alertBadge(t.alert, nowMs)),
           h('div', { class: 'sub' }, 'last call ', h('span', { title: fmtFull(t.last_call_at) }, fmtAgo(t.last_call_at, nowMs)),
@@ -807,7 +814,7 @@
       const scaleMax = Math.max(5, ...contribs);
       const chartEl = h('div', { class: 'chart', id: 'interval-chart' });
       const interval = intervals.length && isNum(intervals[0].end_s) && isNum(intervals[0].start_s) ? intervals[0].end_s - intervals[0].start_s : null;
-      main.replaceChildren(
+      fill(main,
         h('div', { class: 'page-head' }, h('div', null,
           h('div', { class: 'title' }, h('h1', { class: 'mono call-title' }, r.call_sid || this.sid), bandPill(r.band)),
           h('div', { class: 'sub' }, r.tenant ? h('a', { href: '#/tenant/' + enc(r.tenant) }, r.tenant) : 'no tenant',
@@ -908,7 +915,7 @@
     const view = route.view === 'tenant' ? new TenantView(route.arg) : route.view === 'call' ? new CallView(route.arg) : new OverviewView();
     view.refresh = () => run(view, generation, false);
     current = view;
-    document.getElementById('main').replaceChildren(h('div', { class: 'loading' }, 'Loading…'));
+    fill(document.getElementById('main'), h('div', { class: 'loading' }, 'Loading…'));
     window.scrollTo(0, 0);
     run(view, generation, true);
     if (view.autoRefresh) {

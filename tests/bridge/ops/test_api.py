@@ -16,6 +16,7 @@ from bridge.stand_ins.twilio_caller import SimulatedCaller
 from tests.bridge.live.test_metrics import samples
 from tests.bridge.live_rig import gilbert_drops, live_bridge, schedule, silence_frames
 from tests.bridge.ops.test_store import make_report
+from tests.postgres import PgServer
 from tests.webhook_server import Received
 
 ADMIN = "admin-token-for-tests"
@@ -100,11 +101,11 @@ async def test_no_admin_token_means_loopback_only(tmp_path: Path) -> None:
         assert status == 200 and body == {"calls": []}
 
 
-async def test_store_outage_answers_503_and_heals(tmp_path: Path, postgres_url: str) -> None:
+async def test_store_outage_answers_503_and_heals(tmp_path: Path, postgres_server: PgServer, postgres_url: str) -> None:
     from tests.tcp_proxy import TcpProxy
 
-    proxy = TcpProxy(("127.0.0.1", 5432))
-    url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    proxy = TcpProxy(postgres_server.address)
+    url = postgres_server.via(postgres_url, proxy.port)
     try:
         async with live_bridge(tmp_path, admin_token=ADMIN, alerts=False, database_url=url,
                                spool_path=str(tmp_path / "spool.jsonl")) as live, aiohttp.ClientSession() as http:

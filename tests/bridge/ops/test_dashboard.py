@@ -18,6 +18,7 @@ import copy
 import hashlib
 import json
 import random
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -298,6 +299,12 @@ def assert_no_console_errors(d: WebDriver) -> None:
     assert not errors, errors
 
 
+def assert_no_stray_null(d: WebDriver) -> None:
+    """No ``null`` as a word in the page's text: a left-out card must leave nothing, not "null"."""
+    page = str(d.find_element(By.TAG_NAME, "body").text)
+    assert not re.search(r"\bnull\b", page), [line for line in page.splitlines() if "null" in line]
+
+
 # ------------------------------------------------------------------------------ browser tests
 
 
@@ -431,6 +438,7 @@ def test_call_page_shows_intervals_and_contributions(driver: WebDriver, sites: d
         if value:
             assert text(driver, f'.counters tr[data-key="{name}"] td') == f"{value:,}"
     assert text(driver, '.assumptions tr[data-key="pstn_delay_ms"] td') == "60.0 ms"
+    assert_no_stray_null(driver)
     shots(driver, "call")
     assert_no_console_errors(driver)
 
@@ -476,6 +484,7 @@ def test_call_page_says_when_the_bridge_itself_was_saturated(driver: WebDriver, 
     wait(driver, lambda d: text(d, ".call-title") == calm["call_sid"])
     assert not driver.find_elements(By.CSS_SELECTOR, ".saturated-notice")
     assert text(driver, ".loop-lag .empty") == "—"
+    assert_no_stray_null(driver)
 
 
 def test_login_flow(driver: WebDriver, sites: dict[str, Site], shots: Callable[[WebDriver, str], None]) -> None:

@@ -32,7 +32,7 @@ from quality.latency import LatencySummary
 from quality.meter import DirectionMeter
 from quality.playout import FixedPlayout
 from quality.report import CallReport, DirectionReport, assess, direction_input
-from tests.postgres import BASE_URL
+from tests.postgres import PgServer
 from tests.tcp_proxy import TcpProxy
 from tests.webhook_server import Received
 
@@ -155,11 +155,11 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     store.close()
 
 
-def test_postgres_schema_matches_sqlite_columns(postgres_url: str) -> None:
+def test_postgres_schema_matches_sqlite_columns(postgres_server: PgServer, postgres_url: str) -> None:
     for _ in range(2):
         open_store(postgres_url).close()
     schema = postgres_url.rsplit("%3D", 1)[1]
-    with psycopg.connect(BASE_URL) as conn:
+    with psycopg.connect(postgres_server.url) as conn:
         versions = [r[0] for r in conn.execute(f"SELECT version FROM {schema}.schema_version ORDER BY version")]
         cols = {r[0]: r[1] for r in conn.execute(
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s "
@@ -173,7 +173,8 @@ def test_postgres_schema_matches_sqlite_columns(postgres_url: str) -> None:
     assert {"call_quality_tenant_started", "call_quality_tenant_ended", "alerts_one_firing"} <= indexes
 
 
-def test_many_instances_migrating_one_postgres_at_once_apply_each_migration_once(postgres_url: str) -> None:
+def test_many_instances_migrating_one_postgres_at_once_apply_each_migration_once(
+        postgres_server: PgServer, postgres_url: str) -> None:
     def opened(_: int) -> int:
         store = open_store(postgres_url)
         try:
@@ -183,7 +184,7 @@ def test_many_instances_migrating_one_postgres_at_once_apply_each_migration_once
     with ThreadPoolExecutor(6) as pool:
         assert list(pool.map(opened, range(6))) == [SCHEMA_VERSION] * 6
     schema = postgres_url.rsplit("%3D", 1)[1]
-    with psycopg.connect(BASE_URL) as conn:
+    with psycopg.connect(postgres_server.url) as conn:
         assert [r[0] for r in conn.execute(f"SELECT version FROM {schema}.schema_version ORDER BY 1")] == [1, 2]
 
 
@@ -405,9 +406,9 @@ def test_locked_database_spools_and_the_next_writer_writes_it(
 
 
 def test_postgres_outage_spools_in_order_and_drains_while_running(
-        postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    proxy = TcpProxy(("127.0.0.1", 5432))
-    url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        postgres_server: PgServer, postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    proxy = TcpProxy(postgres_server.address)
+    url = postgres_server.via(postgres_url, proxy.port)
     spool = tmp_path / "spool.jsonl"
     depths: list[int] = []
     results: list[str] = []
