@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from bridge import __version__
 from bridge.cli import (
     ab,
+    demo,
     fake_realtime,
     loadtest,
     mos,
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mosbridge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    demo.add_parser(sub)
     serve.add_parser(sub)
     report.add_parsers(sub)
     tenants.add_parsers(sub)
