@@ -6,8 +6,8 @@
 of stored reports still use ``.get``: the store also hands back reports older code wrote.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: Python 3.11 sees NotRequired only in evaluated
+# annotations, and the tests check ``__required_keys__``/``__optional_keys__`` at run time.
 from typing import Any, NotRequired, TypedDict
 
 
