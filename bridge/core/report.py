@@ -274,7 +274,7 @@ def build_report(
         loop_lag=loop_lag,
         ai_leg=None if rtp is None else AiLeg(dict(rtp), ai_loss),
     )
-    return Report(
+    report = Report(
         call_sid=call_sid,
         stream_sid=stream_sid or None,
         tenant=tags.tenant,
@@ -287,6 +287,10 @@ def build_report(
         intervals=scores,
         scored=scored,
     )
+    # The JSON is made at the boundary, outside the core's guard: a report that cannot become
+    # JSON must fail here, where the core replaces it with a fallback report.
+    report.to_json()
+    return report
 
 
 def fallback_report(*, call_sid: str, stream_sid: str, tags: CallTags, config: CallConfig, duration_s: float,

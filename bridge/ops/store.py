@@ -365,8 +365,8 @@ def _instant(iso: str) -> datetime:
 
 
 def summary_row(report: StoredReport) -> dict[str, Any]:
-    """The ``call_quality`` column values for one report dict (``CallReport.to_dict()`` plus the
-    server's ``started_at``, ``ended_at``, ``end_reason`` and ``codec_chain``).
+    """The ``call_quality`` column values for one stored report (``Report.to_json()``, or an older
+    version's JSON: every key is read with ``.get`` and checked).
 
     ``latency_ms`` is the caller's mouth-to-ear estimate (outbound ``delay_ms``); jitter and loss
     are the inbound (caller -> AI) network figures; ``bridge_latency_p99_ms`` is the worse p99
