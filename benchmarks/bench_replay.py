@@ -85,9 +85,9 @@ def timed(minutes: float, ai_format: AiFormat, metrics_only: bool) -> tuple[floa
     t0 = time.process_time()
     result = replay(capture, metrics_only=metrics_only)
     cpu = time.process_time() - t0
-    assert result.report["inbound"]["frames"] == int(minutes * 60 / 0.02)
-    assert not result.report["counters"].get("ai_bad_audio"), result.report["counters"]
-    assert metrics_only or result.report["outbound"]["frames"] > 0
+    assert result.report.to_json()["inbound"]["frames"] == int(minutes * 60 / 0.02)
+    assert not result.report.to_json()["counters"].get("ai_bad_audio"), result.report.to_json()["counters"]
+    assert metrics_only or result.report.to_json()["outbound"]["frames"] > 0
     return cpu, minutes * 60 / cpu
 
 

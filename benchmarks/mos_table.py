@@ -38,10 +38,12 @@ def main() -> None:
         got, truth_m, loss, br, jit, jmax, buf, late = [], [], [], [], [], [], [], []
         for seed in seeds:
             sim = simulate(SimParams(seconds=60, **kwargs), random.Random(seed))
-            rep = replay(parse_capture(sim.text().splitlines()), metrics_only=True).report
+            rep = replay(parse_capture(sim.text().splitlines()), metrics_only=True).report.to_json()
             t, i = sim.truth, rep["inbound"]
             assert t.buffer_ms is not None and t.late_pct is not None
-            got.append(rep["mos"])
+            mos = rep["mos"]
+            assert mos is not None
+            got.append(mos)
             truth_m.append(truth_mos(loss_pct=t.loss_pct, burst_r=t.burst_r, buffer_ms=t.buffer_ms,
                                      late_pct=t.late_pct, chain=CodecChain.of("g711-plc"),
                                      base_delay_ms=BASE_DELAY_MS))

@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     result_ = replay(capture, metrics_only=args.metrics_only)
     for warning in result_.warnings[len(capture.warnings):]:
         print(f"mosbridge replay: note: {warning}", file=sys.stderr)
-    print(json.dumps(result_.report, sort_keys=True) if args.json else format_report(result_.report))
+    report = result_.report.to_json()
+    print(json.dumps(report, sort_keys=True) if args.json else format_report(report))
     return 0
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.cli.arg_types import positive_int
+from bridge.core.report_json import StoredReport
 from bridge.ops.store import MEMORY, ReportStore, StoreError, open_store, sqlite_path
 
 DATABASE_URL_ENV = "MOSBRIDGE_DATABASE_URL"
@@ -110,7 +111,7 @@ def _latency(bl: Any) -> str:
     return "  ".join(f"{k} {_num(bl.get(k), '.1f', ' ms')}" for k in ("p50", "p99", "max"))
 
 
-def format_report(report: dict[str, Any]) -> str:
+def format_report(report: StoredReport) -> str:
     """A readable summary of one stored report (the JSON has everything)."""
     lines = [
         f"call       {report.get('call_sid')}   tenant {report.get('tenant') or '-'}",
@@ -121,8 +122,8 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     for key, label in (("started_at", "started"), ("ended_at", "ended"), ("end_reason", "end reason"),
                        ("codec_chain", "codecs")):
-        if report.get(key) is not None:
-            value = report[key]
+        value = report.get(key)
+        if value is not None:
             lines.append(f"{label:<10} {value if isinstance(value, str) else json.dumps(value)}")
     for side in ("inbound", "outbound"):
         d = report.get(side)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # bridge.core.report imports this module
+    from bridge.core.report import Report
 
 
 class Peer(enum.Enum):
@@ -58,7 +61,7 @@ class ReconnectRealtime:
 @dataclass(frozen=True)
 class CallEnded:
     reason: str
-    report: dict[str, Any]
+    report: Report
 
 
 Event = CallStarted | Problem | ReconnectRealtime | CallEnded

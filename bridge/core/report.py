@@ -14,13 +14,13 @@ Rules, also written into every report's ``assumptions``:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import asdict, dataclass, replace
 
 from bridge.codecs import Transcoder
 from bridge.core.config import CallConfig
 from bridge.core.events import Direction, Peer
 from bridge.core.playback import Playback
+from bridge.core.report_json import LatencyMs, StoredReport
 from bridge.core.tags import CallTags
 from quality.impairments import CodecChain
 from quality.lag import SATURATED_P99_MS, LagFigures
@@ -29,7 +29,6 @@ from quality.meter import DirectionFigures
 from quality.playout import QUANTILE, WINDOW_FRAMES
 from quality.report import (
     REPORT_VERSION,
-    CallReport,
     DirectionReport,
     IntervalScore,
     QualityInput,
@@ -80,8 +79,7 @@ def _summary(h: LatencyHistogram) -> LatencySummary | None:
     return h.summary() if h.summary().count else None
 
 
-def _ms(h: LatencyHistogram) -> dict[str, float] | None:
-    s = _summary(h)
+def _ms(s: LatencySummary | None) -> LatencyMs | None:
     return None if s is None else {"p50": s.p50_ms, "p95": s.p95_ms, "p99": s.p99_ms, "max": s.max_ms}
 
 
@@ -111,6 +109,105 @@ def outbound_figures(inbound: DirectionFigures, pb: Playback) -> DirectionFigure
     )
 
 
+@dataclass(frozen=True)
+class AiLeg:
+    """The WebRTC AI leg: its RTP figures, and the share of the AI's packets that never arrived."""
+
+    rtp: Mapping[str, float | int | None]
+    loss_pct: float
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What only a full report holds: both directions scored and the bridge's own figures."""
+
+    inbound: DirectionReport
+    outbound: DirectionReport
+    inbound_deadline_misses: int
+    outbound_deadline_misses: int
+    playback_frames: int
+    playback_underruns: int
+    underrun_ms: float
+    mark_echo: LatencySummary | None
+    rtt_twilio: LatencySummary | None
+    rtt_openai: LatencySummary | None
+    turn_to_first_sent: LatencySummary | None
+    turn_to_first_played: LatencySummary | None
+    loop_lag: LagFigures | None = None
+    ai_leg: AiLeg | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """One call's report, full (``scored`` set) or fallback (``error`` set, no MOS rather than a
+    wrong one). Typed inside the bridge; :meth:`to_json` is its one way out (log, store, webhook, API)."""
+
+    call_sid: str
+    stream_sid: str | None
+    tenant: str | None
+    duration_s: float
+    end_reason: str
+    ai_format: str
+    tags: Mapping[str, str]
+    counters: Mapping[str, int]
+    assumptions: Mapping[str, float | str]
+    intervals: tuple[IntervalScore, ...] = ()
+    scored: Scored | None = None
+    error: str | None = None
+    started_at: str | None = None  # wall clock (ISO-8601 UTC), set by the live driver only
+    ended_at: str | None = None
+
+    def stamped(self, started_at: str, ended_at: str) -> Report:
+        """This report with the call's wall-clock start and end, which the pure core cannot know."""
+        return replace(self, started_at=started_at, ended_at=ended_at)
+
+    def with_assumption(self, key: str, value: float | str) -> Report:
+        """This report with one more (or a changed) entry in ``assumptions``."""
+        return replace(self, assumptions={**self.assumptions, key: value})
+
+    def to_json(self) -> StoredReport:
+        """The report as stored (``report_version`` 2); the keys come in the order they always have."""
+        s = self.scored
+        if s is None:
+            out: StoredReport = {
+                "report_version": REPORT_VERSION, "call_sid": self.call_sid, "stream_sid": self.stream_sid,
+                "tenant": self.tenant, "mos": None, "r": None, "band": None, "dominant_impairment": None,
+                "duration_s": self.duration_s, "inbound": {}, "outbound": {},
+                "intervals": [asdict(i) for i in self.intervals], "tags": dict(self.tags),
+                "counters": dict(self.counters), "assumptions": dict(self.assumptions),
+                "end_reason": self.end_reason, "ai_format": self.ai_format,
+            }
+            if self.error is not None:
+                out["error"] = self.error
+        else:
+            caller = s.outbound.assessment  # the call's MOS is the caller's listening direction
+            out = {
+                "report_version": REPORT_VERSION, "call_sid": self.call_sid, "tenant": self.tenant,
+                "mos": caller.mos, "r": caller.r, "band": caller.band.value,
+                "dominant_impairment": caller.dominant.value, "duration_s": self.duration_s,
+                "inbound": {**s.inbound.to_dict(), "deadline_misses": s.inbound_deadline_misses},
+                "outbound": {**s.outbound.to_dict(), "deadline_misses": s.outbound_deadline_misses},
+                "intervals": [asdict(i) for i in self.intervals], "tags": dict(self.tags),
+                "assumptions": dict(self.assumptions), "counters": dict(self.counters),
+                "stream_sid": self.stream_sid, "end_reason": self.end_reason, "ai_format": self.ai_format,
+                "codec_chain": {"inbound": s.inbound.codec_chain, "outbound": s.outbound.codec_chain},
+                "playback": {"frames": s.playback_frames, "underruns": s.playback_underruns,
+                             "underrun_ms": s.underrun_ms, "mark_echo_ms": _ms(s.mark_echo)},
+                "rtt_ms": {"twilio": _ms(s.rtt_twilio), "openai": _ms(s.rtt_openai)},
+                "ai_turn_ms": {"to_first_audio_sent": _ms(s.turn_to_first_sent),
+                               "to_first_audio_played": _ms(s.turn_to_first_played)},
+            }
+            if s.loop_lag is not None:
+                out["bridge_host"] = {"loop_lag": s.loop_lag.to_dict()}
+            if s.ai_leg is not None:
+                out["ai_leg"] = {"transport": "webrtc", "rtp": dict(s.ai_leg.rtp), "loss_pct": s.ai_leg.loss_pct}
+        if self.started_at is not None:
+            out["started_at"] = self.started_at
+        if self.ended_at is not None:
+            out["ended_at"] = self.ended_at
+        return out
+
+
 def build_report(
     *,
     call_sid: str,
@@ -125,7 +222,7 @@ def build_report(
     counters: dict[str, int],
     rtp: dict[str, float | int | None] | None = None,
     loop_lag: LagFigures | None = None,
-) -> dict[str, Any]:
+) -> Report:
     in_chain, out_chain = chains(config.ai_format, config.opus_bitrate, config.edge_codec)
     twilio_leg = _half_rtt_ms(m.rtt[Peer.TWILIO])
     ai_leg = _half_rtt_ms(m.rtt[Peer.REALTIME])
@@ -160,49 +257,50 @@ def build_report(
         assumptions["measurement"] = (
             f"the bridge's event loop lagged (p99 {loop_lag.p99_ms:.1f} ms > {SATURATED_P99_MS:.0f} ms): frames "
             "waited unread, so jitter, late discards and bridge latency include the bridge's own delay")
-    report = CallReport(
-        call_sid=call_sid,
-        tenant=tags.tenant,
+    pb = m.playback
+    scored = Scored(
         inbound=inbound,
         outbound=outbound,
-        duration_s=duration_s,
-        tags=dict(tags.tags),
-        intervals=scores,
-        assumptions=assumptions,
-        counters=dict(sorted(counters.items())),
-    ).to_dict()
-    report["inbound"]["deadline_misses"] = m.deadline_misses[Direction.INBOUND]
-    report["outbound"]["deadline_misses"] = m.deadline_misses[Direction.OUTBOUND]
-    pb = m.playback
-    report.update(
+        inbound_deadline_misses=m.deadline_misses[Direction.INBOUND],
+        outbound_deadline_misses=m.deadline_misses[Direction.OUTBOUND],
+        playback_frames=pb.frames,
+        playback_underruns=pb.underruns,
+        underrun_ms=pb.underrun_s * 1000.0,
+        mark_echo=_summary(pb.mark_delay),
+        rtt_twilio=_summary(m.rtt[Peer.TWILIO]),
+        rtt_openai=_summary(m.rtt[Peer.REALTIME]),
+        turn_to_first_sent=_summary(m.turn_to_sent),
+        turn_to_first_played=_summary(m.turn_to_played),
+        loop_lag=loop_lag,
+        ai_leg=None if rtp is None else AiLeg(dict(rtp), ai_loss),
+    )
+    report = Report(
+        call_sid=call_sid,
         stream_sid=stream_sid or None,
+        tenant=tags.tenant,
+        duration_s=duration_s,
         end_reason=end_reason,
         ai_format=config.ai_format,
-        codec_chain={"inbound": in_chain.name, "outbound": out_chain.name},
-        playback={"frames": pb.frames, "underruns": pb.underruns, "underrun_ms": pb.underrun_s * 1000.0,
-                  "mark_echo_ms": _ms(pb.mark_delay)},
-        rtt_ms={"twilio": _ms(m.rtt[Peer.TWILIO]), "openai": _ms(m.rtt[Peer.REALTIME])},
-        ai_turn_ms={"to_first_audio_sent": _ms(m.turn_to_sent), "to_first_audio_played": _ms(m.turn_to_played)},
+        tags=dict(tags.tags),
+        counters=dict(sorted(counters.items())),
+        assumptions=assumptions,
+        intervals=scores,
+        scored=scored,
     )
-    if loop_lag is not None:
-        report["bridge_host"] = {"loop_lag": loop_lag.to_dict()}
-    if rtp is not None:
-        report["ai_leg"] = {"transport": "webrtc", "rtp": dict(rtp), "loss_pct": ai_loss}
+    # The JSON is made at the boundary, outside the core's guard: a report that cannot become
+    # JSON must fail here, where the core replaces it with a fallback report.
+    report.to_json()
     return report
 
 
 def fallback_report(*, call_sid: str, stream_sid: str, tags: CallTags, config: CallConfig, duration_s: float,
-                    end_reason: str, counters: dict[str, int], error: str) -> dict[str, Any]:
+                    end_reason: str, counters: dict[str, int], error: str) -> Report:
     """The report of a call whose full report could not be built (a bug met on the way): who it
     was, how it ended, its counters and the error, with no MOS rather than a wrong one. Every
     ended call gets a report; this is the one that cannot fail."""
-    return {
-        "report_version": REPORT_VERSION, "call_sid": call_sid, "stream_sid": stream_sid or None,
-        "tenant": tags.tenant, "mos": None, "r": None,
-        "band": None, "dominant_impairment": None, "duration_s": duration_s, "inbound": {}, "outbound": {},
-        "intervals": [], "tags": dict(tags.tags), "counters": dict(sorted(counters.items())),
-        "assumptions": {}, "end_reason": end_reason, "ai_format": config.ai_format, "error": error,
-    }
+    return Report(call_sid=call_sid, stream_sid=stream_sid or None, tenant=tags.tenant, duration_s=duration_s,
+                  end_reason=end_reason, ai_format=config.ai_format, tags=dict(tags.tags),
+                  counters=dict(sorted(counters.items())), assumptions={}, error=error)
 
 
 def _interval_score(start: float, end: float, d: dict[str, float], out_q: QualityInput) -> IntervalScore:

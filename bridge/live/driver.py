@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
@@ -374,9 +374,7 @@ class CallDriver:
     def _on_ended(self, event: CallEnded) -> None:
         """Hand the report on: the store's writer first (the report must not be lost), then the
         metrics, the log line and the capture, each on its own so one failing cannot stop another."""
-        report: dict[str, Any] = dict(event.report)
-        report["started_at"] = iso_utc(self.wall_start)
-        report["ended_at"] = iso_utc(self.bridge.clock())
+        report = event.report.stamped(iso_utc(self.wall_start), iso_utc(self.bridge.clock())).to_json()
         self.bridge.reports_written += 1
         steps: list[tuple[str, Callable[[], None]]] = [
             ("store", lambda: self.bridge.writer.submit(report) if self.bridge.writer is not None else None),

@@ -12,14 +12,13 @@ against these names, and a test checks that every series they use is exported he
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bridge import __version__
 from bridge.core.counters import Count
 from bridge.core.events import Direction
+from bridge.core.report_json import StoredReport
 from bridge.core.tags import UNTAGGED
 from quality.lag import LAG_BOUNDS_S
 
@@ -151,21 +150,22 @@ class BridgeMetrics:
         if missed:
             self._misses[direction].inc()
 
-    def call_ended(self, report: Mapping[str, Any]) -> None:
+    def call_ended(self, report: StoredReport) -> None:
         tenant, overflow = self._tenant(report.get("tenant"))
         if overflow:
             self.tenant_overflow.inc()
         reason = str(report.get("end_reason") or "unknown").split(":", 1)[0]
         self.calls.labels(tenant, reason).inc()
-        if report.get("mos") is not None:  # a fallback report (see call_report.fallback_report) has none
-            self.mos.labels(tenant).observe(float(report["mos"]))
+        mos = report.get("mos")
+        if mos is not None:  # a fallback report (see bridge.core.report.fallback_report) has none
+            self.mos.labels(tenant).observe(float(mos))
         inbound = report.get("inbound") or {}
         if inbound.get("jitter_ms") is not None:
             self.jitter.labels(tenant).observe(float(inbound["jitter_ms"]))
         self.loss.labels(tenant).observe(float(inbound.get("loss_pct") or 0.0))
         for kind, n in (report.get("counters") or {}).items():
             if kind in PROBLEM_COUNTERS and n:
-                self._problems[kind].inc(n)
+                self._problems[Count(kind)].inc(n)
 
     def set_spool_depth(self, n: int) -> None:
         """Reports currently waiting in the local spool because the database could not take them."""

@@ -446,12 +446,15 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
                 continue
             if rep.get("end_reason") == "stop":
                 out.calls["completed"] += 1
-            reported.append(rep["mos"])
             saturated += bool(rep.get("bridge_host", {}).get("loop_lag", {}).get("saturated"))
+            mos = rep.get("mos")
+            if mos is None:  # a fallback report: the bridge could not score the call
+                continue
+            reported.append(mos)
             caller = results.get(plan.call_sid)
             if caller is not None:
                 expected.append(expected_mos(plan, opts))
-                errors.append(abs(rep["mos"] - expected[-1]))
+                errors.append(abs(mos - expected[-1]))
     out.mos = {"reported": _percentiles(reported), "expected": _percentiles(expected),
                "mean_abs_error": sum(errors) / len(errors) if errors else None, "reports": len(reported),
                "reports_flagged_saturated": saturated}

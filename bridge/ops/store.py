@@ -25,9 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from bridge.core.isotime import parse_iso, to_iso
+from bridge.core.report_json import StoredReport
 from bridge.core.tags import UNTAGGED
 
 MEMORY = ":memory:"
@@ -363,9 +364,9 @@ def _instant(iso: str) -> datetime:
 # ----------------------------------------------------------------------------- rows
 
 
-def summary_row(report: dict[str, Any]) -> dict[str, Any]:
-    """The ``call_quality`` column values for one report dict (``CallReport.to_dict()`` plus the
-    server's ``started_at``, ``ended_at``, ``end_reason`` and ``codec_chain``).
+def summary_row(report: StoredReport) -> dict[str, Any]:
+    """The ``call_quality`` column values for one stored report (``Report.to_json()``, or an older
+    version's JSON: every key is read with ``.get`` and checked).
 
     ``latency_ms`` is the caller's mouth-to-ear estimate (outbound ``delay_ms``); jitter and loss
     are the inbound (caller -> AI) network figures; ``bridge_latency_p99_ms`` is the worse p99
@@ -374,8 +375,8 @@ def summary_row(report: dict[str, Any]) -> dict[str, Any]:
     call_sid = report.get("call_sid")
     if not isinstance(call_sid, str) or not call_sid:
         raise StoreError(f"report has no call_sid: keys {sorted(report)}")
-    inbound = _direction(report, "inbound")
-    outbound = _direction(report, "outbound")
+    inbound = _direction(report.get("inbound"))
+    outbound = _direction(report.get("outbound"))
     p99s = [bl["p99"] for bl in (inbound.get("bridge_latency_ms"), outbound.get("bridge_latency_ms"))
             if isinstance(bl, dict) and bl.get("p99") is not None]
     chain = report.get("codec_chain")
@@ -427,8 +428,7 @@ def _bounded(value: Any) -> Any:
     return value[:COLUMN_MAX_CHARS] if isinstance(value, str) else value
 
 
-def _direction(report: dict[str, Any], key: str) -> dict[str, Any]:
-    d = report.get(key)
+def _direction(d: object) -> dict[str, Any]:
     return d if isinstance(d, dict) else {}
 
 
@@ -537,7 +537,7 @@ class ReportStore:
 
     # -- reports ------------------------------------------------------------------------
 
-    def write(self, report: dict[str, Any]) -> None:
+    def write(self, report: StoredReport) -> None:
         """Insert or replace the report for its call_sid (a call re-reported keeps one row).
 
         What a peer put in a report cannot make the database refuse it: strings are cleaned of
@@ -568,10 +568,11 @@ class ReportStore:
         except StoreError:
             return None
 
-    def get(self, call_sid: str) -> dict[str, Any] | None:
-        """The full stored report dict, or None for an unknown call."""
+    def get(self, call_sid: str) -> StoredReport | None:
+        """The full stored report, or None for an unknown call. It comes back as it was written: a
+        report older code wrote may lack keys this version writes."""
         rows = self._db.execute("SELECT report FROM call_quality WHERE call_sid = ?", (call_sid,))
-        return self._db.json_value(rows[0][0]) if rows else None
+        return cast(StoredReport, self._db.json_value(rows[0][0])) if rows else None
 
     def list(self, tenant: str | None = None, limit: int = 50) -> builtins.list[dict[str, Any]]:
         """Summary rows (the columns, ``tags`` decoded), newest ``started_at`` first; rows with

@@ -22,8 +22,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import cast
 
+from bridge.core.report_json import StoredReport
 from bridge.ops.store import (
     BUSY_TIMEOUT_S,
     ReportStore,
@@ -119,7 +120,7 @@ class ReportWriter:
     def spool_path(self) -> Path | None:
         return self._spool
 
-    def submit(self, report: dict[str, Any]) -> None:
+    def submit(self, report: StoredReport) -> None:
         """Queue one report for writing; never blocks (the queue is unbounded).
 
         After :meth:`close` there is no writer thread: the report goes to the spool at once
@@ -159,7 +160,7 @@ class ReportWriter:
                 break
             assert isinstance(item, dict)
             try:
-                self._handle(item)
+                self._handle(cast(StoredReport, item))
             except Exception:  # the thread must outlive any one bad report
                 log.exception("unexpected error handling report for call_sid=%s", item.get("call_sid"))
         if self._depth:
@@ -170,7 +171,7 @@ class ReportWriter:
             self._store.close()
             self._store = None
 
-    def _handle(self, report: dict[str, Any]) -> None:
+    def _handle(self, report: StoredReport) -> None:
         if self._depth and time.monotonic() >= self._next_retry:
             self._drain_spool()
         if self._depth:
@@ -189,7 +190,7 @@ class ReportWriter:
             self._store = open_store(self._url, busy_timeout_s=self._busy_timeout_s)
         return self._store
 
-    def _write_once(self, report: dict[str, Any]) -> None:
+    def _write_once(self, report: StoredReport) -> None:
         try:
             self._open().write(report)
         except Exception:
@@ -199,7 +200,7 @@ class ReportWriter:
                 self._store = None
             raise
 
-    def _write_with_retries(self, report: dict[str, Any]) -> bool:
+    def _write_with_retries(self, report: StoredReport) -> bool:
         """True once written, or once set aside as refused for its content (see ``_refused``);
         False when the database could not take it (to the spool)."""
         call_sid = report.get("call_sid")
@@ -220,7 +221,7 @@ class ReportWriter:
             return True
         return False
 
-    def _refused(self, report: dict[str, Any], exc: BaseException) -> None:
+    def _refused(self, report: StoredReport, exc: BaseException) -> None:
         """A report the database refuses for what it holds goes to ``<spool>.bad`` with the
         reason, and the queue moves on: retried, it would block every later report forever."""
         reason = f"{type(exc).__name__}: {exc}"
@@ -254,7 +255,7 @@ class ReportWriter:
             log.error("cannot read report spool %s: %s", self._spool, e)
             return 0
 
-    def _to_spool(self, report: dict[str, Any]) -> None:
+    def _to_spool(self, report: StoredReport) -> None:
         call_sid = report.get("call_sid")
         try:
             line = json.dumps(report)
@@ -297,9 +298,10 @@ class ReportWriter:
         bad: list[str] = []
         for line in lines:
             try:
-                report = json.loads(line)
-                if not isinstance(report, dict):
+                doc = json.loads(line)
+                if not isinstance(doc, dict):
                     raise ValueError("not a JSON object")
+                report = cast(StoredReport, doc)  # written by to_json; the store checks what it needs
             except ValueError as e:
                 log.error("report spool %s has a malformed line, moved to %s.bad: %s", spool, spool.name, e)
                 bad.append(line)

@@ -13,7 +13,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 log = logging.getLogger("mosbridge.webhook")
@@ -23,7 +23,7 @@ TIMEOUT_S = 5.0
 BACKOFF_S = 0.1  # before retry n: BACKOFF_S * 2 ** (n - 1)
 
 
-def post_json(url: str, doc: dict[str, Any], what: str, *, attempts: int = ATTEMPTS, timeout_s: float = TIMEOUT_S,
+def post_json(url: str, doc: Mapping[str, Any], what: str, *, attempts: int = ATTEMPTS, timeout_s: float = TIMEOUT_S,
               backoff_s: float = BACKOFF_S, sleep: Callable[[float], None] = time.sleep,
               logger: logging.Logger = log) -> bool:
     """POST ``doc`` as JSON to ``url``; True once a 2xx answer came back. ``what`` names the

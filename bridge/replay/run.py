@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 from bridge.codecs import Delay, Transcoder
 from bridge.core.call import CallCore
 from bridge.core.events import CallEnded, Outgoing, Peer
 from bridge.core.inputs import AI_INPUTS, apply, from_record
+from bridge.core.report import Report
 from bridge.protocols.capture import Capture
 
 END_OF_CAPTURE = "end of capture"
@@ -52,7 +52,7 @@ class MetricsOnlyTranscoder(Transcoder):
 
 @dataclass
 class ReplayResult:
-    report: dict[str, Any]
+    report: Report
     warnings: list[str] = field(default_factory=list)
     records: int = 0
     duration_s: float = 0.0
@@ -70,7 +70,7 @@ def replay(capture: Capture, *, metrics_only: bool = False) -> ReplayResult:
     # Outputs to each peer leave in order, but the live driver sends the two peers' from
     # separate tasks: match each *_out line against its own peer's queue.
     pending: dict[Peer, deque[Outgoing]] = {Peer.TWILIO: deque(), Peer.REALTIME: deque()}
-    report: dict[str, Any] | None = None
+    report: Report | None = None
     t = 0.0
     for rec in capture.records:
         t = rec.t if rec.t is not None else _media_time(rec.text, t)
@@ -94,11 +94,11 @@ def replay(capture: Capture, *, metrics_only: bool = False) -> ReplayResult:
     report = _take_report(core) or report
     assert report is not None
     if metrics_only:
-        report["assumptions"]["replay"] = "metrics only: no transcoding, AI side skipped"
+        report = report.with_assumption("replay", "metrics only: no transcoding, AI side skipped")
     return ReplayResult(report, warnings, len(capture.records), t)
 
 
-def _take_report(core: CallCore) -> dict[str, Any] | None:
+def _take_report(core: CallCore) -> Report | None:
     found = None
     while (event := core.next_event()) is not None:
         if isinstance(event, CallEnded):

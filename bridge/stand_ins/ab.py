@@ -41,13 +41,14 @@ import wave
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import aiohttp
 import numpy as np
 import numpy.typing as npt
 
 from bridge.codecs.g711 import FRAME_BYTES, SILENCE_FRAME, Int16Array, ulaw_decode, ulaw_encode
+from bridge.core.report_json import StoredReport
 from bridge.live.server import Bridge, serve
 from bridge.live.settings import Settings
 from bridge.ops.store import open_store
@@ -405,7 +406,7 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _latency(report: dict[str, Any], direction: str) -> Latency:
+def _latency(report: StoredReport, direction: Literal["inbound", "outbound"]) -> Latency:
     figures = (report.get(direction) or {}).get("bridge_latency_ms") or {}
     return Latency(_number(figures.get("p50")), _number(figures.get("p99")))
 
@@ -477,8 +478,11 @@ async def run_format(fmt: str, utt: Utterance, *, seed: int = 0, workdir: Path) 
     if (jitter or 0.0) > LOADED_JITTER_MS or (loss or 0.0) > 0.0:
         notes.append(f"loopback: the call measured {jitter or 0.0:.1f} ms jitter and {loss or 0.0:.2f} % loss, so "
                      "the machine held up real-time pacing and the E-model counts it; rerun on an idle machine")
+    mos, r = report.get("mos"), report.get("r")
+    if mos is None or r is None:
+        raise AbError(f"{fmt}: the bridge could not score the call: {report.get('error')}")
     return FormatResult(
-        format=fmt, emodel_mos=float(report["mos"]), r=float(report["r"]), band=str(report.get("band")),
+        format=fmt, emodel_mos=float(mos), r=float(r), band=str(report.get("band")),
         dominant_impairment=str(report.get("dominant_impairment")), pesq=pesq_nb(ref, degraded),
         xcorr_peak=alignment.peak, round_trip_ms=round_trip_ms(heard, sent, held),
         bridge_latency_ms={"inbound": _latency(report, "inbound"), "outbound": _latency(report, "outbound")},

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.core.events import Direction
 from bridge.live.metrics import BridgeMetrics
+from tests.reports import stored
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "mosbridge.json"
@@ -81,8 +82,8 @@ def exposition() -> str:
     metrics.frame(Direction.INBOUND, 0.0004, missed=False)
     metrics.frame(Direction.OUTBOUND, 0.03, missed=True)
     metrics.loop_lag.observe(0.0004)
-    metrics.call_ended({"tenant": "acme", "end_reason": "stop", "mos": 4.3,
-                        "inbound": {"jitter_ms": 3.0, "loss_pct": 0.5}, "counters": {"bad_json": 1}})
+    metrics.call_ended(stored({"tenant": "acme", "end_reason": "stop", "mos": 4.3,
+                        "inbound": {"jitter_ms": 3.0, "loss_pct": 0.5}, "counters": {"bad_json": 1}}))
     return metrics.exposition().decode()
 
 

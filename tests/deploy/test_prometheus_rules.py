@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.live.metrics import LOOP_LAG_S_BUCKETS, PROBLEM_COUNTERS, WRITE_RESULTS, BridgeMetrics
 from quality.lag import SATURATED_P99_MS
+from tests.reports import stored
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 RULES = DEPLOY / "mosbridge-rules.yml"
@@ -118,9 +119,9 @@ def exported() -> dict[str, list[dict[str, str]]]:
     """Every sample name the bridge exports after a call and each store/alert method, with the
     label sets it carries."""
     m = BridgeMetrics(max_tenants=1)
-    m.call_ended({"tenant": "acme", "mos": 3.8, "end_reason": "stop", "inbound": {"jitter_ms": 4.0, "loss_pct": 1.0},
-                  "counters": {"ai_errors": 1}})
-    m.call_ended({"tenant": "beta", "mos": 4.3, "end_reason": "stop", "inbound": {}, "counters": {}})
+    m.call_ended(stored({"tenant": "acme", "mos": 3.8, "end_reason": "stop",
+                         "inbound": {"jitter_ms": 4.0, "loss_pct": 1.0}, "counters": {"ai_errors": 1}}))
+    m.call_ended(stored({"tenant": "beta", "mos": 4.3, "end_reason": "stop", "inbound": {}, "counters": {}}))
     m.report_write("ok")
     m.set_spool_depth(1)
     m.set_alert("acme", True)
@@ -220,7 +221,7 @@ def test_exposition_passes_promtool_lint() -> None:
     """New metrics follow Prometheus naming; the one known complaint is the existing
     mosbridge_call_jitter_ms (a dashboard reads that name, so it stays)."""
     m = BridgeMetrics()
-    m.call_ended({"tenant": "acme", "mos": 4.0, "end_reason": "stop", "inbound": {"jitter_ms": 1.0}})
+    m.call_ended(stored({"tenant": "acme", "mos": 4.0, "end_reason": "stop", "inbound": {"jitter_ms": 1.0}}))
     r = run_promtool("check", "metrics", stdin=m.exposition().decode())
     complaints = [line for line in (r.stdout + r.stderr).splitlines() if line.strip()]
     assert all(line.startswith("mosbridge_call_jitter_ms") for line in complaints), complaints

@@ -12,6 +12,7 @@ from bridge.core.call import CallCore, State
 from bridge.core.config import CallConfig
 from bridge.core.events import CallEnded, CallStarted, Outgoing, Peer, Problem, ReconnectRealtime
 from bridge.core.tags import pseudonymize
+from tests.reports import loose
 
 SID = "MZ00000000000000000000000000000001"
 FRAME = base64.b64encode(bytes([0x55] * 160)).decode()  # 20 ms of mu-law
@@ -138,7 +139,7 @@ def test_a_timestamp_gap_is_concealed_and_loss_reported_exactly() -> None:
     assert core.counters["concealed_frames"] == 3
     core.receive_twilio(STOP, 3.0)
     ended = [e for e in events(core) if isinstance(e, CallEnded)]
-    report = ended[0].report
+    report = ended[0].report.to_json()
     assert report["inbound"]["loss_pct"] == pytest.approx(3.0)
     assert (report["inbound"]["gaps"], report["inbound"]["max_loss_run"]) == (2, 2)
     assert report["inbound"]["frames"] == 97
@@ -157,7 +158,7 @@ def test_a_chunk_gap_on_a_whole_media_clock_is_an_anomaly_not_loss() -> None:
         core.receive_twilio(media(chunk, ts=(k - 1) * 20), k * 0.020)
     assert len(drain(core)) == 50 and core.counters["concealed_frames"] == 0
     core.receive_twilio(STOP, 1.1)
-    inbound = next(e for e in events(core) if isinstance(e, CallEnded)).report["inbound"]
+    inbound = next(e for e in events(core) if isinstance(e, CallEnded)).report.to_json()["inbound"]
     assert (inbound["lost"], inbound["loss_pct"], inbound["chunk_gaps"]) == (0, 0.0, 1)
 
 
@@ -169,7 +170,7 @@ def test_a_duplicated_message_and_a_lost_frame_are_counted_once_each() -> None:
     core.receive_twilio(media(2, ts=20), 0.04)  # the same message again
     core.receive_twilio(media(3, ts=60), 0.08)  # 40 ms lost before Twilio
     core.receive_twilio(STOP, 0.1)
-    inbound = next(e for e in events(core) if isinstance(e, CallEnded)).report["inbound"]
+    inbound = next(e for e in events(core) if isinstance(e, CallEnded)).report.to_json()["inbound"]
     assert (inbound["expected"], inbound["frames"], inbound["lost"], inbound["duplicates"]) == (4, 3, 1, 1)
 
 
@@ -186,7 +187,7 @@ def test_bad_media_timestamps_are_counted_not_lost() -> None:
     core.receive_twilio(STOP, 0.3)
     evs = events(core)
     assert {p.kind for p in evs if isinstance(p, Problem)} >= {"timestamp_jump", "timestamp_backwards"}
-    report = next(e for e in evs if isinstance(e, CallEnded)).report
+    report = next(e for e in evs if isinstance(e, CallEnded)).report.to_json()
     inbound = report["inbound"]
     assert (report["counters"]["timestamp_jump"], report["counters"]["timestamp_backwards"]) == (1, 1)
     assert (inbound["timestamp_jumps"], inbound["timestamp_backwards"]) == (1, 1)
@@ -213,7 +214,7 @@ def test_bad_input_is_counted_and_the_call_goes_on() -> None:
             c["unknown_twilio_event"], c["oversize"], c["ai_bad_event"]) == (1, 1, 1, 1, 1, 1, 1, 1)
     evs = events(core)
     assert sum(isinstance(e, Problem) for e in evs) >= 8
-    report = next(e for e in evs if isinstance(e, CallEnded)).report
+    report = next(e for e in evs if isinstance(e, CallEnded)).report.to_json()
     assert report["counters"]["bad_base64"] == 1
 
 
@@ -223,7 +224,7 @@ def test_phi_ids_are_pseudonymized_everywhere() -> None:
     evs = events(core)
     blob = json.dumps([e.__dict__ for e in evs], default=str)
     assert "P-12345" not in blob
-    report = next(e for e in evs if isinstance(e, CallEnded)).report
+    report = next(e for e in evs if isinstance(e, CallEnded)).report.to_json()
     assert report["tenant"] == "clinic"
     assert report["tags"] == {"vertical": "healthcare",
                               "patient_id": pseudonymize("P-12345", CallConfig().pseudonym_key)}
@@ -270,7 +271,7 @@ def test_ai_disconnect_reconnects_with_context_then_gives_up() -> None:
     ended = [e for e in events(core) if isinstance(e, CallEnded)]
     assert ended and ended[0].reason == "ai_failed: 1011"
     assert core.state is State.ENDED
-    assert ended[0].report["counters"]["ai_reconnects"] == 1
+    assert ended[0].report.to_json()["counters"]["ai_reconnects"] == 1
 
 
 def test_slow_ai_audio_is_an_underrun() -> None:
@@ -281,7 +282,7 @@ def test_slow_ai_audio_is_an_underrun() -> None:
     core.receive_realtime(delta("r1", "i1", 100), 1.3)  # 200 ms late: 10 silent frame slots
     assert (core.playback.underruns, core.playback.underrun_frames) == (1, 10)
     core.receive_twilio(STOP, 2.0)
-    report = next(e for e in events(core) if isinstance(e, CallEnded)).report
+    report = next(e for e in events(core) if isinstance(e, CallEnded)).report.to_json()
     assert report["outbound"]["gaps"] == 1
     assert report["outbound"]["loss_pct"] == pytest.approx(100 * 10 / 20)
 
@@ -300,7 +301,7 @@ def test_timer_closes_intervals_and_latency_comes_from_send_times() -> None:
         if now >= deadline:
             core.handle_timer(now)
     core.receive_twilio(STOP, now)
-    report = next(e for e in events(core) if isinstance(e, CallEnded)).report
+    report = next(e for e in events(core) if isinstance(e, CallEnded)).report.to_json()
     assert len(report["intervals"]) == 3
     assert report["inbound"]["bridge_latency_ms"]["p50"] == pytest.approx(0.5, rel=0.03)
     assert all(i["mos"] > 4.0 for i in report["intervals"])
@@ -339,7 +340,7 @@ def test_a_lagging_event_loop_is_reported_and_named_as_a_cause() -> None:
         if lag_counts is not None:
             core.record_loop_lag(lag_counts, 1.0)
         core.receive_twilio(STOP, 1.1)
-        report: dict[str, Any] = next(e for e in events(core) if isinstance(e, CallEnded)).report
+        report = loose(next(e for e in events(core) if isinstance(e, CallEnded)).report.to_json())
         return report
 
     # 1000 ticks (10 s of a 10 ms timer), 30 of them over 20 ms: p99 lies in the 20-50 ms bucket

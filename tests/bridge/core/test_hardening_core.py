@@ -14,11 +14,12 @@ from bridge.core.call import CallCore
 from bridge.core.config import CallConfig
 from bridge.core.events import CallEnded, Problem
 from tests.bridge.core.test_call import FRAME, SID, STOP, events, media, start, started_core
+from tests.reports import loose
 
 
 def _report(core: CallCore) -> dict[str, Any]:
     [ended] = [e for e in events(core) if isinstance(e, CallEnded)]
-    return ended.report
+    return loose(ended.report.to_json())
 
 
 @pytest.mark.parametrize("field, value", [
@@ -47,7 +48,7 @@ def test_a_report_that_cannot_be_built_is_replaced_by_a_fallback(monkeypatch: py
     core.receive_twilio(STOP, 0.1)
     evs = events(core)
     [ended] = [e for e in evs if isinstance(e, CallEnded)]
-    report = ended.report
+    report = ended.report.to_json()
     assert (report["call_sid"], report["end_reason"], report["mos"]) == ("CA1", "stop", None)
     assert report["counters"]["report_errors"] == 1
     assert "OverflowError" in report["error"]
@@ -74,7 +75,7 @@ def test_a_flood_is_rate_limited_and_counted() -> None:
     assert 48 <= len(sent) <= 52  # the burst (less start), plus the refill in 10 ms
     core.receive_twilio(STOP, 1.0)  # refilled by then
     evs = events(core)
-    [report] = [e.report for e in evs if isinstance(e, CallEnded)]
+    [report] = [e.report.to_json() for e in evs if isinstance(e, CallEnded)]
     assert report["counters"]["rate_limited"] == 1000 - len(sent)
     assert sum(isinstance(e, Problem) and e.kind == "rate_limited" for e in evs) == 1  # one warning, not 950
 
@@ -190,7 +191,7 @@ def test_hostile_messages_never_escape_the_core_and_every_call_is_reported(seed:
             core.record_sent(core.data_to_send(), now + 0.001)
             cases += 1
         core.twilio_closed(now + 1.0)
-        reports = [e.report for e in events(core) if isinstance(e, CallEnded)]
+        reports = [e.report.to_json() for e in events(core) if isinstance(e, CallEnded)]
         assert len(reports) == 1, (seed, call)
         json.dumps(reports[0])  # a report is always JSON
         assert reports[0]["counters"].get("report_errors", 0) == 0, reports[0].get("error")

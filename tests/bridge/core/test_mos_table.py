@@ -21,6 +21,7 @@ from bridge.replay.run import replay
 from bridge.stand_ins.simulate import GroundTruth, SimParams, simulate, truth_mos
 from quality.emodel import EModelParams, r_factor
 from quality.impairments import CodecChain
+from tests.reports import loose
 
 BASE_DELAY_MS = 60.0 + 20.0
 # Gilbert chain with mean loss p / (p + q) = 5 % and BurstR 1 / (p + q) = 3.5 (G.107 §7.5)
@@ -42,7 +43,7 @@ SEEDS = (1, 2, 3)
 
 def _call(seed: int, **kwargs: Any) -> tuple[dict[str, Any], GroundTruth]:
     sim = simulate(SimParams(seconds=60, **kwargs), random.Random(seed))
-    return replay(parse_capture(sim.text().splitlines()), metrics_only=True).report, sim.truth
+    return loose(replay(parse_capture(sim.text().splitlines()), metrics_only=True).report.to_json()), sim.truth
 
 
 def _truth_mos(t: GroundTruth) -> float:

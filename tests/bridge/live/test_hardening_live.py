@@ -21,6 +21,7 @@ from bridge.ops.store import open_store
 from bridge.stand_ins.realtime_ws import FakeRealtimeConfig, FakeRealtimeServer
 from bridge.stand_ins.twilio_caller import SimulatedCaller, media_message, start_message
 from tests.bridge.live_rig import Live, live_bridge, schedule, silence_frames, speech_frames
+from tests.reports import loose
 
 SILENCE_B64 = base64.b64encode(b"\xff" * 160).decode()
 STOP = json.dumps({"event": "stop", "sequenceNumber": "9", "streamSid": "MZh",
@@ -37,7 +38,8 @@ async def until(check: Callable[[], bool], timeout_s: float = 5.0) -> bool:
 
 
 def stored(live: Live, call_sid: str) -> dict[str, Any] | None:
-    return open_store(live.settings.database_url).get(call_sid)
+    report = open_store(live.settings.database_url).get(call_sid)
+    return None if report is None else loose(report)
 
 
 async def report_of(live: Live, call_sid: str) -> dict[str, Any]:

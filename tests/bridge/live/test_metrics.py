@@ -13,10 +13,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bridge import __version__
 from bridge.core.events import Direction
+from bridge.core.report_json import StoredReport
 from bridge.live.metrics import BridgeMetrics
 from bridge.ops.store import open_store
 from bridge.stand_ins.twilio_caller import SimulatedCaller, start_message
 from tests.bridge.live_rig import live_bridge, schedule, silence_frames
+from tests.reports import stored
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -57,9 +59,9 @@ async def test_metrics_after_calls(tmp_path: Path) -> None:
     assert not any("CA-metrics" in json.dumps(k) for k in s)  # no per-call labels
 
 
-def _report(tenant: str | None, mos: float = 4.2, **counters: int) -> dict[str, object]:
-    return {"tenant": tenant, "mos": mos, "end_reason": "stop", "inbound": {"jitter_ms": 3.0, "loss_pct": 0.5},
-            "counters": counters}
+def _report(tenant: str | None, mos: float = 4.2, **counters: int) -> StoredReport:
+    return stored({"tenant": tenant, "mos": mos, "end_reason": "stop", "inbound": {"jitter_ms": 3.0, "loss_pct": 0.5},
+            "counters": counters})
 
 
 def _families(m: BridgeMetrics) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from tests.bridge.browser import (
     hex_rgb,
     start_chromium,
 )
+from tests.reports import loose, stored
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 TOKEN = "test-admin-token-0123456789abcdef"
@@ -65,18 +66,18 @@ Json = dict[str, Any]
 
 def sample_reports() -> dict[str, Json]:
     """Real reports: the shipped sample captures and one simulated 60 s call, replayed."""
-    out = {p.stem: replay(read_capture(p)).report for p in sorted(DATA.glob("*.jsonl"))}
+    out = {p.stem: loose(replay(read_capture(p)).report.to_json()) for p in sorted(DATA.glob("*.jsonl"))}
     sim = simulate(SimParams(seconds=60, delay_ms=40, loss_pct=0.5, jitter_ms=5, speech=True), random.Random(7))
-    out["long_mixed"] = replay(parse_capture(sim.text().splitlines())).report
+    out["long_mixed"] = loose(replay(parse_capture(sim.text().splitlines())).report.to_json())
     heavy = simulate(SimParams(seconds=20, delay_ms=40, loss_pct=15, speech=True), random.Random(8))
-    out["heavy_loss"] = replay(parse_capture(heavy.text().splitlines())).report
+    out["heavy_loss"] = loose(replay(parse_capture(heavy.text().splitlines())).report.to_json())
     # the same lossy call on a bridge whose event loop lagged: a host_lag line as serve records it
     # (1000 ticks, 30 over 20 ms, p99 44 ms), two thirds of the way through
     lines = (DATA / "random_loss_2pct.jsonl").read_text().splitlines()
     at = 2 * len(lines) // 3
     t = json.loads(lines[at])["t"]
     lag = json.dumps({"t": t, "dir": "host_lag", "counts": [600, 800, 950, 960, 970, 995, 1000, 1000, 1000, 1000]})
-    out["random_loss_2pct_saturated"] = replay(parse_capture([*lines[:at], lag, *lines[at:]])).report
+    out["random_loss_2pct_saturated"] = loose(replay(parse_capture([*lines[:at], lag, *lines[at:]])).report.to_json())
     return out
 
 
@@ -147,7 +148,7 @@ def bridge_app(data: Dataset, admin_token: str | None, tmp: Path) -> web.Applica
     store = open_store(url)
     try:
         for report in data.reports:
-            store.write(report)
+            store.write(stored(report))
         for tenant, plan in PLANS.items():
             store.set_tenant(tenant, plan, None, to_iso(data.now))
         for a in sorted(data.alerts, key=lambda a: a["fired_at"]):

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from bridge.cli.report import format_report
+from bridge.core.report_json import StoredReport
 from bridge.ops.store import (
     SCHEMA_VERSION,
     StoreError,
@@ -33,6 +34,7 @@ from quality.meter import DirectionMeter
 from quality.playout import FixedPlayout
 from quality.report import CallReport, DirectionReport, assess, direction_input
 from tests.postgres import PgServer
+from tests.reports import stored
 from tests.tcp_proxy import TcpProxy
 from tests.webhook_server import Received
 
@@ -56,7 +58,7 @@ def _direction(name: str, lose_every: int | None, jitter_s: float, delay_ms: flo
 
 def make_report(call_sid: str, tenant: str | None = "acme", started_at: str | None = "2026-05-01T10:00:00Z",
                 *, lose_every: int | None = None, inbound_p99_ms: float | None = 12.0,
-                outbound_p99_ms: float | None = 31.0, **extra: Any) -> dict[str, Any]:
+                outbound_p99_ms: float | None = 31.0, **extra: Any) -> StoredReport:
     """A real ``CallReport.to_dict()`` plus the keys the live server adds."""
     def latency(p99: float | None) -> LatencySummary | None:
         return None if p99 is None else LatencySummary(count=100, p50_ms=p99 / 3, p95_ms=p99 / 1.5,
@@ -75,8 +77,7 @@ def make_report(call_sid: str, tenant: str | None = "acme", started_at: str | No
     d.update(started_at=started_at, ended_at="2026-05-01T10:00:05.000Z", end_reason="stop",
              codec_chain="pcmu -> g711")
     d.update(extra)
-    roundtripped: dict[str, Any] = json.loads(json.dumps(d))
-    return roundtripped
+    return stored(json.loads(json.dumps(d)))
 
 
 def db_url(path: Path) -> str:
@@ -250,7 +251,7 @@ def test_nullable_columns_stay_null() -> None:
     assert row["jitter_ms"] is None
     assert summary_row(make_report("CA2", inbound_p99_ms=None))["bridge_latency_p99_ms"] == 31.0
     with pytest.raises(StoreError, match="call_sid"):
-        summary_row({"mos": 4.0})
+        summary_row(stored({"mos": 4.0}))
 
 
 def test_write_upserts_by_call_sid(store_url: str) -> None:

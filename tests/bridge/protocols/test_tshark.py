@@ -21,7 +21,7 @@ def _check(capture: Capture, tmp_path: Path) -> dict[str, float]:
     """The report's frames, loss and jitter against tshark's reading of the same capture."""
     pcap = tmp_path / "call.pcap"
     pcap.write_bytes(caller_rtp_pcap(capture))
-    inbound: dict[str, Any] = replay(capture, metrics_only=True).report["inbound"]
+    inbound: dict[str, Any] = replay(capture, metrics_only=True).report.to_json()["inbound"]
     ws = tshark_streams(pcap)
     assert inbound["frames"] == ws["packets"]
     assert inbound["lost"] == pytest.approx(ws["lost"], rel=0.01)

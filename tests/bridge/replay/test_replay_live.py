@@ -47,7 +47,7 @@ async def test_live_call_replays_to_the_same_report(tmp_path: Path, ai_format: s
 
     capture = read_capture(captures / files[0])
     assert capture.header["capture"] == 1 and capture.header["settings"]["ai_format"] == ai_format
-    replayed = replay(capture).report
+    replayed = replay(capture).report.to_json()
     expected = {k: v for k, v in live_report.items() if k not in WALL_CLOCK}
     assert replayed == expected
     # and it is a real call: barge-in, marks, latency, RTT samples all made it into the report
@@ -128,5 +128,5 @@ async def test_a_call_that_hit_an_internal_error_replays_to_the_same_report(
         await asyncio.sleep(0.3)
     live_report = open_store(live.settings.database_url).get("CA-bug")
     assert live_report is not None and live_report["counters"]["internal_errors"] == 2  # frames 25 and 50
-    replayed = replay(read_capture(captures / "CA-bug.jsonl")).report
+    replayed = replay(read_capture(captures / "CA-bug.jsonl")).report.to_json()
     assert replayed == {k: v for k, v in live_report.items() if k not in WALL_CLOCK}

@@ -35,12 +35,12 @@ def _truth(name: str) -> dict[str, Any]:
 
 
 def _inbound(name: str) -> dict[str, Any]:
-    inbound: dict[str, Any] = replay(read_capture(DATA / f"{name}.jsonl")).report["inbound"]
+    inbound: dict[str, Any] = replay(read_capture(DATA / f"{name}.jsonl")).report.to_json()["inbound"]
     return inbound
 
 
 def _replay_text(text: str) -> dict[str, Any]:
-    inbound: dict[str, Any] = replay(parse_capture(text.splitlines(keepends=True))).report["inbound"]
+    inbound: dict[str, Any] = replay(parse_capture(text.splitlines(keepends=True))).report.to_json()["inbound"]
     return inbound
 
 
@@ -88,7 +88,7 @@ def test_mos_orders_clean_over_random_over_bursty_jitter() -> None:
 
 def test_plain_log_replays_with_exact_loss_and_no_jitter() -> None:
     result = replay(read_capture(DATA / "plain_twilio_log.jsonl"))
-    got = result.report["inbound"]
+    got = result.report.to_json()["inbound"]
     # make_samples drops chunks {20, 21, 22, 75, 140} of 150: 5 lost in 3 runs, the longest 3.
     assert got["jitter_ms"] is None
     assert (got["expected"], got["lost"], got["gaps"], got["max_loss_run"]) == (150, 5, 3, 3)
@@ -226,7 +226,7 @@ def test_capture_shape_speech_and_timers() -> None:
     # 1.0 s talk, 0.6 s pause: chunks 1..50 talk, 51..80 silence, 81.. talk again.
     assert payloads[1] != SILENCE and payloads[50] != SILENCE and payloads[81] != SILENCE
     assert payloads[51] == SILENCE and payloads[80] == SILENCE
-    report = replay(parse_capture(sim.text().splitlines(keepends=True))).report
+    report = replay(parse_capture(sim.text().splitlines(keepends=True))).report.to_json()
     assert report["tenant"] == "sim" and report["end_reason"] == "stop"
 
 
@@ -267,7 +267,7 @@ def test_cli_writes_capture_and_truth(tmp_path: Path, capsys: pytest.CaptureFixt
     expected = simulate(SimParams(seconds=2, gilbert=(0.05, 0.4), jitter_ms=5, reorder_pct=2, duplicate_pct=2,
                                   stall_at_s=1.0, stall_ms=100, speech=True), random.Random(9))
     assert out.read_text() == expected.text()
-    got, t = replay(read_capture(out)).report["inbound"], printed["truth"]
+    got, t = replay(read_capture(out)).report.to_json()["inbound"], printed["truth"]
     assert (got["lost"], got["duplicates"], got["reordered"]) == (t["lost"], t["duplicates"], t["reordered"])
     assert got["jitter_ms"] == pytest.approx(t["jitter_ms"], abs=1e-6)
 
@@ -278,7 +278,7 @@ def test_cli_plain_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert json.loads(capsys.readouterr().out)["truth"]["jitter_ms"] is None
     capture = read_capture(out)
     assert capture.plain
-    assert replay(capture).report["inbound"]["lost"] == 2
+    assert replay(capture).report.to_json()["inbound"]["lost"] == 2
 
 
 @pytest.mark.parametrize("argv", [
