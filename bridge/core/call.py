@@ -13,25 +13,30 @@ the live call did.
     record_sent(items, now)        the driver sent these items now (bridge latency)
     record_rtt(peer, rtt_ms, now)  a WebSocket ping (or RTCP) round trip
     receive_ai_packet(seq, opus, now)  WebRTC leg: one RTP packet of AI audio (Opus payload)
-    receive_ai_audio(pcm, now)     WebRTC leg in older captures: 20 ms of 48 kHz PCM from aiortc
     record_rtp(stats, now)         WebRTC leg: the RTP/RTCP figures of the AI leg, for the report
     record_loop_lag(counts, now)   the bridge's event-loop lag since the call began (bucket counts)
     end(now, reason)               the driver ends the call (shutdown, a broken Twilio socket)
     get_timer() / handle_timer(now)
     data_to_send() / next_event()
 
-Drivers reach these through ``bridge/core/inputs.py`` (one dataclass per input, one ``apply``).
+Drivers reach these through ``bridge/core/inputs.py`` (one dataclass per input, one ``apply``);
+inputs only old captures hold are replay's (``bridge/replay/legacy.py``).
 States: CONNECTED (socket open) -> STARTED (``start`` seen) -> ENDED; a socket that sends no
 ``start`` within ``start_timeout_s`` is ended by the timer. Anything after ENDED is ignored;
 every bad input is counted (``bridge/core/counters.py``) and reported as a Problem, and the call goes
 on; a bug met by an input is counted as ``internal_errors`` by the input's own guard; and the
 call always ends with a report (a fallback one if the full report cannot be built).
 
+This module holds the media bridging (caller frames metered, concealed and sent on, held while
+the AI leg is down; AI audio decoded and sent to Twilio with marks), the per-interval figures
+and the report. It delegates the rest: the AI leg's state and reconnect budget to
+``ai_state.AiLeg``, responses, barge-in and turn timing to ``responses.Responses``, what the
+caller has heard to ``playback.Playback``, and the WebRTC track gate to ``track.Track``.
+
 The AI leg is the Realtime WebSocket for ``pcmu`` and ``pcm24k``, and WebRTC for ``opus16k``:
 there caller audio leaves as Opus packets for the audio track (``Outgoing.audio``), AI audio comes
 back as the RTP packets' Opus payloads, and the same GA events travel on the ``oai-events`` data
-channel. Track audio has no response id: it is played while a response is under way (after
-``response.created``) and dropped after a barge-in until the next response starts.
+channel.
 """
 
 from __future__ import annotations
