@@ -10,8 +10,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from bridge.codecs.errors import UnsupportedFormat
-
 
 @dataclass(frozen=True)
 class Delay:
@@ -66,9 +64,3 @@ class Transcoder(ABC):
     @abstractmethod
     def flush_to_caller(self) -> list[bytes]:
         """End of an AI response: pad the carried remainder to a whole frame and reset."""
-
-    def track_to_caller(self, pcm: bytes) -> list[bytes]:
-        """AI audio already decoded by a WebRTC stack (48 kHz mono PCM) in; mu-law frames out.
-        Only formats that travel over the WebRTC leg have one; it replays captures made before
-        the bridge decoded the leg's RTP itself."""
-        raise UnsupportedFormat(f"{self.fmt} does not travel over the WebRTC leg")

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from bridge.codecs.base import Delay
-from bridge.codecs.errors import OddPcmLength
 from bridge.codecs.g711 import Int16Array
 from bridge.codecs.opus import OpusDecoder, OpusEncoder
 from bridge.codecs.pcm_chain import ResamplingTranscoder
-from bridge.codecs.resamplers import RESAMPLE_DELAY_MS, Downsampler
+from bridge.codecs.resamplers import RESAMPLE_DELAY_MS
 
 CALLER_RATE = 8000
-TRACK_RATE = 48000  # what a WebRTC stack's Opus decoder hands out (RFC 7587: the RTP clock is 48 kHz)
 
 
 class Opus16kTranscoder(ResamplingTranscoder):
@@ -26,8 +22,8 @@ class Opus16kTranscoder(ResamplingTranscoder):
     `mosbridge ab`).
 
     Over the WebRTC leg the AI's audio arrives as the RTP packets' Opus payloads and takes the same
-    path. :meth:`track_to_caller` takes 48 kHz audio a WebRTC stack decoded (captures from before
-    the leg decoded RTP itself) down to 8 kHz with the same filter design (factor 6, 1.25 ms).
+    path. (Captures from before the leg decoded RTP itself carry 48 kHz PCM instead: replay's
+    ``bridge/replay/legacy.py`` takes that down to 8 kHz.)
     """
 
     fmt = "opus16k"
@@ -40,18 +36,6 @@ class Opus16kTranscoder(ResamplingTranscoder):
         self.bitrate = bitrate
         self.delay_to_ai = Delay(resample_ms=RESAMPLE_DELAY_MS, codec_ms=self._enc.delay_ms)
         self.delay_to_caller = Delay(resample_ms=0.0, codec_ms=0.0)
-        self._down_track = Downsampler(TRACK_RATE // 8000)
-
-    def track_to_caller(self, pcm: bytes) -> list[bytes]:
-        """Mono 16-bit little-endian PCM at 48 kHz from the WebRTC track in; exact mu-law frames out."""
-        if len(pcm) % 2:
-            self.errors += 1
-            raise OddPcmLength(f"track audio of {len(pcm)} bytes is not whole 16-bit samples")
-        return self._emit(self._down_track.process(np.frombuffer(pcm, dtype="<i2")), concealed=False)
-
-    def _reset_caller_side(self) -> None:
-        super()._reset_caller_side()
-        self._down_track.reset()
 
     def _encode_ai(self, samples: Int16Array) -> list[bytes]:
         return [self._enc.encode(samples)]

@@ -13,25 +13,30 @@ the live call did.
     record_sent(items, now)        the driver sent these items now (bridge latency)
     record_rtt(peer, rtt_ms, now)  a WebSocket ping (or RTCP) round trip
     receive_ai_packet(seq, opus, now)  WebRTC leg: one RTP packet of AI audio (Opus payload)
-    receive_ai_audio(pcm, now)     WebRTC leg in older captures: 20 ms of 48 kHz PCM from aiortc
     record_rtp(stats, now)         WebRTC leg: the RTP/RTCP figures of the AI leg, for the report
     record_loop_lag(counts, now)   the bridge's event-loop lag since the call began (bucket counts)
     end(now, reason)               the driver ends the call (shutdown, a broken Twilio socket)
     get_timer() / handle_timer(now)
     data_to_send() / next_event()
 
-Drivers reach these through ``bridge/core/inputs.py`` (one dataclass per input, one ``apply``).
+Drivers reach these through ``bridge/core/inputs.py`` (one dataclass per input, one ``apply``);
+inputs only old captures hold are replay's (``bridge/replay/legacy.py``).
 States: CONNECTED (socket open) -> STARTED (``start`` seen) -> ENDED; a socket that sends no
 ``start`` within ``start_timeout_s`` is ended by the timer. Anything after ENDED is ignored;
 every bad input is counted (``bridge/core/counters.py``) and reported as a Problem, and the call goes
 on; a bug met by an input is counted as ``internal_errors`` by the input's own guard; and the
 call always ends with a report (a fallback one if the full report cannot be built).
 
+This module holds the media bridging (caller frames metered, concealed and sent on, held while
+the AI leg is down; AI audio decoded and sent to Twilio with marks), the per-interval figures
+and the report. It delegates the rest: the AI leg's state and reconnect budget to
+``ai_state.AiLeg``, responses, barge-in and turn timing to ``responses.Responses``, what the
+caller has heard to ``playback.Playback``, and the WebRTC track gate to ``track.Track``.
+
 The AI leg is the Realtime WebSocket for ``pcmu`` and ``pcm24k``, and WebRTC for ``opus16k``:
 there caller audio leaves as Opus packets for the audio track (``Outgoing.audio``), AI audio comes
 back as the RTP packets' Opus payloads, and the same GA events travel on the ``oai-events`` data
-channel. Track audio has no response id: it is played while a response is under way (after
-``response.created``) and dropped after a barge-in until the next response starts.
+channel.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from pathlib import PurePath as Path
 from typing import Concatenate, Literal, ParamSpec
 
 from bridge.codecs import CodecError, Transcoder, make_transcoder
-from bridge.codecs.g711 import is_quiet
+from bridge.core.ai_state import AiLeg
 from bridge.core.config import CallConfig
 from bridge.core.counters import Count
 from bridge.core.events import (
@@ -62,7 +67,9 @@ from bridge.core.events import (
 )
 from bridge.core.playback import MarkFate, Playback
 from bridge.core.report import Measurements, build_report, fallback_report
+from bridge.core.responses import Responses
 from bridge.core.tags import CallTags, call_tags
+from bridge.core.track import Track, TrackFate
 from bridge.protocols import realtime as rt
 from bridge.protocols import twilio as tw
 from quality.lag import LAG_BOUNDS_S, LagFigures, lag_figures
@@ -85,7 +92,7 @@ DRIVER_FAULTS = frozenset({Count.TWILIO_ERROR, Count.TWILIO_UNRESPONSIVE})
 P = ParamSpec("P")
 
 
-def _guarded(method: Callable[Concatenate[CallCore, P], None]) -> Callable[Concatenate[CallCore, P], None]:
+def guarded(method: Callable[Concatenate[CallCore, P], None]) -> Callable[Concatenate[CallCore, P], None]:
     """A core input that meets a bug counts it (``internal_errors``) and reports it as a Problem
     instead of raising: the call goes on, and since the guard is the core's own, a capture of
     that call replays to the same report."""
@@ -129,29 +136,16 @@ class CallCore:
         self.latency = {Direction.INBOUND: LatencyHistogram(), Direction.OUTBOUND: LatencyHistogram()}
         self.deadline_misses = {Direction.INBOUND: 0, Direction.OUTBOUND: 0}
         self.rtt = {Peer.TWILIO: LatencyHistogram(), Peer.REALTIME: LatencyHistogram()}
-        self.turn_to_sent = LatencyHistogram()
-        self.turn_to_played = LatencyHistogram()
+        self.responses = Responses(self.playback, self.counters, config.ai_stall_s)
+        self.ai = AiLeg(config.max_ai_reconnects, config.ai_healthy_s, now)
         self._intervals = array("d")  # _INTERVAL_FIELDS per closed interval: 80 bytes, for hours-long calls
         self._interval_start = now
         self._interval_base = self._interval_snapshot()
         self._out: list[Outgoing] = []
         self._events: list[Event] = []
-        self._ai_up = False
-        self._ai_since = now
-        self._reconnects = 0
-        self._response_id: str | None = None
-        self._cancelled: set[str] = set()
-        self._last_delta_at: float | None = None
-        self._speech_stopped_at: float | None = None
-        self._awaiting_first_audio: str | None = None  # response id whose first frame starts a turn
-        self._awaiting_first_play: dict[str, float] = {}  # response id -> turn start
         self._transcript: deque[tuple[Literal["user", "assistant"], str]] = deque(maxlen=MAX_CONTEXT_ITEMS)
         self.webrtc = config.ai_format == "opus16k"
-        self._track_item = "track"  # the assistant item track audio belongs to (from output_item.added)
-        self._track_muted = False
-        # output_audio_buffer.started .. stopped/cleared: the AI's track is playing an answer, whose
-        # pauses are forwarded too (response.done comes as soon as generation ends, long before)
-        self._track_playing = False
+        self.track = Track()
         self._rtp: dict[str, float | int | None] = {}
         self._ai_seq = SequenceTracker(modulus=65536)
         self._loop_lag: LagFigures | None = None
@@ -175,7 +169,7 @@ class CallCore:
     def next_event(self) -> Event | None:
         return self._events.pop(0) if self._events else None
 
-    @_guarded
+    @guarded
     def record_sent(self, items: Iterable[Outgoing], now: float) -> None:
         for item in items:
             if item.direction is not None:
@@ -184,16 +178,16 @@ class CallCore:
                 if waited > DEADLINE_S:
                     self.deadline_misses[item.direction] += 1
 
-    @_guarded
+    @guarded
     def record_rtt(self, peer: Peer, rtt_ms: float, now: float) -> None:
         self.rtt[peer].record(rtt_ms / 1000.0)
 
-    @_guarded
+    @guarded
     def record_rtp(self, stats: dict[str, float | int | None], now: float) -> None:
         """The WebRTC leg's latest RTP figures (cumulative: packets, loss, jitter, RTCP RTT)."""
         self._rtp = dict(stats)
 
-    @_guarded
+    @guarded
     def record_loop_lag(self, cumulative: Sequence[int], now: float) -> None:
         """How late the bridge's event loop ran while this call lived: cumulative tick counts per
         ``LAG_BOUNDS_S`` bucket since the call began. A lagging loop leaves frames unread, which
@@ -206,11 +200,10 @@ class CallCore:
         deadline = self._interval_start + self.config.interval_s
         if self.state is State.CONNECTED:
             deadline = min(deadline, self.created_at + self.config.start_timeout_s)
-        if self._response_id is not None and self._last_delta_at is not None:
-            deadline = min(deadline, self._last_delta_at + self.config.ai_stall_s)
-        return deadline
+        stall = self.responses.stall_deadline()
+        return deadline if stall is None else min(deadline, stall)
 
-    @_guarded
+    @guarded
     def handle_timer(self, now: float) -> None:
         if self.state is State.ENDED:
             return
@@ -221,18 +214,16 @@ class CallCore:
             return
         while now >= self._interval_start + self.config.interval_s:
             self._close_interval(self._interval_start + self.config.interval_s)
-        if (self._response_id is not None and self._last_delta_at is not None
-                and now >= self._last_delta_at + self.config.ai_stall_s):
-            self.counters[Count.AI_STALLS] += 1
-            self._problem("ai_stall", f"response {self._response_id} sent no audio for "
-                          f"{now - self._last_delta_at:.1f} s")
-            self._last_delta_at = None
+        stall = self.responses.check_stall(now)
+        if stall is not None:
+            self._problem("ai_stall", f"response {stall.response_id} sent no audio for {stall.silent_s:.1f} s")
 
-    @_guarded
+    @guarded
     def realtime_connected(self, now: float) -> None:
         """A Realtime connection is open: configure it, and on a reconnect restore the context."""
-        self._ai_up = True
-        self._ai_since = now
+        if self.state is State.ENDED:
+            return
+        self.ai.connected(now)
         self._send_ai(self.session_update().serialize(), now)
         for role, text in self._transcript:
             self._send_ai(rt.ContextItemCreate(role=role, text=text).serialize(), now)
@@ -247,34 +238,31 @@ class CallCore:
         return rt.SessionUpdate(input_format=fmt, output_format=fmt, instructions=self.config.instructions,
                                 voice=self.config.voice, model=self.config.model)
 
-    @_guarded
+    @guarded
     def realtime_closed(self, now: float, reason: str) -> None:
         """The AI connection closed or could not be opened."""
         if self.state is State.ENDED:
             return
-        self._ai_up = False
+        closed = self.ai.closed(now)
         self.counters[Count.AI_DISCONNECTS] += 1
         if reason.startswith("connect timed out"):
             self.counters[Count.AI_CONNECT_TIMEOUTS] += 1
-        if now - self._ai_since >= self.config.ai_healthy_s:
-            self._reconnects = 0  # a long healthy session (e.g. the 60-minute cap) renews the budget
-        self._response_id = None
-        if self._reconnects < self.config.max_ai_reconnects:
-            self._reconnects += 1
+        self.responses.connection_lost()
+        if closed.reconnect:
             self.counters[Count.AI_RECONNECTS] += 1
             self._problem("ai_closed", f"Realtime connection closed ({reason}); reconnecting "
-                          f"({self._reconnects}/{self.config.max_ai_reconnects})")
+                          f"({closed.attempt}/{closed.budget})")
             self._events.append(ReconnectRealtime(reason))
         else:
             self._problem("ai_closed", f"Realtime connection closed ({reason}); giving up", "error")
             self._end(now, f"ai_failed: {reason}")
 
-    @_guarded
+    @guarded
     def twilio_closed(self, now: float) -> None:
         if self.state is not State.ENDED:
             self._end(now, "twilio_closed")
 
-    @_guarded
+    @guarded
     def end(self, now: float, reason: str) -> None:
         """End the call from the driver's side (SIGTERM drain timeout, a Twilio socket that broke
         or stopped answering pings). A reason ``"kind: detail"`` whose kind is a DRIVER_FAULTS
@@ -289,20 +277,20 @@ class CallCore:
 
     # ------------------------------------------------------------------ Twilio side
 
-    @_guarded
+    @guarded
     def receive_twilio(self, text: str | bytes, now: float) -> None:
         if self.state is State.ENDED:
             return
         try:
             msg = tw.parse_twilio(text, max_bytes=self.config.max_message_bytes)
         except tw.MessageTooLarge as exc:
-            self._bad(Count.OVERSIZE, str(exc))
+            self.bad(Count.OVERSIZE, str(exc))
             return
         except tw.MalformedJson as exc:
-            self._bad(Count.BAD_JSON, str(exc))
+            self.bad(Count.BAD_JSON, str(exc))
             return
         except tw.TwilioProtocolError as exc:
-            self._bad(Count.BAD_MESSAGE, str(exc))
+            self.bad(Count.BAD_MESSAGE, str(exc))
             return
         if isinstance(msg, tw.MediaMessage):
             if self._within_rate(now):
@@ -316,7 +304,7 @@ class CallCore:
         elif isinstance(msg, tw.StopMessage):
             self._end(now, "stop")
         elif isinstance(msg, tw.UnknownTwilioEvent):
-            self._bad(Count.UNKNOWN_TWILIO_EVENT, f"unknown Twilio event {msg.event!r}")
+            self.bad(Count.UNKNOWN_TWILIO_EVENT, f"unknown Twilio event {msg.event!r}")
 
     def _within_rate(self, now: float) -> bool:
         """Token bucket over the Twilio connection's media messages: a burst of
@@ -340,7 +328,7 @@ class CallCore:
 
     def _on_start(self, msg: tw.StartMessage, now: float) -> None:
         if self.state is State.STARTED:
-            self._bad(Count.DUPLICATE_START, "a second start message on one stream")
+            self.bad(Count.DUPLICATE_START, "a second start message on one stream")
             return
         fmt = msg.media_format
         if (fmt.encoding, fmt.sample_rate, fmt.channels) != ("audio/x-mulaw", 8000, 1):
@@ -356,19 +344,19 @@ class CallCore:
 
     def _on_media(self, msg: tw.MediaMessage, now: float) -> None:
         if self.state is not State.STARTED:
-            self._bad(Count.MEDIA_BEFORE_START, "media before the start message: dropped")
+            self.bad(Count.MEDIA_BEFORE_START, "media before the start message: dropped")
             return
         if msg.track != "inbound":
-            self._bad(Count.WRONG_TRACK, f"media on track {msg.track!r}: only inbound is bridged")
+            self.bad(Count.WRONG_TRACK, f"media on track {msg.track!r}: only inbound is bridged")
             return
         try:
             audio = msg.audio()
         except tw.BadBase64 as exc:
-            self._bad(Count.BAD_BASE64, f"chunk {msg.chunk}: {exc}")
+            self.bad(Count.BAD_BASE64, f"chunk {msg.chunk}: {exc}")
             return
         arrival = self.inbound.update(msg.chunk, msg.timestamp / 1000.0, now if self.timed else None)
         if self.inbound.last_clock is not None:
-            self._bad(Count(self.inbound.last_clock), f"chunk {msg.chunk}: media timestamp {msg.timestamp} ms "
+            self.bad(Count(self.inbound.last_clock), f"chunk {msg.chunk}: media timestamp {msg.timestamp} ms "
                       + ("jumps ahead by more than the longest gap counted as loss: clock re-anchored"
                          if self.inbound.last_clock == "timestamp_jump" else "goes backwards: not metered"))
         if arrival is Arrival.DUPLICATE or arrival is Arrival.TOO_LATE:
@@ -383,7 +371,7 @@ class CallCore:
                 self._conceal_gap(now)
             payloads = self.transcoder.to_ai(audio)
         except CodecError as exc:
-            self._bad(Count.BAD_FRAME, f"chunk {msg.chunk}: {exc}")
+            self.bad(Count.BAD_FRAME, f"chunk {msg.chunk}: {exc}")
             return
         if self._passthrough and payloads == [audio]:
             self._send_audio(audio, now, msg.payload)  # the base64 as received: no re-encoding
@@ -403,9 +391,7 @@ class CallCore:
         fate, response_id = self.playback.mark_echoed(msg.name, now)
         self.counters[Count(f"marks_{fate.value}")] += 1
         if fate is MarkFate.PLAYED and response_id is not None:
-            turn_start = self._awaiting_first_play.pop(response_id, None)
-            if turn_start is not None:
-                self.turn_to_played.record(now - turn_start)
+            self.responses.played(response_id, now)
 
     def _on_dtmf(self, msg: tw.DtmfMessage, now: float) -> None:
         self.counters[Count.DTMF_DIGITS] += 1
@@ -413,53 +399,47 @@ class CallCore:
 
     # ------------------------------------------------------------------ Realtime side
 
-    @_guarded
+    @guarded
     def receive_realtime(self, text: str | bytes, now: float) -> None:
         if self.state is State.ENDED:
             return
         try:
             ev = rt.parse_realtime(text)
         except rt.RealtimeProtocolError as exc:
-            self._bad(Count.AI_BAD_EVENT, str(exc))
+            self.bad(Count.AI_BAD_EVENT, str(exc))
             return
         if isinstance(ev, rt.OutputAudioDelta):
             self._on_delta(ev, now)
         elif isinstance(ev, rt.SpeechStarted):
             self._on_speech_started(now)
         elif isinstance(ev, rt.SpeechStopped):
-            self._speech_stopped_at = now
+            self.responses.speech_stopped(now)
         elif isinstance(ev, rt.ResponseLifecycle):
             self._on_response(ev, now)
         elif isinstance(ev, rt.OutputAudioDone):
-            if ev.response_id not in self._cancelled:
+            if not self.responses.is_cancelled(ev.response_id):
                 self._flush_outbound(ev.item_id, ev.response_id, now)
         elif isinstance(ev, rt.SessionCreated):
             if ev.type == "session.updated":
-                self._check_session(ev.session)
+                self._check_session(ev.audio)
         elif isinstance(ev, rt.ErrorEvent):
             self.counters[Count.AI_ERRORS] += 1
             self._problem("ai_error", f"{ev.error_type}/{ev.code}: {ev.message}",
                           "error" if ev.code == "session_expired" else "warning")
         elif isinstance(ev, rt.OutputItemAdded):
-            if self.webrtc and ev.item_id is not None:
-                self._track_item = ev.item_id
+            if self.webrtc:
+                self.track.item_added(ev.item_id)
         elif isinstance(ev, rt.OutputAudioBuffer):
             if self.webrtc:
                 self._on_audio_buffer(ev, now)
         elif isinstance(ev, rt.Transcript) and ev.text is not None:
             self._transcript.append((ev.role, ev.text))
 
-    def _check_session(self, session: dict[str, object]) -> None:
+    def _check_session(self, audio: rt.SessionAudioFormats | None) -> None:
         if self.webrtc:
             return  # the track's codec was negotiated in SDP; the session's format fields do not apply
         want = _AI_FORMATS[self.config.ai_format]
-        audio = session.get("audio")
-        got: list[object] = []
-        if isinstance(audio, dict):
-            for side in ("input", "output"):
-                part = audio.get(side)
-                fmt = part.get("format") if isinstance(part, dict) else None
-                got.append(fmt.get("type") if isinstance(fmt, dict) else None)
+        got = [] if audio is None else [audio.input, audio.output]
         if got != [want, want]:
             self.counters[Count.AI_FORMAT_MISMATCH] += 1
             self._problem("ai_format_mismatch", f"session.updated echoes audio formats {got}, asked for "
@@ -468,47 +448,33 @@ class CallCore:
     def _on_audio_buffer(self, ev: rt.OutputAudioBuffer, now: float) -> None:
         """WebRTC leg: the server's track plays an answer from ``started`` to ``stopped`` (flush
         what the decoder holds) or ``cleared``."""
-        self._track_playing = ev.state == "started"
+        self.track.buffer(ev.state)
         if ev.state == "stopped":
-            self._flush_outbound(self._track_item, ev.response_id or "", now)
+            self._flush_outbound(self.track.item, ev.response_id or "", now)
 
     def _on_response(self, ev: rt.ResponseLifecycle, now: float) -> None:
-        rid = ev.response_id
         if ev.type == "response.created":
-            self._response_id = rid
-            self._last_delta_at = now
-            self._track_muted = False
-            self.playback.start_response()
-            if rid is not None and self._speech_stopped_at is not None:
-                self._awaiting_first_audio = rid
-            return
-        if rid == self._response_id:
-            self._response_id = None
-            self._last_delta_at = None
-        if rid is not None:
-            self._cancelled.discard(rid)
-            if ev.response.get("status") == "cancelled":
-                self.counters[Count.RESPONSES_CANCELLED] += 1
-        self.counters[Count.RESPONSES] += 1
+            self.responses.created(ev.response_id, now)
+            self.track.response_started()
+        else:
+            self.responses.done(ev.response_id, ev.status)
 
     def _on_delta(self, ev: rt.OutputAudioDelta, now: float) -> None:
-        if ev.response_id in self._cancelled:
-            self.counters[Count.LATE_DELTAS_DROPPED] += 1
+        if not self.responses.delta(ev.response_id, now):
             return
-        self._last_delta_at = now
         try:
             payload = base64.b64decode(ev.delta, validate=True)
         except (binascii.Error, ValueError):
-            self._bad(Count.AI_BAD_BASE64, f"response {ev.response_id}: audio delta is not base64")
+            self.bad(Count.AI_BAD_BASE64, f"response {ev.response_id}: audio delta is not base64")
             return
         try:
             frames = self.transcoder.to_caller(payload)
         except CodecError as exc:
-            self._bad(Count.AI_BAD_AUDIO, f"response {ev.response_id}: {exc}")
+            self.bad(Count.AI_BAD_AUDIO, f"response {ev.response_id}: {exc}")
             return
         self._play(frames, ev.item_id, ev.response_id, now)
 
-    @_guarded
+    @guarded
     def receive_ai_packet(self, seq: int, opus: bytes, now: float) -> None:
         """WebRTC leg: one RTP packet of the AI's audio (its sequence number and Opus payload,
         RFC 7587) as it arrived. It is decoded and forwarded at once: no receive buffer.
@@ -537,47 +503,30 @@ class CallCore:
                     frames += self.transcoder.lost_from_ai(opus if k == fill - 1 else None)
             frames += self.transcoder.to_caller(opus)
         except CodecError as exc:
-            self._bad(Count.AI_BAD_AUDIO, f"RTP packet {seq}: {exc}")
+            self.bad(Count.AI_BAD_AUDIO, f"RTP packet {seq}: {exc}")
             return
         self.counters[Count.AI_PACKETS] += 1
         self._track_frames(frames, now)
 
-    @_guarded
-    def receive_ai_audio(self, pcm: bytes, now: float) -> None:
-        """WebRTC leg, captures made before the bridge decoded RTP itself: 20 ms of the AI's
-        audio as aiortc's track decoded it (48 kHz, mono, 16-bit). The rules of that version, so
-        such a capture replays to the report its live call wrote."""
-        if self.state is State.ENDED:
-            return
-        if self._track_muted:
-            self.counters[Count.LATE_TRACK_FRAMES_DROPPED] += 1
-            return
-        if self._response_id is None and not any(pcm):
-            self.counters[Count.IDLE_TRACK_FRAMES] += 1
-            return
-        try:
-            frames = self.transcoder.track_to_caller(pcm)
-        except CodecError as exc:
-            self._bad(Count.AI_BAD_AUDIO, f"track audio: {exc}")
-            return
-        self._last_delta_at = now
-        self._play(frames, self._track_item, self._response_id or "", now)
-
     def _track_frames(self, frames: list[bytes], now: float) -> None:
-        if self._track_muted:
+        fate = self.track.gate(frames, responding=self.responses.current is not None)
+        if fate is TrackFate.MUTED:
             self.counters[Count.LATE_TRACK_FRAMES_DROPPED] += 1
-            return
-        if self._response_id is None and not self._track_playing and all(is_quiet(f) for f in frames):
-            self.counters[Count.IDLE_TRACK_FRAMES] += 1  # silence between responses: nothing to play
-            return
-        self._last_delta_at = now
-        self._play(frames, self._track_item, self._response_id or "", now)
+        elif fate is TrackFate.IDLE:
+            self.counters[Count.IDLE_TRACK_FRAMES] += 1
+        else:
+            self.play_track(frames, now)
+
+    def play_track(self, frames: list[bytes], now: float) -> None:
+        """Decoded track audio the gate let through: played as the response under way's."""
+        self.responses.audio_arrived(now)
+        self._play(frames, self.track.item, self.responses.current or "", now)
 
     def _flush_outbound(self, item_id: str, response_id: str, now: float) -> None:
         try:
             frames = self.transcoder.flush_to_caller()
         except CodecError as exc:
-            self._bad(Count.AI_BAD_AUDIO, f"response {response_id}: {exc}")
+            self.bad(Count.AI_BAD_AUDIO, f"response {response_id}: {exc}")
             frames = self.transcoder.flush_to_caller()
         self._play(frames, item_id, response_id, now)
 
@@ -591,28 +540,18 @@ class CallCore:
         name = self.playback.new_mark(item_id, response_id, now)
         self._out.append(Outgoing(Peer.TWILIO, tw.OutboundMark(self.stream_sid, name).serialize(), now))
         self.counters[Count.MARKS_SENT] += 1
-        if self._awaiting_first_audio == response_id and self._speech_stopped_at is not None:
-            self.turn_to_sent.record(now - self._speech_stopped_at)
-            self._awaiting_first_play[response_id] = self._speech_stopped_at
-            self._awaiting_first_audio = None
-            self._speech_stopped_at = None
+        self.responses.audio_sent(response_id, now)
 
     def _on_speech_started(self, now: float) -> None:
         """Barge-in: stop what the caller hears and cut the AI's item at what was played."""
-        self._speech_stopped_at = None
-        if not (self.playback.has_unplayed or self._response_id is not None):
+        barge_in = self.responses.speech_started()
+        if barge_in is None:
             return
-        self.counters[Count.BARGE_INS] += 1
         self._out.append(Outgoing(Peer.TWILIO, tw.ClearMessage(self.stream_sid).serialize(), now))
-        item, played_ms = self.playback.clear()
-        if item is not None:
-            trunc = rt.ConversationItemTruncate(item_id=item, content_index=0, audio_end_ms=played_ms)
-            self._send_ai(trunc.serialize(), now)
-        if self._response_id is not None:
-            self._cancelled.add(self._response_id)
-            self._awaiting_first_play.pop(self._response_id, None)
+        if barge_in.truncate is not None:
+            self._send_ai(barge_in.truncate.serialize(), now)
         if self.webrtc:
-            self._track_muted = True
+            self.track.barged_in()
             self._send_ai(rt.OutputAudioBufferClear().serialize(), now)
         self._drop_outbound_remainder()
 
@@ -636,7 +575,7 @@ class CallCore:
         """Caller audio to the AI; while the AI leg is down it is held (``frames_held_for_ai``) up
         to ``hold_audio_s`` and sent once the session is up; beyond that bound it is dropped
         (``frames_while_ai_down``)."""
-        if not self._ai_up:
+        if not self.ai.up:
             if len(self._held) < self._held_max:
                 self._held.append((payload, b64))
                 self.counters[Count.FRAMES_HELD_FOR_AI] += 1
@@ -649,7 +588,8 @@ class CallCore:
         append = rt.InputAudioBufferAppend(b64 or base64.b64encode(payload).decode("ascii"))
         self._out.append(Outgoing(Peer.REALTIME, append.serialize(), now, Direction.INBOUND))
 
-    def _bad(self, counter: Count, detail: str) -> None:
+    def bad(self, counter: Count, detail: str) -> None:
+        """Bad input: counted and reported as a Problem; the call goes on."""
         self.counters[counter] += 1
         self._problem(counter, detail)
 
@@ -691,8 +631,8 @@ class CallCore:
             latency=self.latency,
             deadline_misses=self.deadline_misses,
             rtt=self.rtt,
-            turn_to_sent=self.turn_to_sent,
-            turn_to_played=self.turn_to_played,
+            turn_to_sent=self.responses.turn_to_sent,
+            turn_to_played=self.responses.turn_to_played,
         )
 
     def _end(self, now: float, reason: str) -> None:

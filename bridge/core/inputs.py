@@ -44,7 +44,8 @@ class AiPacketIn:
 
 @dataclass(frozen=True, slots=True)
 class AiAudioIn:
-    """WebRTC leg, captures from before the bridge decoded RTP itself: 20 ms of 48 kHz PCM."""
+    """WebRTC leg, captures from before the bridge decoded RTP itself: 20 ms of 48 kHz PCM.
+    Only such captures name it: the live core has no rule for it, replay's legacy adapter has."""
 
     pcm: bytes
     DIR: ClassVar[str] = "ai_audio_in"
@@ -122,7 +123,8 @@ OUTPUT_DIRS = frozenset({"twilio_out", "ai_out"})  # what was sent: send times, 
 
 
 def apply(core: CallCore, inp: Input, now: float) -> None:
-    """Give ``inp`` to ``core`` at ``now``: the one dispatch from inputs to the core's methods."""
+    """Give ``inp`` to ``core`` at ``now``: the one dispatch from inputs to the core's methods
+    (but ``AiAudioIn``, which only old captures hold: ``bridge/replay/legacy.py``)."""
     match inp:
         case TwilioIn(text):
             core.receive_twilio(text, now)
@@ -130,8 +132,8 @@ def apply(core: CallCore, inp: Input, now: float) -> None:
             core.receive_realtime(text, now)
         case AiPacketIn(seq, opus):
             core.receive_ai_packet(seq, opus, now)
-        case AiAudioIn(pcm):
-            core.receive_ai_audio(pcm, now)
+        case AiAudioIn():
+            raise TypeError("ai_audio_in is an old capture's input: replay applies it (bridge/replay/legacy.py)")
         case Timer():
             core.handle_timer(now)
         case TwilioRtt(rtt_ms) | AiRtt(rtt_ms):

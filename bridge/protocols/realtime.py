@@ -11,9 +11,10 @@ Sent by the bridge: ``session.update``, ``input_audio_buffer.append``,
 or a transcript restoring the conversation after a reconnect), ``output_audio_buffer.clear``
 (WebRTC leg). ``response.cancel`` is modelled for the stand-ins and tests; the bridge does not
 send it (server VAD cancels on barge-in).
-Read (``parse_realtime``): ``session.created``/``session.updated`` (session kept as a dict),
+Read (``parse_realtime``): ``session.created``/``session.updated`` (session kept as a dict, its
+audio formats read into ``SessionAudioFormats``),
 ``input_audio_buffer.speech_started``/``speech_stopped``, ``response.created``,
-``response.output_audio.delta``/``done``, ``response.done``, ``error``,
+``response.output_audio.delta``/``done``, ``response.done`` (with its id and status), ``error``,
 ``response.output_item.added``, ``output_audio_buffer.started``/``stopped``/``cleared``, and the
 two finished transcripts; anything else comes back as ``Unknown(raw)``. Malformed input raises a
 ``RealtimeProtocolError`` subclass.
@@ -84,6 +85,11 @@ def _opt_s(d: Mapping[str, Any], key: str, event: str) -> str | None:
     if value is not None and type(value) is not str:
         raise RealtimeWrongFieldType(key, "a string or null", value, event)
     return value
+
+
+def _lenient_s(d: Mapping[str, Any], key: str) -> str | None:
+    value = d.get(key)
+    return value if type(value) is str else None
 
 
 def _with_id(body: dict[str, Any], event_id: str | None) -> str:
@@ -226,11 +232,40 @@ RealtimeClientEvent: TypeAlias = (
 # --------------------------------------------------------------------------- read
 
 
+@dataclass(frozen=True, slots=True)
+class SessionAudioFormats:
+    """The audio format types a session echoes (GA ``audio.input.format.type`` and
+    ``audio.output.format.type``), read leniently: a side without a string type is None."""
+
+    input: str | None
+    output: str | None
+
+    @classmethod
+    def parse(cls, session: Mapping[str, Any]) -> SessionAudioFormats | None:
+        """None when the session carries no ``audio`` object at all."""
+        audio = session.get("audio")
+        if type(audio) is not dict:
+            return None
+        sides: list[str | None] = []
+        for side in ("input", "output"):
+            part = audio.get(side)
+            fmt = part.get("format") if type(part) is dict else None
+            sides.append(_lenient_s(fmt, "type") if type(fmt) is dict else None)
+        return cls(*sides)
+
+
 @dataclass(frozen=True)
 class SessionCreated:
+    """``session.created`` / ``session.updated``: the session is kept whole (serialize gives it
+    back) and its audio formats are read from it, for the bridge to check what it asked for."""
+
     event_id: str
     session: dict[str, Any]
     type: Literal["session.created", "session.updated"] = "session.created"
+    audio: SessionAudioFormats | None = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "audio", SessionAudioFormats.parse(self.session))
 
     @classmethod
     def parse(cls, d: Mapping[str, Any]) -> SessionCreated:
@@ -286,16 +321,18 @@ class SpeechStopped:
 
 @dataclass(frozen=True)
 class ResponseLifecycle:
-    """``response.created`` or ``response.done``; the response object is kept whole."""
+    """``response.created`` or ``response.done``; the response object is kept whole, and its
+    ``id`` and ``status`` (``completed``, ``cancelled``, ...) are read from it leniently."""
 
     type: Literal["response.created", "response.done"]
     event_id: str
     response: dict[str, Any]
+    response_id: str | None = field(init=False, compare=False)
+    status: str | None = field(init=False, compare=False)
 
-    @property
-    def response_id(self) -> str | None:
-        rid = self.response.get("id")
-        return rid if isinstance(rid, str) else None
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "response_id", _lenient_s(self.response, "id"))
+        object.__setattr__(self, "status", _lenient_s(self.response, "status"))
 
     @classmethod
     def parse(cls, d: Mapping[str, Any]) -> ResponseLifecycle:
@@ -403,11 +440,6 @@ class ErrorEvent:
             "event_id": self.client_event_id,
         }
         return compact_json.dumps({"type": "error", "event_id": self.event_id, "error": err})
-
-
-def _lenient_s(d: Mapping[str, Any], key: str) -> str | None:
-    value = d.get(key)
-    return value if type(value) is str else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from bridge.codecs import Delay, Transcoder
 from bridge.core.call import CallCore
 from bridge.core.events import CallEnded, Outgoing, Peer
-from bridge.core.inputs import AI_INPUTS, apply, from_record
+from bridge.core.inputs import AI_INPUTS, from_record
 from bridge.core.report import Report
 from bridge.protocols.capture import Capture
+from bridge.replay.legacy import adapter_for
 
 END_OF_CAPTURE = "end of capture"
 
@@ -46,9 +47,6 @@ class MetricsOnlyTranscoder(Transcoder):
     def flush_to_caller(self) -> list[bytes]:
         return []
 
-    def track_to_caller(self, pcm: bytes) -> list[bytes]:
-        return []
-
 
 @dataclass
 class ReplayResult:
@@ -59,9 +57,11 @@ class ReplayResult:
 
 
 def replay(capture: Capture, *, metrics_only: bool = False) -> ReplayResult:
-    """Run ``capture`` through a fresh call core and return its report."""
+    """Run ``capture`` through a fresh call core and return its report; the capture's version
+    picks the rules for inputs the live core no longer takes (``bridge/replay/legacy.py``)."""
     config = capture.config()
-    core = CallCore(config, now=0.0, transcoder=MetricsOnlyTranscoder() if metrics_only else None,
+    adapter = adapter_for(capture.header.get("capture"))
+    core = CallCore(config, now=0.0, transcoder=MetricsOnlyTranscoder() if metrics_only else adapter.transcoder(config),
                     timed=not capture.plain)
     warnings = list(capture.warnings)
     if capture.plain:
@@ -82,7 +82,7 @@ def replay(capture: Capture, *, metrics_only: bool = False) -> ReplayResult:
             continue
         if metrics_only and isinstance(inp, AI_INPUTS):
             continue
-        apply(core, inp, t)
+        adapter.apply(core, inp, t)
         out = core.data_to_send()
         if not metrics_only and not capture.plain:
             for item in out:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bridge.codecs import Transcoder
 from bridge.core.call import CallCore, State
 from bridge.core.config import CallConfig
 from bridge.core.events import CallEnded, CallStarted, Outgoing, Peer, Problem, ReconnectRealtime
@@ -62,8 +63,9 @@ def events(core: CallCore) -> list[Any]:
     return out
 
 
-def started_core(config: CallConfig | None = None, params: dict[str, str] | None = None) -> CallCore:
-    core = CallCore(config or CallConfig(), now=0.0)
+def started_core(config: CallConfig | None = None, params: dict[str, str] | None = None,
+                 transcoder: Transcoder | None = None) -> CallCore:
+    core = CallCore(config or CallConfig(), now=0.0, transcoder=transcoder)
     core.receive_twilio('{"event":"connected","protocol":"Call","version":"1.0.0"}', 0.0)
     core.receive_twilio(start(params), 0.001)
     core.realtime_connected(0.002)

@@ -15,11 +15,13 @@ import opuslib.api.ctl
 import opuslib.api.encoder
 import pytest
 
+from bridge.codecs import Transcoder
 from bridge.codecs.g711 import Int16Array, ulaw_decode
 from bridge.codecs.opus import OpusDecoder
 from bridge.core.call import MAX_FILLED_AI_PACKETS, CallCore
 from bridge.core.config import CallConfig
 from bridge.core.events import CallEnded, Direction, Peer
+from bridge.replay.legacy import TrackPcmTranscoder, receive_ai_audio
 from quality.impairments import get_codec
 from tests.bridge.core.test_call import STOP, ai, events, mark, media, started_core
 from tests.reports import loose
@@ -76,8 +78,8 @@ def opus_packets(frames: list[Int16Array], fec: bool = False) -> list[bytes]:
     return [bytes(enc.encode(f.astype("<i2").tobytes(), 320)) for f in frames]
 
 
-def responding_core() -> CallCore:
-    core = started_core(OPUS)
+def responding_core(transcoder: Transcoder | None = None) -> CallCore:
+    core = started_core(OPUS, transcoder=transcoder)
     split(core)
     core.receive_realtime(ai("response.created", response={"id": "resp1", "object": "realtime.response",
                                                             "status": "in_progress", "output": []}), 0.1)
@@ -204,9 +206,9 @@ def test_packets_lost_on_the_ai_leg_count_against_what_the_caller_hears() -> Non
 
 
 def test_audio_from_a_capture_made_before_the_bridge_decoded_rtp_still_plays() -> None:
-    core = responding_core()
+    core = responding_core(TrackPcmTranscoder())
     for i in range(10):
-        core.receive_ai_audio(tone_48k(start=960 * i), 0.12 + 0.02 * i)
+        receive_ai_audio(core, tone_48k(start=960 * i), 0.12 + 0.02 * i)
     assert len(heard(split(core)[2])) >= 9
 
 

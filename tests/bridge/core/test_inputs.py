@@ -25,12 +25,12 @@ from bridge.core.inputs import (
     TwilioClosed,
     TwilioIn,
     TwilioRtt,
-    apply,
     capture_fields,
     from_record,
 )
 from bridge.protocols import compact_json
 from bridge.protocols.capture import event_line, header_line, message_line, parse_capture
+from bridge.replay.legacy import apply_v1 as apply  # every input kind, ai_audio_in (old captures) too
 from quality.lag import LAG_BOUNDS_S
 from tests.bridge.core.test_call import media, start
 
