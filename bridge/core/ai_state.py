@@ -5,7 +5,7 @@ session is up, UP while one is, RECONNECTING after a close the budget allows ano
 and FAILED once it does not (the call then ends). Caller audio is sent only while UP.
 
 The budget: at most ``max_reconnects`` closes in a row are followed by another attempt; a
-session that lived ``healthy_s`` (e.g. the Realtime 60-minute cap) renews it, so a long call is
+session that was up for ``healthy_s`` (e.g. the Realtime 60-minute cap) renews it, so a long call is
 not ended by its hourly session expiry.
 """
 
@@ -71,9 +71,10 @@ class AiLeg:
         self.since = now
 
     def closed(self, now: float) -> Closed:
-        """Spend one reconnect of the budget, renewed first if the session lived ``healthy_s``."""
+        """Spend one reconnect of the budget, renewed first if a session that was up lived
+        ``healthy_s`` (a failed attempt renews nothing, however long after the last session)."""
         self._check(AiInput.CLOSED)
-        if now - self.since >= self.healthy_s:
+        if self.state is AiState.UP and now - self.since >= self.healthy_s:
             self.attempts = 0
         if self.attempts < self.max_reconnects:
             self.attempts += 1

@@ -131,7 +131,10 @@ class Bridge:
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         quiet_malformed_requests()
         self._lag_task = asyncio.create_task(watch_loop_lag(self._observe_lag))
-        self._ai_task = asyncio.create_task(self._check_ai())
+        # the first check is over before the first call is taken (an unreachable AI costs start-up
+        # at most ai_connect_timeout_s); re-checks go on in the background
+        await self._check_ai()
+        self._ai_task = asyncio.create_task(self._recheck_ai())
         self._gc_watch.install()
         if self.evaluator is not None:
             self._alert_task = asyncio.create_task(self._alert_loop())
@@ -149,21 +152,25 @@ class Bridge:
         await asyncio.to_thread(self._webhooks.shutdown, True)
 
     async def _check_ai(self) -> None:
-        """Say once, at start, if the AI side cannot work; re-check an unreachable host until it answers."""
+        """Say once if the AI side cannot work (no key, or its host does not answer), and once
+        when an unreachable host answers again."""
         s = self.settings
         if s.openai_api_key is None:
             self.ai_problem = NO_KEY
             log.error("the AI side will not work: %s", NO_KEY)
             return
         url = s.openai_calls_url if self.call_config.ai_format == "opus16k" else s.openai_url
-        while (problem := await reach(url, s.ai_connect_timeout_s)) is not None:
-            if self.ai_problem is None:
-                log.error("the AI at %s is %s; calls will fail until it answers", redact_url(url), problem)
-            self.ai_problem = problem
-            await asyncio.sleep(RECHECK_S)
-        if self.ai_problem is not None:
+        problem = await reach(url, s.ai_connect_timeout_s)
+        if problem is not None and self.ai_problem is None:
+            log.error("the AI at %s is %s; calls will fail until it answers", redact_url(url), problem)
+        elif problem is None and self.ai_problem is not None:
             log.info("the AI at %s answers again", redact_url(url))
-        self.ai_problem = None
+        self.ai_problem = problem
+
+    async def _recheck_ai(self) -> None:
+        while self.ai_problem is not None and self.ai_problem != NO_KEY:
+            await asyncio.sleep(RECHECK_S)
+            await self._check_ai()
 
     def _observe_lag(self, lag_s: float) -> None:
         self.stats.observe_loop_lag(lag_s)

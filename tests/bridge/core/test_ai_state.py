@@ -54,8 +54,6 @@ def test_a_session_that_lived_healthy_s_renews_the_budget() -> None:
     assert leg.attempts == 1
 
 
-@pytest.mark.xfail(strict=True, reason="kept as CallCore had it: `since` moves only on connect, so once a "
-                   "session has lived healthy_s every failed attempt after it renews the budget (never gives up)")
 def test_failed_attempts_after_a_healthy_session_still_spend_the_budget() -> None:
     leg = AiLeg(max_reconnects=1, healthy_s=10.0, now=0.0)
     leg.connected(0.0)

@@ -197,6 +197,7 @@ async def test_an_ai_that_never_answers_the_handshake_times_out_and_reconnects_w
             tmp_path, validate_twilio_signature=False,
             openai_url=f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/realtime", ai_connect_timeout_s=0.3,
             ai_reconnect_backoff_s=0.2, max_ai_reconnects=2) as live:
+        accepted.clear()  # the bridge's start-up reachability check
         caller = SimulatedCaller(live.media_url, stream_sid="MZa", call_sid="CA-a", params={"tenant": "t"})
         await caller.run(schedule(silence_frames(2.0)), hangup_after_s=2.5, session=http)
         report = await report_of(live, "CA-a")
@@ -216,6 +217,7 @@ async def test_a_call_rides_out_an_ai_restart_and_the_caller_loses_no_audio(tmp_
     fake = FakeRealtimeServer(FakeRealtimeConfig(speed=8.0))
     async with live_bridge(tmp_path, validate_twilio_signature=False, openai_url=f"ws://127.0.0.1:{port}/v1/realtime",
                            ai_reconnect_backoff_s=0.1, max_ai_reconnects=6) as live:
+        accepted.clear()  # the bridge's start-up reachability check
         frames = speech_frames(1.0) + silence_frames(2.0)
         caller = SimulatedCaller(live.media_url, stream_sid="MZr", call_sid="CA-r", params={"tenant": "t"})
 
