@@ -1,6 +1,10 @@
 """The capture format: one call as JSON Lines, enough to replay it to the same report.
 
-Version 1 (stable; later versions must still read it):
+Version 2 (what the bridge writes) is version 1 without ``ai_audio_in`` lines (below), which only
+version-1 captures hold and only ``bridge/replay/legacy.py`` replays; a version-2 capture holding
+one is refused. Every version ever written is still read.
+
+Version 1:
 - Line 1, the header: ``{"capture": 1, "started_at": "<ISO 8601 UTC>", "bridge_version": ...,
   "settings": {<CallConfig fields that affect the report>}}``.
 - Then one line per message or measurement, in the order the call core saw them, each with
@@ -40,7 +44,8 @@ from bridge.core.tags import pseudonymize
 from bridge.protocols import compact_json
 from quality.lag import LAG_BOUNDS_S
 
-VERSION: Final = 1
+VERSION: Final = 2
+LEGACY_DIRS: Final = {"ai_audio_in": 1}  # a line kind, and the last version that may hold it
 MESSAGE_DIRS: Final = frozenset({"twilio_in", "twilio_out", "ai_in", "ai_out"})
 EVENT_DIRS: Final = frozenset({"twilio_rtt", "ai_rtt", "timer", "ai_connected", "ai_closed", "twilio_closed", "end"})
 BINARY_DIRS: Final = frozenset({"ai_out", "ai_packet_in", "ai_audio_in"})
@@ -193,7 +198,12 @@ def parse_capture(lines: Iterable[str]) -> Capture:
             raise CaptureError(first_no, f"bad capture version {version!r}")
         if version > VERSION:
             raise CaptureError(first_no, f"capture version {version} is newer than this mosbridge reads ({VERSION})")
-        return Capture(first, [_record(i, o) for i, o in parsed[1:]], warnings=warnings)
+        records = [_record(i, o) for i, o in parsed[1:]]
+        for r in records:
+            if LEGACY_DIRS.get(r.dir, version) < version:
+                raise CaptureError(r.line_no or 0, f"a {r.dir} line in a version-{version} capture "
+                                   f"(only version {LEGACY_DIRS[r.dir]} and older hold them)")
+        return Capture(first, records, warnings=warnings)
     if "event" in first:
         return Capture({}, [_plain_record(i, o) for i, o in parsed], plain=True, warnings=warnings)
     raise CaptureError(first_no, "neither a capture header ({\"capture\": 1, ...}) nor a Twilio message")

@@ -3,8 +3,9 @@
 Captures of the WebRTC leg (``opus16k``) made before the bridge decoded the leg's RTP itself
 carry ``ai_audio_in`` lines (``bridge/protocols/capture.py``): 20 ms of the AI's audio as aiortc's
 track decoded it, 48 kHz mono 16-bit PCM. They replay here with that version's rules, so such a
-capture still yields the report its live call wrote. Both kinds of WebRTC capture say
-``"capture": 1``, so the version-1 adapter takes both; the live core keeps only today's path.
+capture still yields the report its live call wrote. Version-1 captures may hold them (and any
+WebRTC capture of that version replays by these rules); version 2, which the bridge writes now,
+never does and replays with the live core's own ``apply``.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class Adapter:
 
 
 CURRENT = Adapter(lambda config: None, inputs.apply)  # a plain Twilio log: no AI side at all
-ADAPTERS: dict[int, Adapter] = {1: Adapter(_v1_transcoder, apply_v1)}
+ADAPTERS: dict[int, Adapter] = {1: Adapter(_v1_transcoder, apply_v1), 2: CURRENT}
 
 
 def adapter_for(version: object) -> Adapter:

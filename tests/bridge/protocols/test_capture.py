@@ -111,7 +111,7 @@ def test_recorder_caps_file_size(tmp_path: Path) -> None:
     files = _record_calls(tmp_path, policy, 1, 2000)
     assert [f.name for f in files] == ["CA0.jsonl"]
     assert 4096 < files[0].stat().st_size <= 8192
-    assert parse_capture(files[0].open()).header["capture"] == 1
+    assert parse_capture(files[0].open()).header["capture"] == 2
 
 
 def test_recorder_keeps_the_directory_under_its_cap(tmp_path: Path) -> None:

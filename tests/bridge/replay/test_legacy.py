@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from bridge.core.call import CallCore
 from bridge.core.config import CallConfig
 from bridge.core.inputs import AiAudioIn, apply
+from bridge.protocols.capture import CaptureError, parse_capture
 from bridge.replay.legacy import CURRENT, TrackPcmTranscoder, adapter_for, apply_v1
 
 
@@ -29,3 +32,12 @@ def test_old_audio_on_a_core_without_the_track_decoder_is_bad_audio_not_a_crash(
     core.responses.created("r1", 0.0)
     apply_v1(core, AiAudioIn(b"\x01\x00" * 960), 0.1)
     assert core.counters["ai_bad_audio"] == 1 and core.counters.get("internal_errors", 0) == 0
+
+
+def test_version_2_replays_with_the_live_rules_and_refuses_old_track_audio() -> None:
+    assert adapter_for(2) is CURRENT
+    header = '{"capture": 2, "started_at": "2026-12-03T00:00:00.000Z", "bridge_version": "x", "settings": {}}\n'
+    line = '{"t": 0.1, "dir": "ai_audio_in", "b64": "AAAA"}\n'
+    with pytest.raises(CaptureError, match="line 2: a ai_audio_in line in a version-2 capture"):
+        parse_capture(io.StringIO(header + line))
+    assert len(parse_capture(io.StringIO(header.replace('"capture": 2', '"capture": 1') + line)).records) == 1

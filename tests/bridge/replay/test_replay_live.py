@@ -46,7 +46,7 @@ async def test_live_call_replays_to_the_same_report(tmp_path: Path, ai_format: s
     assert "P-55" not in text  # PHI pseudonymized in the capture too
 
     capture = read_capture(captures / files[0])
-    assert capture.header["capture"] == 1 and capture.header["settings"]["ai_format"] == ai_format
+    assert capture.header["capture"] == 2 and capture.header["settings"]["ai_format"] == ai_format
     replayed = replay(capture).report.to_json()
     expected = {k: v for k, v in live_report.items() if k not in WALL_CLOCK}
     assert replayed == expected

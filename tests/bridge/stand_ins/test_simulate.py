@@ -216,7 +216,7 @@ def test_pareto_extra_delay_has_the_requested_mean_and_tail() -> None:
 def test_capture_shape_speech_and_timers() -> None:
     sim = simulate(SimParams(seconds=6, speech=True), random.Random(0))
     header = json.loads(sim.lines[0])
-    assert header["capture"] == 1 and header["settings"]["interval_s"] == 5.0
+    assert header["capture"] == 2 and header["settings"]["interval_s"] == 5.0
     events = [json.loads(line) for line in sim.lines[1:]]
     assert events[0] == {"t": 0.0, "dir": "ai_connected"}
     assert [e["t"] for e in events if e["dir"] == "timer"] == [5.0]
