@@ -282,6 +282,20 @@ def test_one_core_requested() -> None:
     assert "memory" in container()["resources"]["limits"]
 
 
+def test_deployment_env_keys_are_real_settings() -> None:
+    unknown = {e["name"] for e in container().get("env", [])} - setting_env_names()
+    assert not unknown, f"Deployment env that no setting reads: {sorted(unknown)}"
+
+
+def test_one_worker_process_per_requested_core() -> None:
+    """MOSBRIDGE_WORKERS is set explicitly (its default, the CPUs the container may use, is the whole
+    node without a CPU limit) and matches the CPU request."""
+    env = {e["name"]: e["value"] for e in container()["env"]}
+    workers = int(env["MOSBRIDGE_WORKERS"])
+    cpu = str(container()["resources"]["requests"]["cpu"])
+    assert workers == (int(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu))
+
+
 # ----------------------------------------------------------------------------- scaling
 
 
