@@ -163,7 +163,8 @@ class Supervisor:
                 log.error("worker %d (pid %d) did not stop in time: killing it", slot.index, slot.proc.pid)
                 slot.proc.kill()
                 code = slot.proc.wait()
-            clean = clean and code == 0
+            # Killed by our SIGTERM before it had installed its drain: it had no calls yet.
+            clean = clean and code in (0, -signal.SIGTERM)
             self._reap(slot, code)
         self.sock.close()
         log.info("stopped: every worker has exited%s", "" if clean else " (not all cleanly)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -19,6 +20,9 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge.live.settings import Settings
+from bridge.live.supervisor import worker_settings
+from bridge.live.worker import Worker
 from bridge.ops.store import open_store
 from bridge.stand_ins.realtime_ws import FakeRealtimeConfig, FakeRealtimeServer
 from bridge.stand_ins.twilio_caller import SimulatedCaller
@@ -130,6 +134,24 @@ async def wait_stored(live: Running, n: int, timeout: float = 10.0) -> dict[str,
         while len(rows := stored(live)) < n:
             await asyncio.sleep(0.1)
     return rows
+
+
+def test_workers_get_the_settings_with_secrets_the_bound_port_and_one_pseudonym_key() -> None:
+    settings = Settings(openai_api_key="sk-x", port=0, workers=3, pseudonym_key=None)
+    data = json.loads(worker_settings(settings, 4321))
+    assert (data["openai_api_key"], data["port"], data["workers"]) == ("sk-x", 4321, 3)
+    assert len(data["pseudonym_key"]) == 64
+    again = Settings(**data)
+    assert again.openai_api_key is not None and again.openai_api_key.get_secret_value() == "sk-x"
+    kept = json.loads(worker_settings(Settings(pseudonym_key="mine"), 1))
+    assert kept["pseudonym_key"] == "mine"
+
+
+def test_worker_0_keeps_the_single_process_spool_the_others_get_their_own() -> None:
+    spool = Path("/var/spool/reports.jsonl")
+    assert Worker(0, 2).own_path(spool) == spool
+    assert Worker(1, 2).own_path(spool) == Path("/var/spool/reports.jsonl.w1")
+    assert Worker(0, 2).runs_alerts and not Worker(1, 2).runs_alerts
 
 
 async def test_calls_spread_over_both_workers_and_metrics_add_up(tmp_path: Path) -> None:
