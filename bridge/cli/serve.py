@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import gc
 import logging
 from typing import Any
 
 from pydantic import ValidationError
 
 from bridge.live.logs import configure_logging
-from bridge.live.rlimit import raise_open_file_limit
 from bridge.live.settings import Settings, env_name
 
 
@@ -29,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     for name, info in Settings.model_fields.items():
         default = info.default
         shown = "unset" if default is None else repr(default)
+        if info.default_factory is not None:
+            shown = "computed at start-up (see the meaning)"
         if name in ("twilio_auth_token", "openai_api_key", "pseudonym_key", "admin_token", "metrics_token"):
             shown = "unset (secret: prefer the environment)"
         p.add_argument(_flag(name), dest=name, default=None, metavar="VALUE",
@@ -54,23 +53,11 @@ def run(args: argparse.Namespace) -> int:
     if settings.pseudonym_key is None:
         logging.getLogger("mosbridge").warning(
             "MOSBRIDGE_PSEUDONYM_KEY is not set: PHI ids get an ephemeral key, so pseudonyms change on restart")
+    if settings.workers > 1:
+        from bridge.live.supervisor import supervise
+
+        return supervise(settings)
+    from bridge.live.process import run_server
     from bridge.live.server import serve
 
-    raise_open_file_limit()
-
-    if settings.event_loop == "uvloop":
-        import uvloop
-    # What is alive now (modules, their tables, settings) lives as long as the process: keep it out
-    # of the collector's full passes, which otherwise hold the event loop for 10-40 ms a few times a
-    # minute at a few hundred calls (measured by the loop-lag histogram; gc.freeze, Python 3.7+).
-    gc.collect()
-    gc.freeze()
-    try:
-        if settings.event_loop == "uvloop":
-            uvloop.run(serve(settings))
-        else:
-            asyncio.run(serve(settings))
-    except OSError as exc:  # the listening socket: port taken, address not local, no permission
-        logging.getLogger("mosbridge").error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
-        return 1
-    return 0
+    return run_server(settings, serve(settings))

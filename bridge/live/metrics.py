@@ -7,13 +7,21 @@ call so recorded increments ``mosbridge_tenant_label_overflow_total``), a call w
 ``tenant="unknown"``. Per-call figures are observed once, when the call's report is made;
 per-frame latency is observed as frames are sent. The rules in ``deploy/prometheus/`` are written
 against these names, and a test checks that every series they use is exported here.
+
+With ``serve --workers N`` every worker process writes its values to files in
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode, chosen by the supervisor
+before a worker imports prometheus_client), and any worker's ``/metrics`` adds up all of them:
+counters and histograms sum over every worker that ever ran, each gauge as its
+``multiprocess_mode`` says (live workers only).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from bridge import __version__
 from bridge.core.counters import Count
@@ -38,6 +46,7 @@ PROBLEM_COUNTERS: frozenset[Count] = frozenset(Count(k) for k in (
     "no_start", "twilio_error", "twilio_unresponsive", "ai_connect_timeouts",
 ))
 WRITE_RESULTS = ("ok", "spooled", "failed")
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER_TENANT = "other"
 
 
@@ -81,11 +90,19 @@ class BridgeMetrics:
     from any thread (prometheus_client's metrics lock internally, the tenant map has its own lock).
     """
 
-    def __init__(self, max_tenants: int = 200) -> None:
+    def __init__(self, max_tenants: int = 200, *, multiprocess: bool = False) -> None:
         self.tenants = TenantLabels(max_tenants)
         self.registry = CollectorRegistry()
+        self._exposed = self.registry
+        if multiprocess:
+            # Values go to files whatever registry a metric is in; /metrics reads every worker's.
+            if not os.environ.get(MULTIPROC_ENV):
+                raise RuntimeError(f"multiprocess metrics need {MULTIPROC_ENV} set before prometheus_client is "
+                                   "imported")
+            self._exposed = CollectorRegistry()
+            MultiProcessCollector(self._exposed)  # type: ignore[no-untyped-call]
         r = self.registry
-        self.calls_live = Gauge("mosbridge_calls_live", "Calls in progress", registry=r)
+        self.calls_live = Gauge("mosbridge_calls_live", "Calls in progress", registry=r, multiprocess_mode="livesum")
         self.calls = Counter("mosbridge_calls", "Calls ended", ["tenant", "end_reason"], registry=r)
         self.mos = Histogram("mosbridge_call_mos", "Call MOS (the caller's listening direction)", ["tenant"],
                              buckets=MOS_BUCKETS, registry=r)
@@ -109,22 +126,23 @@ class BridgeMetrics:
                                "(twiml, media) and reason (max_calls, loop_lag, draining)", ["route", "reason"],
                                registry=r)
         self.ready = Gauge("mosbridge_ready", "1 while the process takes new calls, 0 while full or draining",
-                           registry=r)
+                           registry=r, multiprocess_mode="livemin")  # with workers: 1 while every worker does
         self.problems = Counter("mosbridge_problems", "Bad input and peer trouble, by kind", ["kind"], registry=r)
         self.tenant_overflow = Counter(
             "mosbridge_tenant_label_overflow",
             "Calls recorded as tenant=\"other\" because the tenant label cap was reached", registry=r)
         self.tenant_labels = Gauge("mosbridge_tenant_labels", "Distinct tenants with a label of their own",
-                                   registry=r)
+                                   registry=r, multiprocess_mode="livemax")
         self.spool_depth = Gauge("mosbridge_report_spool_depth",
-                                 "Call reports waiting on local disk for the database", registry=r)
+                                 "Call reports waiting on local disk for the database", registry=r,
+                                 multiprocess_mode="livesum")
         self.report_writes = Counter("mosbridge_report_writes", "Call report writes, by result (ok, spooled, failed)",
                                      ["result"], registry=r)
         self.alert_firing = Gauge("mosbridge_alert_firing",
                                   "1 while the in-process tenant MOS alert fires for the tenant", ["tenant"],
-                                  registry=r)
+                                  registry=r, multiprocess_mode="livemax")
         self.build_info = Gauge("mosbridge_build_info", "Always 1; the bridge's version as a label", ["version"],
-                                registry=r)
+                                registry=r, multiprocess_mode="livemax")
         self.build_info.labels(__version__).set(1)
         # Series that exist from the start, so that increase() and rate() see their first change.
         self._latency = {d: self.latency.labels(d.value) for d in Direction}
@@ -192,4 +210,5 @@ class BridgeMetrics:
         self.alert_firing.labels(label).set(1 if firing else 0)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        """The text format of every series: this process's, or with workers, all workers' added up."""
+        return generate_latest(self._exposed)

@@ -5,12 +5,15 @@ all) or when its TwiML passes the ``capture=1`` parameter and per-call capture i
 seen before ``start`` (when the decision can be made) wait in memory. The audio path only puts
 tuples on a queue; JSON work, PHI pseudonymization and file I/O happen on the writer thread.
 Each file is capped (``max_file_bytes``: later lines are dropped, and a warning logged) and the
-directory is kept under ``max_total_bytes`` by deleting the oldest captures.
+directory is kept under ``max_total_bytes`` by deleting the oldest captures. Worker processes of
+``serve --workers N`` share the directory: a capture in progress is named with its process id, and a
+file another worker deleted first is skipped.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Mapping
@@ -117,7 +120,7 @@ class CaptureRecorder:
         kind = op[0]
         if kind == "header":
             self.policy.directory.mkdir(parents=True, exist_ok=True)
-            new = _File(self.policy.directory / f"capture-{key}.jsonl.part")
+            new = _File(self.policy.directory / f"capture-{os.getpid()}-{key}.jsonl.part")
             self._files[key] = new
             self._write(new, op[1])
             return
@@ -161,11 +164,21 @@ class CaptureRecorder:
         self._enforce_total()
 
     def _enforce_total(self) -> None:
-        files = sorted(self.policy.directory.glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in files)
+        sizes = {}
+        for p in self.policy.directory.glob("*.jsonl"):
+            try:
+                st = p.stat()
+            except FileNotFoundError:  # another worker's cleanup came first
+                continue
+            sizes[p] = (st.st_mtime, st.st_size)
+        files = sorted(sizes, key=lambda p: sizes[p][0])
+        total = sum(size for _, size in sizes.values())
         while files and total > self.policy.max_total_bytes:
             oldest = files.pop(0)
-            total -= oldest.stat().st_size
-            oldest.unlink()
+            total -= sizes[oldest][1]
+            try:
+                oldest.unlink()
+            except FileNotFoundError:
+                continue
             log.info("capture %s deleted to keep the directory under %d bytes", oldest.name,
                      self.policy.max_total_bytes)

@@ -4,7 +4,8 @@ Routes: ``POST /twiml`` (the voice webhook: returns ``<Connect><Stream>``), ``GE
 Media Streams WebSocket), ``GET /healthz``, ``GET /readyz``, ``GET /stats`` and ``GET /metrics``.
 Each call is one :class:`~bridge.live.driver.CallDriver` over one :class:`~bridge.core.call.CallCore`;
 this module holds the app, the routes, the process-wide state calls share (settings, HTTP client,
-report writer, metrics, capture recorder, alert loop) and the drain on SIGTERM.
+report writer, metrics, capture recorder, alert loop) and the drain on SIGTERM. With ``serve
+--workers N`` each worker process runs one :func:`serve` on the supervisor's socket (``sock``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import os
 import random
 import signal
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,10 +44,11 @@ from bridge.live.recorder import CapturePolicy, CaptureRecorder
 from bridge.live.settings import Settings
 from bridge.live.stats import BridgeStats
 from bridge.live.webrtc_net import restrict_ice_to
+from bridge.live.worker import Worker
 from bridge.ops.alerts import AlertEvaluator, AlertNotice
 from bridge.ops.api import Api
 from bridge.ops.dashboard import DASHBOARD, add_dashboard_routes
-from bridge.ops.store import redact_url
+from bridge.ops.store import default_spool_path, redact_url
 from bridge.ops.store_thread import StoreThread
 from bridge.ops.store_writer import ReportWriter
 from bridge.ops.webhook import post_json
@@ -54,6 +58,7 @@ log = logging.getLogger("mosbridge")
 alert_log = logging.getLogger("mosbridge.alert")
 
 RECONNECT_BACKOFF_MAX_S = 4.0
+GAUGE_REFRESH_S = 1.0
 
 
 class PathOnlyAccessLogger(AbstractAccessLogger):
@@ -80,13 +85,15 @@ class Bridge:
     """The server: routes, live calls, drain on SIGTERM."""
 
     def __init__(self, settings: Settings, writer: ReportWriter | None,
-                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 worker: Worker | None = None) -> None:
         self.settings = settings
+        self.worker = worker  # None: the only process
         self.writer = writer
         self.clock = clock
         self.rng = rng or random.Random()
         self.call_config = settings.call_config()
-        self.metrics = BridgeMetrics(max_tenants=settings.metrics_max_tenants)
+        self.metrics = BridgeMetrics(max_tenants=settings.metrics_max_tenants, multiprocess=worker is not None)
         self.stats = BridgeStats(self.metrics)
         self.capture_policy = capture_policy(settings)
         self.recorder = CaptureRecorder(self.capture_policy, self.call_config, __version__)
@@ -102,10 +109,13 @@ class Bridge:
         self.db = StoreThread(settings.database_url)
         admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
         self.api = Api(self.db, admin_token, settings.default_plan, clock)
-        self.evaluator = AlertEvaluator(alert_rule(settings)) if settings.alerts else None
+        # With workers, worker 0 alone evaluates: N evaluators would send every alert N times.
+        runs_alerts = settings.alerts and (worker is None or worker.runs_alerts)
+        self.evaluator = AlertEvaluator(alert_rule(settings)) if runs_alerts else None
         self._alert_task: asyncio.Task[None] | None = None
         self._lag_task: asyncio.Task[None] | None = None
         self._ai_task: asyncio.Task[None] | None = None
+        self._gauge_task: asyncio.Task[None] | None = None
         self.ai_problem: str | None = None  # why the AI side cannot be used, if it cannot
         self._gc_watch = GcPauseWatch(self.stats.observe_gc_pause)
         self._firing_shown: set[str] = set()
@@ -135,13 +145,15 @@ class Bridge:
         # at most ai_connect_timeout_s); re-checks go on in the background
         await self._check_ai()
         self._ai_task = asyncio.create_task(self._recheck_ai())
+        if self.worker is not None:
+            self._gauge_task = asyncio.create_task(self._refresh_gauges())
         self._gc_watch.install()
         if self.evaluator is not None:
             self._alert_task = asyncio.create_task(self._alert_loop())
 
     async def _cleanup(self, app: web.Application) -> None:
         self._gc_watch.remove()
-        for task in (self._alert_task, self._lag_task, self._ai_task):
+        for task in (self._alert_task, self._lag_task, self._ai_task, self._gauge_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -171,6 +183,13 @@ class Bridge:
         while self.ai_problem is not None and self.ai_problem != NO_KEY:
             await asyncio.sleep(RECHECK_S)
             await self._check_ai()
+
+    async def _refresh_gauges(self) -> None:
+        """With workers, any worker may answer a scrape: each keeps its own gauges current."""
+        while True:
+            self.metrics.calls_live.set(len(self.calls))
+            self._refusal()
+            await asyncio.sleep(GAUGE_REFRESH_S)
 
     def _observe_lag(self, lag_s: float) -> None:
         self.stats.observe_loop_lag(lag_s)
@@ -289,11 +308,13 @@ class Bridge:
         await ws.prepare(request)
         driver = CallDriver(self, ws, request.protocol)
         self.calls.add(driver)
+        self.metrics.calls_live.set(len(self.calls))
         self.stats.calls_started += 1
         try:
             await driver.run()
         finally:
             self.calls.discard(driver)
+            self.metrics.calls_live.set(len(self.calls))
             self.stats.calls_ended += 1
         return ws
 
@@ -337,7 +358,10 @@ class Bridge:
     async def stats_view(self, request: web.Request) -> web.Response:
         if not self._metrics_allowed(request):
             return web.Response(status=401, text="metrics token required", headers={"WWW-Authenticate": "Bearer"})
-        return web.json_response(self.stats.to_dict(len(self.calls)))
+        body = self.stats.to_dict(len(self.calls))
+        if self.worker is not None:
+            body["worker"] = {"index": self.worker.index, "count": self.worker.count, "pid": os.getpid()}
+        return web.json_response(body)
 
     async def drain(self, timeout_s: float) -> None:
         """Stop taking calls, let live ones finish for ``timeout_s``, then end the rest."""
@@ -353,15 +377,19 @@ class Bridge:
 
 
 async def serve(settings: Settings, *, on_ready: Callable[[Bridge], None] | None = None,
-                stop: asyncio.Event | None = None) -> Bridge:
+                stop: asyncio.Event | None = None, sock: socket.socket | None = None,
+                worker: Worker | None = None) -> Bridge:
     """Run until SIGTERM/SIGINT (or ``stop``), then drain and write every report.
 
-    ``on_ready`` gets the running bridge (tests read ``bound_port`` from it)."""
+    ``on_ready`` gets the running bridge (tests read ``bound_port`` from it). A worker of ``serve
+    --workers N`` passes the supervisor's listening ``sock`` and its ``worker`` role."""
     if settings.webrtc_ice_addresses:
         restrict_ice_to([a.strip() for a in settings.webrtc_ice_addresses.split(",") if a.strip()])
-    bridge = Bridge(settings, None)
-    writer = ReportWriter(settings.database_url, settings.report_webhook_url,
-                          spool_path=Path(settings.spool_path) if settings.spool_path else None,
+    bridge = Bridge(settings, None, worker=worker)
+    spool = Path(settings.spool_path) if settings.spool_path else default_spool_path(settings.database_url)
+    if spool is not None and worker is not None:
+        spool = worker.own_path(spool)
+    writer = ReportWriter(settings.database_url, settings.report_webhook_url, spool_path=spool,
                           on_write=bridge.metrics.report_write, on_spool_depth=bridge.metrics.set_spool_depth)
     bridge.writer = writer
     runner = web.AppRunner(bridge.app, handle_signals=False, shutdown_timeout=1.0,
@@ -370,12 +398,14 @@ async def serve(settings: Settings, *, on_ready: Callable[[Bridge], None] | None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        site = web.TCPSite(runner, settings.host, settings.port) if sock is None else web.SockSite(runner, sock)
+        await site.start()
         bridge.bound_port = runner.addresses[0][1] if runner.addresses else settings.port
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        log.info("mosbridge listening on %s:%s (ai_format=%s, store=%s, dashboard /dashboard)", settings.host,
+        who = "mosbridge" if worker is None else f"mosbridge worker {worker.index} (pid {os.getpid()})"
+        log.info("%s listening on %s:%s (ai_format=%s, store=%s, dashboard /dashboard)", who, settings.host,
                  bridge.bound_port, settings.ai_format, redact_url(settings.database_url))
         if on_ready is not None:
             on_ready(bridge)

@@ -26,12 +26,21 @@ OVERLOAD_TWIML = ('<?xml version="1.0" encoding="UTF-8"?><Response><Say>Sorry, a
                   'Please call again in a few minutes.</Say><Hangup/></Response>')
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MOSBRIDGE_", populate_by_name=True, frozen=True,
                                       extra="ignore")
 
     host: str = Field("0.0.0.0", description="address to listen on")
     port: int = Field(8080, ge=0, le=65535, description="one public port: TwiML webhook and /media WebSocket")
+    workers: int = Field(
+        default_factory=usable_cpus, ge=1,
+        description="server processes sharing the port, each with its own event loop and calls (1: one process, "
+        "no supervisor). Default: the CPUs this process may use")
     public_url: str | None = Field(
         None, description="the https base URL Twilio sees (behind a TLS proxy); used for the Stream URL "
         "and for signature checks. Default: derived from each request")

@@ -245,6 +245,9 @@ class Processes:
             "MOSBRIDGE_AI_FORMAT": self.opts.ai_format, "MOSBRIDGE_LOG_LEVEL": "ERROR",
             "MOSBRIDGE_PSEUDONYM_KEY": "load", "MOSBRIDGE_CAPTURE_PER_CALL": "0",
             "MOSBRIDGE_DRAIN_TIMEOUT_S": "5",
+            # One process: its CPU, RSS and /stats are what the run measures (and the pin below
+            # comes after the start, too late for the default, the CPUs the process may use).
+            "MOSBRIDGE_WORKERS": "1",
             **self.opts.bridge_env,
         }
         pin = [self.opts.bridge_cpu] if self.opts.bridge_cpu is not None else []

@@ -6,7 +6,9 @@ tenant's plan (report granularity) and API token hash; ``alerts`` every alert th
 
 Both databases get the same tables and columns through versioned migrations (``schema_version``
 records each one), applied by :func:`open_store` in order; opening is idempotent and safe when
-many bridges start at once (PostgreSQL: an advisory lock; SQLite: ``BEGIN IMMEDIATE``). Types
+many bridges start at once (PostgreSQL: an advisory lock; SQLite: ``BEGIN IMMEDIATE``). A SQLite
+file is put in WAL mode, so the worker processes of ``serve --workers N`` (one writer connection each)
+read while another writes and queue their writes behind the busy timeout. Types
 differ where each database has a better one: PostgreSQL keeps times as ``timestamptz`` and the
 report as ``jsonb``; this module hands out ISO-8601 strings and dicts either way.
 
@@ -21,6 +23,7 @@ import json
 import re
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -209,7 +212,29 @@ def open_store(url: str, busy_timeout_s: float = BUSY_TIMEOUT_S) -> ReportStore:
         conn = sqlite3.connect(parsed.target, timeout=busy_timeout_s, isolation_level=None)
     except sqlite3.Error as e:
         raise StoreUnavailable(f"cannot open report store {parsed.target!r}: {e}") from e
+    if parsed.target != MEMORY:
+        try:
+            _use_wal(conn, busy_timeout_s)
+        except sqlite3.Error as e:
+            conn.close()
+            raise StoreUnavailable(f"cannot open report store {parsed.target!r}: {e}") from e
     return _migrated(ReportStore(_SQLite(conn)), repr(parsed.target))
+
+
+def _use_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
+    """Switch a SQLite file to write-ahead logging (it stays so): readers no longer block the
+    writer, and several processes' writers take turns. The switch needs a moment alone with the
+    file; when other processes open it at the same time SQLite may say "locked" at once instead of
+    waiting its busy timeout, so this retries for as long."""
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL").fetchall()
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _open_postgres(url: str) -> ReportStore:

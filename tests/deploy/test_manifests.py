@@ -226,8 +226,10 @@ def test_probes_use_readyz_for_readiness_and_healthz_for_liveness() -> None:
 
 async def test_probe_paths_answer_as_the_deployment_expects(tmp_path: Path) -> None:
     """Readiness fails while draining (no new calls); liveness does not (no restart mid-drain)."""
+    # the Deployment's Secret provides the AI key; no AI need answer for the pod to be ready
     settings = Settings(validate_twilio_signature=False, database_url=f"sqlite:///{tmp_path / 'reports.db'}",
-                        capture_dir=str(tmp_path / "captures"), alerts=False)
+                        capture_dir=str(tmp_path / "captures"), alerts=False, openai_api_key="sk-test",
+                        openai_url="ws://127.0.0.1:9/v1/realtime")
     bridge = Bridge(settings, None)
     paths = probe_paths()
     annotations = one("Deployment")["spec"]["template"]["metadata"]["annotations"]
@@ -280,6 +282,20 @@ def test_one_core_requested() -> None:
     requests = container()["resources"]["requests"]
     assert requests["cpu"] in ("1", 1, "1000m")
     assert "memory" in container()["resources"]["limits"]
+
+
+def test_deployment_env_keys_are_real_settings() -> None:
+    unknown = {e["name"] for e in container().get("env", [])} - setting_env_names()
+    assert not unknown, f"Deployment env that no setting reads: {sorted(unknown)}"
+
+
+def test_one_worker_process_per_requested_core() -> None:
+    """MOSBRIDGE_WORKERS is set explicitly (its default, the CPUs the container may use, is the whole
+    node without a CPU limit) and matches the CPU request."""
+    env = {e["name"]: e["value"] for e in container()["env"]}
+    workers = int(env["MOSBRIDGE_WORKERS"])
+    cpu = str(container()["resources"]["requests"]["cpu"])
+    assert workers == (int(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu))
 
 
 # ----------------------------------------------------------------------------- scaling

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -360,6 +363,39 @@ def test_writer_drains_every_submitted_report_on_close(store_url: str, tmp_path:
     assert store.list(limit=1)[0]["call_sid"] == "CA199"
     store.close()
     assert not spool.exists()
+
+
+MANY_WRITERS = """
+import sys
+from pathlib import Path
+from bridge.ops.store_writer import ReportWriter
+from tests.bridge.ops.test_store import make_report
+url, i, spool = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+writer = ReportWriter(url, spool_path=Path(spool), retry_s=0.2)
+for n in range(40):
+    writer.submit(make_report(f"CA-{i}-{n:02d}", tenant=f"t{i}"))
+writer.close(60.0)
+print(writer.stats.written, writer.stats.spooled, writer.stats.spool_depth)
+"""
+
+
+def test_many_processes_write_to_one_sqlite_file(tmp_path: Path) -> None:
+    """The workers of serve --workers N: one writer each, started together on a file none created."""
+    path = tmp_path / "m.db"
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    procs = [subprocess.Popen([sys.executable, "-c", MANY_WRITERS, db_url(path), str(i),
+                               str(tmp_path / f"spool{i}.jsonl")], env=env, stdout=subprocess.PIPE, text=True)
+             for i in range(3)]
+    outs = [p.communicate(timeout=120)[0].split() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0]
+    assert all(out[0] == "40" and out[2] == "0" for out in outs), outs  # spooled on a lock at most, then written
+    store = open_store(db_url(path))
+    assert len(store.list(limit=1000)) == 120 and len(store.list(tenant="t2", limit=1000)) == 40
+    store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    conn.close()
 
 
 def test_many_bridges_write_to_one_postgres(postgres_url: str, tmp_path: Path) -> None:
