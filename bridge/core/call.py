@@ -174,9 +174,11 @@ class CallCore:
         for item in items:
             if item.direction is not None:
                 waited = now - item.ingress
-                self.latency[item.direction].record(waited)
+                latency = self.latency[item.direction]
+                for _ in range(item.frames):  # per 20 ms frame, however many a message carries
+                    latency.record(waited)
                 if waited > DEADLINE_S:
-                    self.deadline_misses[item.direction] += 1
+                    self.deadline_misses[item.direction] += item.frames
 
     @guarded
     def record_rtt(self, peer: Peer, rtt_ms: float, now: float) -> None:
@@ -531,15 +533,26 @@ class CallCore:
         self._play(frames, item_id, response_id, now)
 
     def _play(self, frames: list[bytes], item_id: str, response_id: str, now: float) -> None:
+        """Queue the AI's frames for Twilio: media messages of up to ``outbound_chunk_ms`` each,
+        each followed by a mark naming how much of the item had been sent."""
         if not frames or self.state is not State.STARTED:
             return
-        for frame in frames:
-            self._out.append(Outgoing(Peer.TWILIO, tw.OutboundMedia.from_audio(self.stream_sid, frame).serialize(),
-                                      now, Direction.OUTBOUND))
-        self.playback.frames_sent(item_id, len(frames), now)
-        name = self.playback.new_mark(item_id, response_id, now)
-        self._out.append(Outgoing(Peer.TWILIO, tw.OutboundMark(self.stream_sid, name).serialize(), now))
-        self.counters[Count.MARKS_SENT] += 1
+        per = self.config.outbound_chunk_ms // 20
+        chunks = [frames[i:i + per] for i in range(0, len(frames), per)] if per else [frames]
+        for chunk in chunks:
+            if per:
+                audio = chunk[0] if len(chunk) == 1 else b"".join(chunk)
+                self._out.append(Outgoing(Peer.TWILIO, tw.OutboundMedia.from_audio(self.stream_sid, audio).serialize(),
+                                          now, Direction.OUTBOUND, frames=len(chunk)))
+            else:
+                for frame in chunk:
+                    self._out.append(Outgoing(Peer.TWILIO,
+                                              tw.OutboundMedia.from_audio(self.stream_sid, frame).serialize(),
+                                              now, Direction.OUTBOUND))
+            self.playback.frames_sent(item_id, len(chunk), now)
+            name = self.playback.new_mark(item_id, response_id, now)
+            self._out.append(Outgoing(Peer.TWILIO, tw.OutboundMark(self.stream_sid, name).serialize(), now))
+            self.counters[Count.MARKS_SENT] += 1
         self.responses.audio_sent(response_id, now)
 
     def _on_speech_started(self, now: float) -> None:

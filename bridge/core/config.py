@@ -44,6 +44,10 @@ class CallConfig:
     # Twilio sends 50 media messages a second; a connection may burst (a network stall's backlog)
     # up to max_message_burst, and beyond that refills at max_messages_per_s: the excess is dropped.
     max_messages_per_s: float = 100.0
+    # AI audio goes to Twilio in media messages of up to this much audio, each followed by a mark
+    # (so barge-in knows what was played to within one message); 0 = one message per 20 ms frame
+    # and one mark per AI delta, as bridges before 0.2 (and their captures) did.
+    outbound_chunk_ms: int = 100
     max_message_burst: int = 500
     pseudonym_key: bytes = b"mosbridge-dev-key"
     phi_keys: frozenset[str] = field(default=DEFAULT_PHI_KEYS)

@@ -32,6 +32,7 @@ class Outgoing:
     ingress: float
     direction: Direction | None = None
     audio: bytes | None = None  # WebRTC leg: one Opus packet for the audio track (``text`` is then empty)
+    frames: int = 1  # 20 ms frames of audio it carries (a Twilio media message may carry several)
 
 
 @dataclass(frozen=True)

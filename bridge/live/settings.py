@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     ai_reconnect_backoff_s: float = Field(0.25, ge=0, description="first wait before a Realtime reconnect; it "
                                           "doubles each attempt in a row up to 4 s, less up to half at random")
     ping_interval_s: float = Field(5.0, gt=0, description="WebSocket ping period for RTT, s")
+    outbound_chunk_ms: int = Field(_CALL.outbound_chunk_ms, ge=0, multiple_of=20, description="AI audio goes to "
+                                   "Twilio in media messages of up to this much audio, a mark after each (barge-in "
+                                   "knows what was played to within one message); 0 = one message per 20 ms frame "
+                                   "and a mark per AI delta, ms")
     max_message_bytes: int = Field(_CALL.max_message_bytes, ge=1024,
                                    description="largest accepted WebSocket message, bytes")
     pseudonym_key: SecretStr | None = Field(

@@ -40,10 +40,11 @@ class BridgeStats:
             if item.direction is not None:
                 waited = now - item.ingress
                 missed = waited > DEADLINE_S
-                self.latency[item.direction].record(waited)
-                self.frames[item.direction] += 1
-                self.deadline_misses[item.direction] += missed
-                self.metrics.frame(item.direction, waited, missed)
+                for _ in range(item.frames):
+                    self.latency[item.direction].record(waited)
+                    self.metrics.frame(item.direction, waited, missed)
+                self.frames[item.direction] += item.frames
+                self.deadline_misses[item.direction] += missed * item.frames
 
     def to_dict(self, live: int) -> dict[str, Any]:
         out: dict[str, Any] = {"calls_live": live, "calls_started": self.calls_started,

@@ -103,6 +103,7 @@ def config_from_header(header: Mapping[str, Any]) -> CallConfig:
     kwargs = {k: v for k, v in settings.items() if k in known}
     if "phi_keys" in kwargs:
         kwargs["phi_keys"] = frozenset(kwargs["phi_keys"])
+    kwargs.setdefault("outbound_chunk_ms", 0)  # written before it was a setting: a message per frame
     return CallConfig(**kwargs)
 
 

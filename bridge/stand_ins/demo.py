@@ -112,13 +112,14 @@ def summarize(database_url: str, tenants: tuple[str, ...] = TENANT_NAMES) -> lis
         store.close()
 
 
-async def run_demo(opts: DemoOptions, say: Callable[[str], None] = print) -> list[TenantSummary]:
+async def run_demo(opts: DemoOptions, say: Callable[[str], None] = print,
+                   stop: asyncio.Event | None = None) -> list[TenantSummary]:
     """Start the bridge and the stand-in, call it in waves for ``duration_s``, print the dashboard's
-    address, then keep serving until SIGINT/SIGTERM (``keep_serving``) or stop."""
+    address, then keep serving (``keep_serving``) until SIGINT/SIGTERM or ``stop`` is set."""
+    stop = stop or asyncio.Event()
     async with FakeRealtimeServer(FakeRealtimeConfig(speed=1.5, seed=opts.seed)) as fake:
         settings = settings_for(opts, fake.url)
         ready: asyncio.Future[Bridge] = asyncio.get_running_loop().create_future()
-        stop = asyncio.Event()
         server = asyncio.create_task(serve(settings, on_ready=ready.set_result, stop=stop))
         bridge = await asyncio.wait_for(ready, 30)
         base = f"http://{'127.0.0.1' if opts.host in ('0.0.0.0', '') else opts.host}:{bridge.bound_port}"

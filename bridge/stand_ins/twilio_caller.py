@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from bridge.codecs.g711 import FRAME_BYTES
 from bridge.protocols import twilio as tw
 
 FRAME_S = 0.020
@@ -33,6 +34,7 @@ class TwilioPlayout:
     _play_until: float = 0.0
     _seq: int = 1000
     clears: int = 0
+    frames_received: int = 0  # 20 ms frames of media received, however many a message carried
     marks_echoed: list[str] = field(default_factory=list)
     frame_starts: list[float] | None = None  # a list: note when each played frame started
 
@@ -40,7 +42,10 @@ class TwilioPlayout:
         """One message from the bridge (read with ``bridge.protocols.twilio``); returns messages to send back now."""
         msg = tw.parse_twilio_outbound(text)
         if isinstance(msg, tw.OutboundMedia):
-            self._queue.append(("media", msg.audio(), now))
+            audio = msg.audio()  # any length: Twilio plays it in order, 160 bytes per 20 ms
+            for i in range(0, len(audio), FRAME_BYTES):
+                self._queue.append(("media", audio[i:i + FRAME_BYTES], now))
+            self.frames_received += -(-len(audio) // FRAME_BYTES)
         elif isinstance(msg, tw.OutboundMark):
             self._queue.append(("mark", msg.name, now))
         elif isinstance(msg, tw.ClearMessage):
@@ -131,7 +136,7 @@ class CallerResult:
     clears: int
     received: list[dict[str, object]]  # every message, unless keep_messages=False
     frames_sent: int
-    media_received: int = 0
+    media_received: int = 0  # 20 ms frames of media received
     turn_latency_s: list[float] = field(default_factory=list)
     sent_at: list[tuple[int, float]] = field(default_factory=list)  # (media ms, when it left, s after start)
 
@@ -198,10 +203,10 @@ class SimulatedCaller:
                     if self.keep_messages:
                         self.received.append(json.loads(msg.data))
                     if '"event":"media"' in msg.data:
-                        self.media_received += 1
                         while pending_turns and pending_turns[0] <= now - t0:
                             self.turn_latency_s.append(now - t0 - pending_turns.pop(0))
                     await send(self.playout.receive(msg.data, now))
+                    self.media_received = self.playout.frames_received
                     wake.set()
 
             async def ticker() -> None:

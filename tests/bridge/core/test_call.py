@@ -11,7 +11,7 @@ import pytest
 from bridge.codecs import Transcoder
 from bridge.core.call import CallCore, State
 from bridge.core.config import CallConfig
-from bridge.core.events import CallEnded, CallStarted, Outgoing, Peer, Problem, ReconnectRealtime
+from bridge.core.events import CallEnded, CallStarted, Direction, Outgoing, Peer, Problem, ReconnectRealtime
 from bridge.core.tags import pseudonymize
 from tests.reports import loose
 
@@ -88,7 +88,7 @@ def test_session_update_then_audio_forwarded_unchanged_for_pcmu() -> None:
 
 
 def test_barge_in_exact_sequence() -> None:
-    core = started_core()
+    core = started_core(CallConfig(outbound_chunk_ms=0))  # a message per frame: test_chunked_* has today's
     drain(core)
     core.receive_realtime(ai("response.created", response={"id": "r1", "status": "in_progress"}), 1.0)
     for i in range(3):
@@ -117,6 +117,28 @@ def test_barge_in_exact_sequence() -> None:
     core.receive_realtime(ai("response.done", response={"id": "r1", "status": "cancelled"}), 1.2)
     c = core.counters
     assert (c["barge_ins"], c["marks_played"], c["marks_cleared"], c["late_deltas_dropped"]) == (1, 1, 2, 1)
+
+
+def test_chunked_outbound_sends_a_message_and_a_mark_per_chunk_and_barge_in_stays_exact() -> None:
+    """Twilio plays media of any size in order (its Media Streams docs): 100 ms per message cuts
+    the messages per talking second from 50 media + marks to 10 + 10, and a mark after each keeps
+    audio_end_ms exact to one message."""
+    core = started_core(CallConfig(outbound_chunk_ms=100))
+    drain(core)
+    core.receive_realtime(ai("response.created", response={"id": "r1", "status": "in_progress"}), 1.0)
+    core.receive_realtime(delta("r1", "item1", 300, 0), 1.0)  # 300 ms in one delta
+    out = drain(core)
+    assert [(o["event"], o.get("mark", {}).get("name")) for o in out] == [
+        ("media", None), ("mark", "m1"), ("media", None), ("mark", "m2"), ("media", None), ("mark", "m3")]
+    sizes = [len(base64.b64decode(o["media"]["payload"])) for o in out if o["event"] == "media"]
+    assert sizes == [800, 800, 800]  # 100 ms of mu-law at 8 kHz each
+    assert core.latency[Direction.OUTBOUND].summary().count == 0  # nothing sent yet
+    core.record_sent([Outgoing(Peer.TWILIO, "", 1.0, Direction.OUTBOUND, frames=5)], 1.004)
+    assert core.latency[Direction.OUTBOUND].summary().count == 5  # latency is per 20 ms frame
+    core.receive_twilio(mark("m2"), 1.25)  # 200 ms played
+    core.receive_realtime(ai("input_audio_buffer.speech_started", audio_start_ms=900, item_id="u2"), 1.26)
+    truncate = [o for o in drain(core) if o.get("type") == "conversation.item.truncate"]
+    assert truncate[0]["audio_end_ms"] == 200
 
 
 def test_speech_with_nothing_playing_is_not_a_barge_in() -> None:

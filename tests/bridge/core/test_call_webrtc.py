@@ -89,7 +89,9 @@ def responding_core(transcoder: Transcoder | None = None) -> CallCore:
 
 
 def heard(twilio: list[dict[str, Any]]) -> list[bytes]:
-    return [base64.b64decode(m["media"]["payload"]) for m in twilio if m["event"] == "media"]
+    """The 20 ms frames the caller hears, however many frames each media message carries."""
+    audio = b"".join(base64.b64decode(m["media"]["payload"]) for m in twilio if m["event"] == "media")
+    return [audio[i:i + 160] for i in range(0, len(audio), 160)]
 
 
 def test_ai_packets_play_as_they_arrive_and_marks_follow() -> None:

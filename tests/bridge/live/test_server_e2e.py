@@ -4,6 +4,7 @@ Realtime stand-in and back, with the report read from the real SQLite store."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import random
@@ -29,7 +30,8 @@ PARAMS = {"tenant": "acme-health", "vertical": "healthcare", "patient_id": "P-99
 
 async def test_audio_round_trip_barge_in_and_report(tmp_path: Path) -> None:
     fake_cfg = FakeRealtimeConfig(speed=8.0, response_ms=1500, min_chunk_ms=90, max_chunk_ms=170)
-    async with live_bridge(tmp_path, fake_cfg, validate_twilio_signature=False) as live:
+    # one 20 ms frame per message, a mark after each: test_chunked_audio_* covers the 100 ms default
+    async with live_bridge(tmp_path, fake_cfg, validate_twilio_signature=False, outbound_chunk_ms=20) as live:
         # speak 1 s, listen 1.5 s (the AI answers), then barge in for 0.6 s, then listen again
         frames = speech_frames(1.0) + silence_frames(1.6) + speech_frames(0.6) + silence_frames(2.2)
         caller = SimulatedCaller(live.media_url, stream_sid="MZ1", call_sid="CA-e2e-1", params=PARAMS)
@@ -195,3 +197,26 @@ async def test_pcm24k_round_trip_and_barge_in(tmp_path: Path) -> None:
     report = open_store(live.settings.database_url).get("CA-e2e-3")
     assert report is not None
     assert report["codec_chain"] == {"inbound": "g711-plc -> pcm24k", "outbound": "pcm24k -> g711-plc"}
+
+
+async def test_chunked_audio_reaches_the_caller_whole_with_a_mark_per_message(tmp_path: Path) -> None:
+    """The default: the AI's audio in media messages of up to 100 ms of whole 20 ms frames, each
+    followed by a mark the caller echoes once it has played; nothing is lost on the way."""
+    fake_cfg = FakeRealtimeConfig(speed=8.0, response_ms=1500, min_chunk_ms=90, max_chunk_ms=170)
+    async with live_bridge(tmp_path, fake_cfg, validate_twilio_signature=False) as live:
+        frames = speech_frames(1.0) + silence_frames(3.0)
+        caller = SimulatedCaller(live.media_url, stream_sid="MZc", call_sid="CA-chunk", params=PARAMS)
+        async with aiohttp.ClientSession() as http:
+            result = await caller.run(schedule(frames), hangup_after_s=len(frames) * 0.02 + 0.3, session=http)
+        await asyncio.sleep(0.3)
+        report = open_store(live.settings.database_url).get("CA-chunk")
+    assert report is not None
+    audio = [base64.b64decode(m["media"]["payload"]) for m in result.received  # type: ignore[index]
+             if m.get("event") == "media"]
+    sizes = [len(a) for a in audio]
+    assert sizes and all(s % 160 == 0 and 160 <= s <= 800 for s in sizes) and max(sizes) == 800
+    kinds = [m.get("event") for m in result.received if m.get("event") in ("media", "mark")]
+    assert all(a == "media" and b == "mark" for a, b in zip(kinds[::2], kinds[1::2], strict=True))
+    heard = bytes(result.played)  # Twilio's playout of what came, in order, 20 ms a frame
+    assert len(heard) >= 800 and heard == b"".join(audio)[: len(heard)]
+    assert report["counters"]["marks_sent"] == len(sizes)
