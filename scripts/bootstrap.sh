@@ -12,7 +12,7 @@ VENV=${VENV:-.venv}
 # prometheus (promtool and a real server for the alerting rules), tshark (Wireshark's RTP stream
 # analysis, the independent check of jitter and loss), chromium and chromium-driver
 # (the dashboard in a headless browser), fonts-dejavu-core (text in its screenshots).
-APT_PACKAGES=(libopus0 opus-tools espeak-ng sox prometheus tshark chromium chromium-driver fonts-dejavu-core)
+APT_PACKAGES=(libopus0 opus-tools espeak-ng sox prometheus tshark chromium chromium-driver fonts-dejavu-core podman runc debootstrap)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
