@@ -25,8 +25,10 @@ if ((DEV)); then
     # (speech made offline), prometheus (promtool and a real server for the alerting rules),
     # tshark (Wireshark's RTP stream analysis, the independent check of jitter and loss), chromium
     # and chromium-driver (the dashboard in a headless browser), fonts-dejavu-core (text in its
-    # screenshots), postgresql (initdb and pg_ctl: the tests start a throwaway cluster of their own).
-    APT_PACKAGES+=(opus-tools espeak-ng sox prometheus tshark chromium chromium-driver fonts-dejavu-core postgresql)
+    # screenshots), postgresql (initdb and pg_ctl: the tests start a throwaway cluster of their own),
+    # podman, runc and debootstrap (the container image built and run by tests/deploy/test_image.py).
+    APT_PACKAGES+=(opus-tools espeak-ng sox prometheus tshark chromium chromium-driver fonts-dejavu-core postgresql
+                   podman runc debootstrap)
 fi
 
 missing=()
