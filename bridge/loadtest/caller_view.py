@@ -20,6 +20,7 @@ from typing import Any
 
 from bridge.loadtest.percentiles import percentiles
 from bridge.stand_ins.audio_tags import AI_TAG_LEN, find_ai_tags
+from bridge.stand_ins.stamp_log import merge_records
 
 MULAW_BYTES_PER_MS = 8
 
@@ -86,7 +87,7 @@ def caller_view(taps: dict[int, TaggedCallerTap], nonce: int, records: Iterable[
     outputs: dict[int, list[tuple[int, int, float]]] = {}  # session -> deltas in stream order
     sessions_of: dict[int, set[int]] = defaultdict(set)
     messages = {"ai_received": 0, "ai_sent": 0}
-    for rec in records:
+    for rec in merge_records(list(records)):
         calls = {c for n, c, _, _ in rec["inputs"] if n == nonce}
         if not calls:
             continue

@@ -41,7 +41,7 @@ from bridge.ops.store import open_store
 from bridge.stand_ins.audio_tags import NONCE_LIMIT, CallerTag, tag_caller_frame
 from bridge.stand_ins.realtime_ws import speech_like
 from bridge.stand_ins.simulate import burst_r, playout_truth, truth_mos
-from bridge.stand_ins.stamp_log import read_stamps
+from bridge.stand_ins.stamp_log import StampLog, read_stamps
 from bridge.stand_ins.twilio_caller import FRAME_S, ScheduledFrame, SimulatedCaller
 from quality.lag import lag_figures
 
@@ -539,10 +539,12 @@ def _view_missing(opts: LoadOptions, stamps_path: Path | None) -> str | None:
 
 
 async def _caller_view(path: Path, offset: int, taps: dict[int, TaggedCallerTap], nonce: int) -> CallerView:
-    """Read the stand-in's records of this run; they are written as its sessions end, so wait
-    (up to ``STAMPS_WAIT_S``) until every call that ran has its session there."""
+    """Read the stand-in's records of this run, written every ``StampLog.interval_s`` and as its
+    sessions end: wait one interval, then (up to ``STAMPS_WAIT_S``) until every call that ran
+    has its session there."""
     records: list[dict[str, Any]] = []
     want = {i for i, t in taps.items() if t.sent_at}
+    await asyncio.sleep(StampLog.interval_s)  # the stand-in's next write has the last stamps
     deadline = time.monotonic() + STAMPS_WAIT_S
     while True:
         new, offset = read_stamps(path, offset)

@@ -955,10 +955,19 @@ class FakeRealtimeServer:
         self.stamps = stamps
         self.sessions: list[FakeRealtimeSession] = []
         self._server: Server | None = None
+        self._stamped: dict[SessionStamps, FakeRealtimeSession] = {}  # live sessions with stamps
+        self._stamp_writer: asyncio.Task[None] | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = await serve(self._handle, host, port, process_request=self._check_request,
                                    max_size=16 * 1024 * 1024)
+        if self.stamps is not None:
+            self._stamp_writer = asyncio.create_task(self._write_stamps(self.stamps))
+
+    async def _write_stamps(self, log: StampLog) -> None:
+        while True:
+            await asyncio.sleep(log.interval_s)
+            log.write([(tap, s.client_events) for tap, s in self._stamped.items()])
 
     @property
     def port(self) -> int:
@@ -980,6 +989,11 @@ class FakeRealtimeServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        if self._stamp_writer is not None:
+            self._stamp_writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stamp_writer
+            self._stamp_writer = None
 
     async def serve_forever(self) -> None:
         assert self._server is not None, "server not started"
@@ -1011,11 +1025,14 @@ class FakeRealtimeServer:
         session = FakeRealtimeSession(self.config, loop.time(), random.Random(self.config.seed + len(self.sessions)),
                                       model=model, epoch=time.time(), stamps=tap)
         self.sessions.append(session)
+        if tap is not None:
+            self._stamped[tap] = session
         try:
             await self._serve_session(ws, session)
         finally:
             if self.stamps is not None and tap is not None:
-                self.stamps.write(tap, session.client_events)
+                del self._stamped[tap]
+                self.stamps.write([(tap, session.client_events)])
 
     async def _serve_session(self, ws: ServerConnection, session: FakeRealtimeSession) -> None:
         loop = asyncio.get_running_loop()

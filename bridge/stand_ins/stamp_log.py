@@ -2,7 +2,8 @@
 
 With ``fake-realtime --stamps FILE`` every session notes when each tagged caller frame arrived
 (``input_audio_buffer.append``) and when each output delta left, and tags its mu-law answers
-(``bridge.stand_ins.audio_tags``); at the session's end it appends one JSON line to FILE. Stamps
+(``bridge.stand_ins.audio_tags``); every second, and at the session's end, it appends a JSON line
+with what is new to FILE (so a peer that never closes its session still shows). Stamps
 are ``time.monotonic()`` (CLOCK_MONOTONIC on Linux: one clock for every process on the machine),
 so they compare with the callers' stamps in another process.
 """
@@ -26,6 +27,8 @@ class SessionStamps:
         self.inputs: list[tuple[int, int, int, float]] = []  # (nonce, call, frame, arrived)
         self.outputs: list[tuple[int, int, float]] = []  # (stream start, stream end, emitted)
         self.events_out = 0
+        self._events_in = 0  # reported so far
+        self._events_out = 0
         self._base = 0  # where the response under way starts in the output stream
         self._sent = 0  # output stream bytes sent as deltas so far
 
@@ -46,13 +49,24 @@ class SessionStamps:
         self.outputs.append((self._base + start, self._base + end, self._clock()))
         self._sent = self._base + end
 
-    def record(self, events_in: int) -> dict[str, Any]:
-        return {"session": self.session, "events_in": events_in, "events_out": self.events_out,
-                "inputs": self.inputs, "outputs": self.outputs}
+    def take(self, events_in: int) -> dict[str, Any] | None:
+        """What is new since the last take, as a record (None: nothing); ``events_in`` counts
+        the client events so far."""
+        if not self.inputs and not self.outputs and events_in == self._events_in \
+                and self.events_out == self._events_out:
+            return None
+        record = {"session": self.session, "events_in": events_in - self._events_in,
+                  "events_out": self.events_out - self._events_out, "inputs": self.inputs, "outputs": self.outputs}
+        self.inputs, self.outputs = [], []
+        self._events_in, self._events_out = events_in, self.events_out
+        return record
 
 
 class StampLog:
-    """Appends each finished session's record to a JSON Lines file (one line per session)."""
+    """Appends sessions' new stamps to a JSON Lines file, a line per session and write; a
+    session's lines add up (``merge_records``)."""
+
+    interval_s = 1.0  # how often the driver writes the live sessions' news
 
     def __init__(self, path: Path, clock: Callable[[], float]) -> None:
         self.path = path
@@ -63,11 +77,25 @@ class StampLog:
         self._next += 1
         return SessionStamps(self._next, self.clock)
 
-    def write(self, stamps: SessionStamps, events_in: int) -> None:
-        if not stamps.inputs and not stamps.outputs:
-            return
-        with self.path.open("a") as f:
-            f.write(json.dumps(stamps.record(events_in), separators=(",", ":")) + "\n")
+    def write(self, sessions: list[tuple[SessionStamps, int]]) -> None:
+        """Each (session, its client events so far)'s news."""
+        lines = [json.dumps(r, separators=(",", ":")) + "\n" for s, n in sessions if (r := s.take(n)) is not None]
+        if lines:
+            with self.path.open("a") as f:
+                f.write("".join(lines))
+
+
+def merge_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per session from its lines."""
+    merged: dict[int, dict[str, Any]] = {}
+    for r in records:
+        m = merged.setdefault(r["session"], {"session": r["session"], "events_in": 0, "events_out": 0,
+                                             "inputs": [], "outputs": []})
+        m["events_in"] += r["events_in"]
+        m["events_out"] += r["events_out"]
+        m["inputs"] += r["inputs"]
+        m["outputs"] += r["outputs"]
+    return list(merged.values())
 
 
 def read_stamps(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
