@@ -113,6 +113,7 @@ class LoadResult:
     mos: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
     call_seconds: float = 0.0  # summed over the calls, as planned
+    peak_live_calls: int = 0  # the most calls up at once, as the callers counted them
     arrivals: dict[str, Any] | None = None  # with rate: the process, the expected count and its bounds
     # latency each way and audio queued at hangup as the callers saw it (bridge.loadtest.caller_view)
     caller_view: dict[str, Any] = field(default_factory=dict)
@@ -464,7 +465,8 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
 
     options = {k: v for k, v in opts.__dict__.items() if k != "progress"}
     out = LoadResult(options=options, wall_s=wall, rss_samples=rss_samples)
-    out.calls = {"started": len(plans), "completed": 0, "failed": state["failed"], "peak_live": state["peak"]}
+    out.calls = {"started": len(plans), "completed": 0, "failed": state["failed"]}
+    out.peak_live_calls = state["peak"]
     if opts.rate is not None:
         lo, hi = count_bounds(opts.rate, opts.duration_s, opts.arrivals)
         out.arrivals = {"process": opts.arrivals, "rate": opts.rate, "duration_s": opts.duration_s,
