@@ -15,7 +15,7 @@ from tests.webhook_server import FailingHook, Hook, Received, serve
 CORE_TESTS = ("tests/quality/", "tests/bridge/codecs/", "tests/bridge/core/", "tests/bridge/protocols/test_twilio.py",
               "tests/bridge/protocols/test_realtime.py", "tests/bridge/protocols/test_capture.py",
               "tests/bridge/live/test_logs.py", "tests/bridge/stand_ins/test_simulate.py",
-              "tests/bridge/cli/test_mos_cmd.py")
+              "tests/bridge/cli/test_mos_cmd.py", "tests/bridge/loadtest/test_caller_view.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -17,11 +17,14 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
+from pathlib import Path
 
 import uvloop
 
 from bridge.cli.arg_types import positive, positive_int
 from bridge.stand_ins.realtime_ws import FakeRealtimeConfig, FakeRealtimeServer
+from bridge.stand_ins.stamp_log import StampLog
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,6 +57,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--vad-threshold-dbfs", type=float, default=-40.0,
                    help="server-VAD speech threshold on 20 ms RMS, dBFS (default -40)")
     p.add_argument("--seed", type=int, default=0, help="seed for delta sizes (default 0)")
+    p.add_argument("--stamps", metavar="FILE", type=Path, default=None,
+                   help="load runs: stamp tagged caller frames and tag and stamp the answers (pcmu only); "
+                        "append one JSON line per session to FILE when it ends")
     p.set_defaults(run=run, parser=p)
 
 
@@ -63,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     webrtc_port = None if args.no_webrtc else args.webrtc_port
     try:
         uvloop.run(_serve(config, args.host, args.port, webrtc_port, args.idle_audio, args.opus_bitrate,
-                          args.encode_once))
+                          args.encode_once, args.stamps))
     except (OSError, ValueError) as exc:
         print(f"fake-realtime: cannot start: {exc}", file=sys.stderr)
         return 1
@@ -71,13 +77,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: FakeRealtimeConfig, host: str, port: int, webrtc_port: int | None,
-                 idle_audio: str, opus_bitrate: int, encode_once: bool) -> None:
+                 idle_audio: str, opus_bitrate: int, encode_once: bool, stamps: Path | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    server = FakeRealtimeServer(config)
+    server = FakeRealtimeServer(config, StampLog(stamps, time.monotonic) if stamps is not None else None)
     await server.start(host, port)
     print(f"fake-realtime listening on ws://{host}:{server.port}/v1/realtime", flush=True)
     rtc = None

@@ -9,7 +9,8 @@ from typing import Any
 
 import uvloop
 
-from bridge.cli.arg_types import non_negative, positive_int
+from bridge.cli.arg_types import non_negative, positive, positive_int
+from bridge.loadtest.arrivals import ARRIVALS
 from bridge.loadtest.run import RIG_SATURATED_PCT, LoadOptions, LoadResult, find_max, run_load
 
 
@@ -18,12 +19,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "loadtest",
         help="drive N simulated callers through a bridge and the Realtime stand-in on loopback",
         description="Start a bridge (pinned to one CPU) and the Realtime stand-in, or use --target, and "
-        "drive simulated Twilio callers through them; report calls, frames, deadline misses, bridge-added "
-        "latency, event-loop lag, CPU and memory per call, and reported vs expected MOS.",
+        "drive simulated Twilio callers through them (N calls on a ramp, or a fixed arrival rate); report "
+        "calls, frames, deadline misses, bridge-added latency, event-loop lag, CPU and memory per call, "
+        "reported vs expected MOS, and (pcmu) the latency each way and audio queued at hangup as the "
+        "callers saw it.",
     )
-    p.add_argument("--calls", type=positive_int, default=20, help="concurrent calls (default 20)")
-    p.add_argument("--ramp", type=non_negative, default=2.0, help="seconds over which calls start (default 2)")
-    p.add_argument("--duration", type=non_negative, default=10.0, help="seconds the run lasts (default 10)")
+    p.add_argument("--calls", type=positive_int, default=None, help="concurrent calls on a ramp (default 20)")
+    p.add_argument("--ramp", type=non_negative, default=None, help="seconds over which calls start (default 2)")
+    p.add_argument("--rate", type=positive, default=None,
+                   help="calls arriving per second for --duration, instead of --calls")
+    p.add_argument("--call-seconds", type=positive, default=10.0,
+                   help="with --rate: how long each call lasts (default 10)")
+    p.add_argument("--arrivals", choices=ARRIVALS, default="poisson",
+                   help="with --rate: Poisson arrivals (exponential gaps) or evenly spaced, seeded by --seed "
+                        "(default poisson)")
+    p.add_argument("--duration", type=non_negative, default=10.0,
+                   help="seconds the run lasts; with --rate, seconds during which calls arrive (default 10)")
     p.add_argument("--format", choices=["pcmu", "pcm24k", "opus16k"], default="pcmu",
                    help="AI-side format: pcmu or pcm24k over the Realtime WebSocket, opus16k over WebRTC")
     p.add_argument("--loss-pct", type=non_negative, default=0.0, help="random frame loss at the callers, %%")
@@ -32,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--delay-ms", type=non_negative, default=0.0, help="constant one-way network delay, ms")
     p.add_argument("--target", metavar="URL", help="ws://host:port/media of a running bridge instead")
     p.add_argument("--database-url", help="with --target: that bridge's report store, to read MOS back")
+    p.add_argument("--stand-in-stamps", metavar="FILE",
+                   help="with --target: the file the stand-in behind that bridge writes with "
+                        "`fake-realtime --stamps FILE`, for the callers' view")
     p.add_argument("--seed", type=int, default=1, help="seed of the impairment generator (default 1)")
     p.add_argument("--find-max", action="store_true",
                    help="ramp the call count until deadline misses, p99 > 5 ms or event-loop lag p99 > 5 ms; "
@@ -43,11 +57,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     if args.loss_pct > 50:
         args.parser.error("--loss-pct must be at most 50")
-    if args.ramp >= args.duration:
+    if args.rate is not None and (args.calls is not None or args.ramp is not None or args.find_max):
+        args.parser.error("--rate replaces --calls, --ramp and --find-max")
+    if args.rate is not None and args.duration <= 0:
+        args.parser.error("--rate needs a --duration over 0")
+    ramp = 2.0 if args.ramp is None else args.ramp
+    if args.rate is None and ramp >= args.duration:
         args.parser.error("--ramp must be shorter than --duration")
-    opts = LoadOptions(calls=args.calls, ramp_s=args.ramp, duration_s=args.duration, ai_format=args.format,
+    if args.stand_in_stamps and not args.target:
+        args.parser.error("--stand-in-stamps goes with --target (without it the load test runs its own stand-in)")
+    opts = LoadOptions(calls=args.calls or 20, ramp_s=ramp, duration_s=args.duration, ai_format=args.format,
                        loss_pct=args.loss_pct, jitter_ms=args.jitter_ms, delay_ms=args.delay_ms,
                        target=args.target, database_url=args.database_url, seed=args.seed,
+                       rate=args.rate, call_seconds=args.call_seconds, arrivals=args.arrivals,
+                       stand_in_stamps=args.stand_in_stamps,
                        progress=lambda line: print(line, file=sys.stderr, flush=True))
     if args.find_max:
         best, runs = uvloop.run(find_max(opts))
@@ -67,7 +90,14 @@ def _fmt(d: dict[str, float] | None) -> str:
 
 def _human(r: LoadResult) -> str:
     lines = [
-        f"calls        started {r.calls['started']}  completed {r.calls['completed']}  failed {r.calls['failed']}",
+        f"calls        started {r.calls['started']}  completed {r.calls['completed']}  failed {r.calls['failed']}"
+        f"  at most {r.peak_live_calls} at once",
+    ]
+    if r.arrivals is not None:
+        a = r.arrivals
+        lines.append(f"arrivals     {a['count']} {a['process']} at {a['rate']:g}/s over {a['duration_s']:g} s "
+                     f"(expected {a['expected']:.1f}, the generator's bounds {a['bounds'][0]}..{a['bounds'][1]})")
+    lines += [
         "frames       " + "  ".join(f"{k} {v}" for k, v in r.frames.items()),
         "deadline     misses " + "  ".join(f"{k} {v}" for k, v in r.deadline_misses.items())
         + ("" if r.steady_deadline_misses is None else
@@ -86,6 +116,7 @@ def _human(r: LoadResult) -> str:
         share = f" ({100.0 * total / (1000.0 * r.wall_s):.1f} % of the run)" if r.wall_s else ""
         lines.append(f"gc pauses    {per_gen}, {total:.0f} ms in all{share}")
     lines.append(f"caller turn  latency ms  {_fmt(r.caller_turn_latency_ms)}")
+    lines += _human_caller_view(r)
     if r.bridge_cpu_pct is not None:
         per_call = r.bridge_cpu_ms_per_call_second or 0.0
         lines.append(f"bridge cpu   {r.bridge_cpu_pct:.1f} %  ({per_call:.3f} CPU-ms per call-second)")
@@ -104,6 +135,20 @@ def _human(r: LoadResult) -> str:
         lines.append(f"             {flagged} of {r.mos.get('reports')} reports say the bridge's loop lagged "
                      "(bridge_host.loop_lag.saturated): their MOS includes the bridge's own delay")
     return "\n".join(lines)
+
+
+def _human_caller_view(r: LoadResult) -> list[str]:
+    v = r.caller_view
+    if v.get("not_measured"):
+        return [f"callers saw   not measured: {v['not_measured']}"]
+    c = v.get("counts", {})
+    lines = [f"callers saw   caller->AI ms {_fmt(v.get('to_ai_ms'))}  "
+             f"({c.get('frames_matched', 0)} of {c.get('frames_sent', 0)} frames reached the stand-in)",
+             f"              AI->caller ms {_fmt(v.get('to_caller_ms'))}  ({c.get('tags_matched', 0)} tags)",
+             f"              AI audio queued at hangup, ms per call {_fmt(v.get('queued_at_hangup_ms'))}"]
+    if r.messages:
+        lines.append("messages     " + "  ".join(f"{k} {n}" for k, n in r.messages.items()))
+    return lines
 
 
 def _human_find_max(best: int, runs: list[LoadResult]) -> str:

@@ -4,8 +4,10 @@ By default it starts both as separate processes (`mosbridge serve`, `mosbridge f
 the bridge pinned to CPU 0 and everything else to the other CPUs, so "calls per core" means one
 core. Callers are real WebSocket clients (``bridge.stand_ins.twilio_caller.SimulatedCaller``, the one replay uses)
 pacing 20 ms frames of speech and silence, barging in now and then, with loss, delay and jitter
-injected on their side by a seeded generator. The figures come from the bridge's own stamps
-(``GET /stats``), its stored reports, /proc for its CPU and memory, and the callers' view.
+injected on their side by a seeded generator. Calls start on a ramp (``calls``) or arrive at a
+fixed rate (``rate``, Poisson or evenly spaced: ``bridge.loadtest.arrivals``). The figures come
+from the bridge's own stamps (``GET /stats``), its stored reports, /proc for its CPU and memory,
+and the callers' view, set beside the stand-in's stamps (``bridge.loadtest.caller_view``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import socket
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -31,9 +34,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from bridge.codecs.g711 import ulaw_encode
 from bridge.core.config import CallConfig
 from bridge.core.report import G711_PACKETIZATION_MS, chains
+from bridge.loadtest.arrivals import arrival_times, count_bounds
+from bridge.loadtest.caller_view import CallerView, TaggedCallerTap, caller_view, not_measured
+from bridge.loadtest.percentiles import percentiles as _percentiles
 from bridge.ops.store import open_store
+from bridge.stand_ins.audio_tags import NONCE_LIMIT, CallerTag, tag_caller_frame
 from bridge.stand_ins.realtime_ws import speech_like
 from bridge.stand_ins.simulate import burst_r, playout_truth, truth_mos
+from bridge.stand_ins.stamp_log import StampLog, read_stamps
 from bridge.stand_ins.twilio_caller import FRAME_S, ScheduledFrame, SimulatedCaller
 from quality.lag import lag_figures
 
@@ -41,6 +49,7 @@ SPEECH_S, LISTEN_S, BARGE_S = 1.2, 2.6, 0.4
 START_ATTEMPTS = 3
 RIG_SATURATED_PCT = 90.0  # the callers and stand-in this busy deliver frames late and in bursts
 STARTUP_TIMEOUT_S = 60.0  # a cold machine imports aiortc and friends slowly; a dead child fails at once
+STAMPS_WAIT_S = 5.0  # after the last hangup, how long the stand-in may take to write its sessions' stamps
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,15 @@ class LoadOptions:
     progress: Callable[[str], None] | None = None
     tenant: str = "loadtest"  # the callers' customParameters tenant
     bridge_env: dict[str, str] = field(default_factory=dict)  # extra environment of the bridge child process
+    rate: float | None = None  # calls arriving per second (instead of `calls` on a ramp), for duration_s
+    call_seconds: float = 10.0  # with rate: how long each call lasts
+    arrivals: str = "poisson"  # with rate: "poisson" or "even" (bridge.loadtest.arrivals)
+    stand_in_stamps: str | None = None  # with target: the stamps file of the stand-in behind it (--stamps)
+
+    @property
+    def run_s(self) -> float:
+        """When the last call hangs up, at the latest (s after the start)."""
+        return self.duration_s + (self.call_seconds if self.rate is not None else 0.0)
 
 
 @dataclass
@@ -68,6 +86,8 @@ class CallPlan:
     frames: list[ScheduledFrame]
     generated: int
     speech_ends: list[float]
+    index: int = 0
+    hangup_s: float = 0.0  # s after the call's start; later if its last frame is sent later
 
 
 @dataclass
@@ -92,36 +112,46 @@ class LoadResult:
     rss_samples: list[tuple[float, float]] = field(default_factory=list)  # (s since start, MB), every second
     mos: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
+    call_seconds: float = 0.0  # summed over the calls, as planned
+    peak_live_calls: int = 0  # the most calls up at once, as the callers counted them
+    arrivals: dict[str, Any] | None = None  # with rate: the process, the expected count and its bounds
+    # latency each way and audio queued at hangup as the callers saw it (bridge.loadtest.caller_view)
+    caller_view: dict[str, Any] = field(default_factory=dict)
+    messages: dict[str, int] = field(default_factory=dict)  # WebSocket messages each way, callers' and stand-in's
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    v = sorted(values)
-
-    def pick(q: float) -> float:
-        return v[min(len(v) - 1, int(q * len(v)))]
-
-    return {"p50": pick(0.50), "p99": pick(0.99), "max": v[-1], "mean": sum(v) / len(v)}
-
-
 # ----------------------------------------------------------------------------------- plans
 
 
+def run_nonce(run_id: str) -> int:
+    """The run's mark in the callers' audio tags (calls of other runs in one stamps file differ)."""
+    return zlib.crc32(run_id.encode()) % NONCE_LIMIT
+
+
+def call_starts(opts: LoadOptions) -> list[tuple[float, float]]:
+    """(start, hangup after start) of every call: on the ramp, or at the arrivals of ``rate``."""
+    if opts.rate is None:
+        starts = [opts.ramp_s * n / max(1, opts.calls) for n in range(opts.calls)]
+        return [(t, opts.duration_s - t - 0.5) for t in starts]
+    times = arrival_times(opts.rate, opts.duration_s, opts.arrivals, random.Random(opts.seed))
+    return [(t, opts.call_seconds) for t in times]
+
+
 def plan_calls(opts: LoadOptions, run_id: str) -> list[CallPlan]:
-    """Every caller's frames, with its impairments and the MOS they should produce."""
+    """Every caller's frames, with its impairments and the MOS they should produce. For pcmu each
+    frame carries a caller tag (run, call, frame) in its last bytes, for the callers' view."""
     voice = ulaw_encode(speech_like(int(2 * SPEECH_S * 1000), 8000))
     all_talk = [voice[i:i + 160] for i in range(0, len(voice) - 159, 160)]
     barge = all_talk[: round(BARGE_S / FRAME_S)]
     silence = b"\xff" * 160
+    nonce = run_nonce(run_id) if opts.ai_format == "pcmu" else None
     plans = []
-    for n in range(opts.calls):
+    for n, (start_at, hangup_s) in enumerate(call_starts(opts)):
         rng = random.Random(opts.seed * 100_003 + n)
-        start_at = opts.ramp_s * n / max(1, opts.calls)
-        length = max(1.0, opts.duration_s - start_at - 0.5)
+        length = max(1.0, hangup_s)
         audio: list[bytes] = []
         speech_ends: list[float] = []
         cycle = 0
@@ -138,9 +168,11 @@ def plan_calls(opts: LoadOptions, run_id: str) -> list[CallPlan]:
             audio += listen
             cycle += 1
         audio = audio[: int(length / FRAME_S)]
+        if nonce is not None:
+            audio = [tag_caller_frame(f, CallerTag(nonce, n, i)) for i, f in enumerate(audio)]
         frames, generated = _impair(audio, opts, rng)
         plans.append(CallPlan(f"CA{run_id}{n:05d}", start_at, frames, generated,
-                              [e for e in speech_ends if e < length]))
+                              [e for e in speech_ends if e < length], n, hangup_s))
     return plans
 
 
@@ -200,6 +232,14 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _source_path() -> str:
+    """PYTHONPATH for the children: the tree this ``bridge`` was imported from first, so they run
+    the same code as the rig (their working directory is a temporary one)."""
+    root = str(Path(__file__).resolve().parents[2])
+    rest = os.environ.get("PYTHONPATH", "")
+    return root + (os.pathsep + rest if rest else "")
+
+
 class ChildExited(RuntimeError):
     """A child process of the load test died before it was ready."""
 
@@ -212,6 +252,7 @@ class Processes:
         self.workdir = workdir
         self.bridge_port, self.fake_port, self.webrtc_port = _free_ports(3)
         self.database_url = f"sqlite:///{workdir / 'load.db'}"
+        self.stamps_path = workdir / "stamps.jsonl"
         self.procs: list[asyncio.subprocess.Process] = []
         self.bridge_pid = 0
         self.rig_cpus: list[int] = []  # where the callers and the stand-in run
@@ -235,7 +276,8 @@ class Processes:
         others = sorted(os.sched_getaffinity(0) - {self.opts.bridge_cpu}) if self.opts.bridge_cpu is not None else []
         self.rig_cpus = others or sorted(os.sched_getaffinity(0))
         await self._spawn(["fake-realtime", "--port", str(self.fake_port), "--webrtc-port", str(self.webrtc_port),
-                           "--speed", "4", "--response-ms", "1500", "--encode-once"], {}, others)
+                           "--speed", "4", "--response-ms", "1500", "--encode-once",
+                           "--stamps", str(self.stamps_path)], {}, others)
         env = {
             "MOSBRIDGE_HOST": "127.0.0.1", "MOSBRIDGE_PORT": str(self.bridge_port),
             "MOSBRIDGE_OPENAI_URL": f"ws://127.0.0.1:{self.fake_port}/v1/realtime", "OPENAI_API_KEY": "load",
@@ -261,7 +303,7 @@ class Processes:
             os.sched_setaffinity(0, others)  # the callers stay off the bridge's core too
 
     async def _spawn(self, args: list[str], env: dict[str, str], cpus: list[int]) -> asyncio.subprocess.Process:
-        full_env = {**os.environ, **env}
+        full_env = {**os.environ, **env, "PYTHONPATH": _source_path()}
         with self._stderr_path(args[0]).open("wb") as stderr:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bridge", *args, env=full_env, cwd=self.workdir,
@@ -321,7 +363,9 @@ class Processes:
 # ----------------------------------------------------------------------------------- the run
 
 
-async def run_load(opts: LoadOptions) -> LoadResult:
+async def run_load(opts: LoadOptions, *, clock: Callable[[], float] = time.monotonic) -> LoadResult:
+    """One run. ``clock`` stamps the callers' view; it must be the stand-in's clock too
+    (``time.monotonic``: CLOCK_MONOTONIC, one clock for all processes on Linux)."""
     with tempfile.TemporaryDirectory(prefix="mosbridge-load-") as tmp:
         procs = None if opts.target else Processes(opts, Path(tmp))
         if procs is not None:
@@ -329,16 +373,21 @@ async def run_load(opts: LoadOptions) -> LoadResult:
         try:
             media_url = opts.target or f"ws://127.0.0.1:{procs.bridge_port if procs else 0}/media"
             db_url = opts.database_url or (procs.database_url if procs else None)
-            return await _drive(opts, media_url, db_url, procs)
+            stamps = procs.stamps_path if procs else (Path(opts.stand_in_stamps) if opts.stand_in_stamps else None)
+            return await _drive(opts, media_url, db_url, procs, stamps, clock)
         finally:
             if procs is not None:
                 await procs.stop()
 
 
-async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: Processes | None) -> LoadResult:
+async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: Processes | None,
+                 stamps_path: Path | None, clock: Callable[[], float]) -> LoadResult:
     loop = asyncio.get_running_loop()
     run_id = f"{int(time.time()) % 100000:05d}{opts.seed % 100:02d}"
     plans = plan_calls(opts, run_id)
+    view_missing = _view_missing(opts, stamps_path)
+    taps = {p.index: TaggedCallerTap(clock) for p in plans} if view_missing is None else {}
+    stamps_from = stamps_path.stat().st_size if stamps_path is not None and stamps_path.exists() else 0
     base_url = media_url.replace("ws://", "http://").replace("wss://", "https://").rsplit("/media", 1)[0]
     stats_url, metrics_url = base_url + "/stats", base_url + "/metrics"
     pid = procs.bridge_pid if procs else None
@@ -347,7 +396,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     cpu0 = _cpu_s(pid) if pid else None
     rig_pids = [os.getpid(), procs.procs[0].pid] if procs else []
     rig_cpu0 = sum(_cpu_s(p) for p in rig_pids)
-    state = {"live": 0, "done": 0, "failed": 0}
+    state = {"live": 0, "done": 0, "failed": 0, "peak": 0}
     results: dict[str, Any] = {}
     rss_samples: list[tuple[float, float]] = []
     conn = aiohttp.TCPConnector(limit=0)
@@ -357,10 +406,11 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
         await asyncio.sleep(max(0.0, t_start + plan.start_at - loop.time()))
         caller = SimulatedCaller(media_url, stream_sid="MZ" + plan.call_sid[2:], call_sid=plan.call_sid,
                                  params={"tenant": opts.tenant}, pong_delay_s=2 * opts.delay_ms / 1000.0,
-                                 speech_ends=plan.speech_ends, keep_messages=False)
+                                 speech_ends=plan.speech_ends, keep_messages=False, tap=taps.get(plan.index))
         state["live"] += 1
+        state["peak"] = max(state["peak"], state["live"])
         try:
-            hangup = max(plan.frames[-1].send_at if plan.frames else 0.0, opts.duration_s - plan.start_at - 0.5)
+            hangup = max(plan.frames[-1].send_at if plan.frames else 0.0, plan.hangup_s)
             results[plan.call_sid] = await caller.run(plan.frames, hangup_after_s=hangup, session=http)
             state["done"] += 1
         except Exception:  # a failed call is a finding, not a crash of the harness
@@ -368,7 +418,9 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
         finally:
             state["live"] -= 1
 
-    steady_from, steady_to = opts.ramp_s + 1.0, opts.duration_s - 1.0
+    # all calls up: after the ramp, or once the first calls to arrive could have hung up
+    steady_from = (opts.call_seconds if opts.rate is not None else opts.ramp_s) + 1.0
+    steady_to = opts.duration_s - 1.0
     lag_buckets: list[dict[float, float]] = []
     window_misses: list[dict[str, int]] = []
 
@@ -391,7 +443,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
             if opts.progress is not None and stats:
                 i, o = stats["inbound"], stats["outbound"]
                 opts.progress(
-                    f"t={loop.time() - t_start:5.1f}s calls live {state['live']}/{opts.calls} done {state['done']} "
+                    f"t={loop.time() - t_start:5.1f}s calls live {state['live']}/{len(plans)} done {state['done']} "
                     f"failed {state['failed']} | p99 in {i['bridge_latency_ms']['p99']:.2f} ms "
                     f"out {o['bridge_latency_ms']['p99']:.2f} ms | "
                     f"loop lag p99 {stats['event_loop_lag_ms']['p99']:.1f} ms | "
@@ -400,7 +452,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     async with aiohttp.ClientSession(connector=conn) as http:
         ticker = asyncio.create_task(progress(http))
         try:
-            await asyncio.wait_for(asyncio.gather(*(one(p, http) for p in plans)), opts.duration_s + 30.0)
+            await asyncio.wait_for(asyncio.gather(*(one(p, http) for p in plans)), opts.run_s + 30.0)
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -414,6 +466,20 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     options = {k: v for k, v in opts.__dict__.items() if k != "progress"}
     out = LoadResult(options=options, wall_s=wall, rss_samples=rss_samples)
     out.calls = {"started": len(plans), "completed": 0, "failed": state["failed"]}
+    out.peak_live_calls = state["peak"]
+    if opts.rate is not None:
+        lo, hi = count_bounds(opts.rate, opts.duration_s, opts.arrivals)
+        out.arrivals = {"process": opts.arrivals, "rate": opts.rate, "duration_s": opts.duration_s,
+                        "expected": opts.rate * opts.duration_s, "bounds": [lo, hi], "count": len(plans)}
+    if view_missing is not None:
+        view = not_measured(view_missing)
+    else:
+        assert stamps_path is not None
+        view = await _caller_view(stamps_path, stamps_from, taps, run_nonce(run_id))
+    out.caller_view = view.to_dict()
+    out.messages = {"caller_sent": sum(r.messages_sent for r in results.values()),
+                    "caller_received": sum(r.messages_received for r in results.values()),
+                    **{k: view.counts[k] for k in ("ai_received", "ai_sent") if k in view.counts}}
     out.frames = {"caller_sent": sum(r.frames_sent for r in results.values()),
                   "caller_received": sum(r.media_received for r in results.values())}
     if stats:
@@ -429,6 +495,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     turns = [x * 1000.0 for r in results.values() for x in r.turn_latency_s]
     out.caller_turn_latency_ms = _percentiles(turns) or None
     call_seconds = sum(len(p.frames) and (p.frames[-1].send_at + FRAME_S) for p in plans)
+    out.call_seconds = call_seconds
     if cpu is not None:
         out.bridge_cpu_pct = 100.0 * cpu / wall
         out.bridge_cpu_ms_per_call_second = 1000.0 * cpu / call_seconds if call_seconds else None
@@ -436,7 +503,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
         out.rig_cpu_pct = 100.0 * rig_cpu / wall / max(1, len(procs.rig_cpus))
     if pid and rss_idle is not None:
         out.rss_mb = {"idle": rss_idle, "peak": rss_peak}
-        out.rss_mb_per_call = (rss_peak - rss_idle) / max(1, opts.calls)
+        out.rss_mb_per_call = (rss_peak - rss_idle) / max(1, opts.calls if opts.rate is None else state["peak"])
     reported: list[float] = []
     expected: list[float] = []
     errors: list[float] = []
@@ -462,6 +529,33 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
                "mean_abs_error": sum(errors) / len(errors) if errors else None, "reports": len(reported),
                "reports_flagged_saturated": saturated}
     return out
+
+
+def _view_missing(opts: LoadOptions, stamps_path: Path | None) -> str | None:
+    """Why the callers' view cannot be measured in this run (None: it can)."""
+    if opts.ai_format != "pcmu":
+        return f"{opts.ai_format} is transcoded: the bytes differ on the two sides, so frames cannot be matched"
+    if stamps_path is None:
+        return "no stand-in stamps: run the stand-in behind --target with --stamps FILE and pass --stand-in-stamps FILE"
+    return None
+
+
+async def _caller_view(path: Path, offset: int, taps: dict[int, TaggedCallerTap], nonce: int) -> CallerView:
+    """Read the stand-in's records of this run, written every ``StampLog.interval_s`` and as its
+    sessions end: wait one interval, then (up to ``STAMPS_WAIT_S``) until every call that ran
+    has its session there."""
+    records: list[dict[str, Any]] = []
+    want = {i for i, t in taps.items() if t.sent_at}
+    await asyncio.sleep(StampLog.interval_s)  # the stand-in's next write has the last stamps
+    deadline = time.monotonic() + STAMPS_WAIT_S
+    while True:
+        new, offset = read_stamps(path, offset)
+        records += new
+        seen = {c for r in records for n, c, _, _ in r["inputs"] if n == nonce}
+        if want <= seen or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.2)
+    return caller_view(taps, nonce, records)
 
 
 async def _lag_buckets(http: aiohttp.ClientSession, url: str) -> dict[float, float] | None:

@@ -49,6 +49,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from bridge.codecs.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from bridge.stand_ins.stamp_log import SessionStamps, StampLog
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -210,6 +211,7 @@ class _Response:
     bytes_sent: int = 0
     stalled: bool = False
     duration_ms: float = 0.0  # WebRTC: length of the audio queued for the track
+    tagged: bool = False  # its audio carries AI tags and its deltas are stamped (SessionStamps)
 
 
 @dataclass
@@ -261,17 +263,20 @@ class FakeRealtimeSession:
     (`output_audio_buffer.cleared`) and truncate the assistant item to what was played
     (`conversation.item.truncated`), since over WebRTC the server knows how much was heard.
     `initial_session` is the `session` object of the `/v1/realtime/calls` request, applied
-    before `session.created` (raises SessionConfigError if the stand-in would reject it)."""
+    before `session.created` (raises SessionConfigError if the stand-in would reject it).
+    `stamps` (load runs, pcmu only): note tagged caller frames and tag and stamp the answers."""
 
     def __init__(self, config: FakeRealtimeConfig, now: float, rng: random.Random,
                  model: str | None = None, epoch: float = 0.0, *, transport: str = TRANSPORT_WEBSOCKET,
-                 track_rate: int = 48000, initial_session: Json | None = None) -> None:
+                 track_rate: int = 48000, initial_session: Json | None = None,
+                 stamps: SessionStamps | None = None) -> None:
         if transport not in (TRANSPORT_WEBSOCKET, TRANSPORT_WEBRTC):
             raise ValueError(f"unknown transport {transport!r}")
         self.config = config
         self.transport = transport
         self.webrtc = transport == TRANSPORT_WEBRTC
         self.track_rate = track_rate
+        self.stamps = stamps
         self._rng = rng
         self._out: list[str] = []
         self._counter = 0
@@ -552,6 +557,8 @@ class FakeRealtimeSession:
             self._error("invalid_value", "Invalid 'audio': PCM16 audio must have an even byte count.",
                         client_id, param="audio")
             return
+        if self.stamps is not None and fmt.get("type") == "audio/pcmu":
+            self.stamps.input(data)
         self._ingest(decode_audio(data, fmt))
 
     def _ingest(self, samples: Int16Array) -> None:
@@ -754,8 +761,12 @@ class FakeRealtimeSession:
             rate = format_rate(fmt)
             samples = self._response_samples(rate)
             audio = encode_audio(samples, fmt)
+            tagged = self.stamps is not None and fmt.get("type") == "audio/pcmu"
+            if self.stamps is not None and tagged:
+                audio = self.stamps.tag_response(audio)
             r = _Response(id=self._new_id("resp"), item_id=self._new_id("item"), started=self._now, fmt=fmt,
-                          audio=audio, chunks=self._plan_chunks(samples.size, rate, format_bytes_per_sample(fmt)))
+                          audio=audio, chunks=self._plan_chunks(samples.size, rate, format_bytes_per_sample(fmt)),
+                          tagged=tagged)
         self._response = r
         self._audio_out = True
         self._emit({"type": "response.created",
@@ -819,6 +830,8 @@ class FakeRealtimeSession:
         r.deltas_sent += 1
         r.bytes_sent = b
         self._assistant_audio_ms[r.item_id] = self._bytes_ms(r, b)
+        if self.stamps is not None and r.tagged:
+            self.stamps.delta(a, b)
         self._emit({"type": "response.output_audio.delta", "response_id": r.id, "item_id": r.item_id,
                     "output_index": 0, "content_index": 0,
                     "delta": base64.b64encode(r.audio[a:b]).decode("ascii")})
@@ -934,16 +947,27 @@ class FakeRealtimeSession:
 class FakeRealtimeServer:
     """Serves `FakeRealtimeSession`s at ws://host:port/v1/realtime?model=...; requires
     `Authorization: Bearer <key>` (any non-empty key unless `config.api_key` is set), else HTTP 401.
-    Connection i uses `random.Random(config.seed + i)`. `sessions` keeps every session for tests."""
+    Connection i uses `random.Random(config.seed + i)`. `sessions` keeps every session for tests.
+    With `stamps`, each session's stamps are appended to that log when it ends (load runs)."""
 
-    def __init__(self, config: FakeRealtimeConfig | None = None) -> None:
+    def __init__(self, config: FakeRealtimeConfig | None = None, stamps: StampLog | None = None) -> None:
         self.config = config or FakeRealtimeConfig()
+        self.stamps = stamps
         self.sessions: list[FakeRealtimeSession] = []
         self._server: Server | None = None
+        self._stamped: dict[SessionStamps, FakeRealtimeSession] = {}  # live sessions with stamps
+        self._stamp_writer: asyncio.Task[None] | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = await serve(self._handle, host, port, process_request=self._check_request,
                                    max_size=16 * 1024 * 1024)
+        if self.stamps is not None:
+            self._stamp_writer = asyncio.create_task(self._write_stamps(self.stamps))
+
+    async def _write_stamps(self, log: StampLog) -> None:
+        while True:
+            await asyncio.sleep(log.interval_s)
+            log.write([(tap, s.client_events) for tap, s in self._stamped.items()])
 
     @property
     def port(self) -> int:
@@ -965,6 +989,11 @@ class FakeRealtimeServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        if self._stamp_writer is not None:
+            self._stamp_writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stamp_writer
+            self._stamp_writer = None
 
     async def serve_forever(self) -> None:
         assert self._server is not None, "server not started"
@@ -992,12 +1021,26 @@ class FakeRealtimeServer:
         loop = asyncio.get_running_loop()
         query = parse_qs(urlsplit(ws.request.path if ws.request else "").query)
         model = query.get("model", [None])[0]
+        tap = self.stamps.session() if self.stamps is not None else None
         session = FakeRealtimeSession(self.config, loop.time(), random.Random(self.config.seed + len(self.sessions)),
-                                      model=model, epoch=time.time())
+                                      model=model, epoch=time.time(), stamps=tap)
         self.sessions.append(session)
+        if tap is not None:
+            self._stamped[tap] = session
+        try:
+            await self._serve_session(ws, session)
+        finally:
+            if self.stamps is not None and tap is not None:
+                del self._stamped[tap]
+                self.stamps.write([(tap, session.client_events)])
+
+    async def _serve_session(self, ws: ServerConnection, session: FakeRealtimeSession) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 for text in session.events_to_send():
+                    if session.stamps is not None:
+                        session.stamps.events_out += 1
                     await ws.send(text)
                 if session.closed:
                     break

@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import json
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 
@@ -37,12 +38,15 @@ class TwilioPlayout:
     frames_received: int = 0  # 20 ms frames of media received, however many a message carried
     marks_echoed: list[str] = field(default_factory=list)
     frame_starts: list[float] | None = None  # a list: note when each played frame started
+    on_audio: Callable[[bytes], None] | None = None  # called with each media message's audio as it arrives
 
     def receive(self, text: str, now: float) -> list[str]:
         """One message from the bridge (read with ``bridge.protocols.twilio``); returns messages to send back now."""
         msg = tw.parse_twilio_outbound(text)
         if isinstance(msg, tw.OutboundMedia):
             audio = msg.audio()  # any length: Twilio plays it in order, 160 bytes per 20 ms
+            if self.on_audio is not None:
+                self.on_audio(audio)
             for i in range(0, len(audio), FRAME_BYTES):
                 self._queue.append(("media", audio[i:i + FRAME_BYTES], now))
             self.frames_received += -(-len(audio) // FRAME_BYTES)
@@ -139,6 +143,21 @@ class CallerResult:
     media_received: int = 0  # 20 ms frames of media received
     turn_latency_s: list[float] = field(default_factory=list)
     sent_at: list[tuple[int, float]] = field(default_factory=list)  # (media ms, when it left, s after start)
+    messages_sent: int = 0  # every text message, media and marks and the rest
+    messages_received: int = 0
+
+
+class CallerTap(Protocol):
+    """Watches one caller's audio with a clock of its own (``bridge.loadtest.caller_view``)."""
+
+    def sent(self, media_ms: int) -> None:
+        """The media frame with this timestamp is about to be written to the socket."""
+
+    def received(self, audio: bytes) -> None:
+        """A media message's audio has just been read."""
+
+    def hung_up(self) -> None:
+        """The caller is sending ``stop``."""
 
 
 class SimulatedCaller:
@@ -146,12 +165,14 @@ class SimulatedCaller:
 
     ``pong_delay_s`` delays answers to the bridge's pings (a network delay both ways shows in
     its RTT); ``speech_ends`` lists when the caller stops talking (s after start), to time the
-    first AI audio that follows each (the caller's end-to-end view of a turn).
+    first AI audio that follows each (the caller's end-to-end view of a turn); ``tap`` sees each
+    frame sent and each audio received, stamped by its own clock (load runs).
     """
 
     def __init__(self, url: str, *, stream_sid: str, call_sid: str, params: dict[str, str],
                  headers: dict[str, str] | None = None, pong_delay_s: float = 0.0,
-                 speech_ends: Sequence[float] = (), keep_messages: bool = True) -> None:
+                 speech_ends: Sequence[float] = (), keep_messages: bool = True,
+                 tap: CallerTap | None = None) -> None:
         self.url = url
         self.stream_sid = stream_sid
         self.call_sid = call_sid
@@ -160,11 +181,14 @@ class SimulatedCaller:
         self.pong_delay_s = pong_delay_s
         self.speech_ends = sorted(speech_ends)
         self.keep_messages = keep_messages
-        self.playout = TwilioPlayout(stream_sid)
+        self.tap = tap
+        self.playout = TwilioPlayout(stream_sid, on_audio=tap.received if tap is not None else None)
         self.t0: float | None = None  # when the stream started, on the event loop's clock
         self.received: list[dict[str, object]] = []
         self.media_received = 0
         self.turn_latency_s: list[float] = []
+        self.messages_sent = 0
+        self.messages_received = 0
 
     async def run(self, frames: Sequence[ScheduledFrame], hangup_after_s: float,
                   session: aiohttp.ClientSession) -> CallerResult:
@@ -184,6 +208,7 @@ class SimulatedCaller:
                             return
                         with contextlib.suppress(ConnectionResetError):
                             await ws.send_str(text)
+                            self.messages_sent += 1
 
             async def pong(data: bytes) -> None:
                 if self.pong_delay_s:
@@ -200,6 +225,7 @@ class SimulatedCaller:
                     if msg.type is not aiohttp.WSMsgType.TEXT:
                         continue
                     now = loop.time()
+                    self.messages_received += 1
                     if self.keep_messages:
                         self.received.append(json.loads(msg.data))
                     if '"event":"media"' in msg.data:
@@ -230,6 +256,8 @@ class SimulatedCaller:
                         await asyncio.sleep(delay)
                     if frame.text is None:
                         chunk += 1
+                        if self.tap is not None:
+                            self.tap.sent(frame.media_ms)
                     await send([frame.text or media_message(self.stream_sid, i + 2, chunk, frame.media_ms,
                                                             frame.payload_b64)])
                     sent += 1
@@ -237,6 +265,8 @@ class SimulatedCaller:
                 rest = t0 + hangup_after_s - loop.time()
                 if rest > 0:
                     await asyncio.sleep(rest)
+                if self.tap is not None:
+                    self.tap.hung_up()
                 await send([stop_message(self.stream_sid, self.call_sid, len(frames) + 2)])
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(tasks[0], 5.0)
@@ -247,4 +277,5 @@ class SimulatedCaller:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await t
         return CallerResult(bytes(self.playout.played), list(self.playout.marks_echoed), self.playout.clears,
-                            self.received, sent, self.media_received, list(self.turn_latency_s), sent_at)
+                            self.received, sent, self.media_received, list(self.turn_latency_s), sent_at,
+                            self.messages_sent, self.messages_received)

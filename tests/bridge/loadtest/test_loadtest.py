@@ -12,6 +12,7 @@ import pytest
 
 from bridge.cli.main import main
 from bridge.loadtest import run as loadtest
+from bridge.loadtest.arrivals import count_bounds
 from bridge.loadtest.run import ChildExited, LoadOptions, Processes, plan_calls, run_load
 
 
@@ -94,3 +95,40 @@ async def test_a_port_taken_before_the_bridge_binds_it_is_retried(tmp_path: Path
                 assert r.status == 200
         finally:
             await procs.stop()
+
+
+async def test_a_fixed_rate_run_arrives_on_rate_and_reports_what_the_callers_saw() -> None:
+    opts = LoadOptions(rate=3.0, call_seconds=2.0, duration_s=2.0, arrivals="poisson", seed=4)
+    r = await run_load(opts)
+    lo, hi = count_bounds(3.0, 2.0, "poisson")
+    assert r.arrivals is not None and r.arrivals["count"] == r.calls["started"]
+    assert lo <= r.calls["started"] <= hi and r.calls["started"] > 0
+    assert r.calls["failed"] == 0 and r.calls["completed"] == r.calls["started"]
+    view = r.caller_view
+    assert view["not_measured"] is None
+    for way in ("to_ai_ms", "to_caller_ms"):
+        figures = view[way]
+        assert figures is not None and 0.0 <= figures["p50"] <= figures["p99"] <= figures["max"] < 2000.0
+    assert view["counts"]["frames_matched"] == view["counts"]["frames_sent"] > 0  # every frame reached the AI
+    assert view["counts"]["tags_matched"] > 0
+    queued = view["queued_at_hangup_ms"]
+    assert queued is not None and 0.0 <= queued["p50"] <= queued["max"]
+    assert r.messages["ai_received"] >= view["counts"]["frames_matched"] and r.messages["ai_sent"] > 0
+    assert r.wall_s < 2.0 + 2.0 + 15.0
+
+
+async def test_transcoded_formats_report_the_callers_view_as_not_measured() -> None:
+    r = await run_load(LoadOptions(rate=2.0, call_seconds=1.5, duration_s=1.0, arrivals="even", ai_format="pcm24k"))
+    assert r.calls["started"] == 2 and r.calls["failed"] == 0  # evenly spaced: exactly rate x duration
+    assert r.caller_view["to_ai_ms"] is None and r.caller_view["to_caller_ms"] is None
+    assert "pcm24k is transcoded" in r.caller_view["not_measured"]
+
+
+def test_rate_arguments_that_do_not_fit_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["loadtest", "--rate", "2", "--calls", "5"], ["loadtest", "--rate", "2", "--find-max"],
+                 ["loadtest", "--rate", "0"], ["loadtest", "--arrivals", "bursty"],
+                 ["loadtest", "--stand-in-stamps", "x.jsonl"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+    assert "error" in capsys.readouterr().err

@@ -1,0 +1,206 @@
+"""mosbridge beside the bare forwarder and Twilio's sample, under the same callers.
+
+Each peer runs alone on CPU 0 with one process (``mosbridge serve``, pcmu, one worker;
+``benchmarks/forwarder.py``; ``benchmarks/twilio_sample_app.py`` in the venv that
+``benchmarks/twilio_sample.py`` makes), in front of one Realtime stand-in (``fake-realtime
+--stamps``) on the other CPUs, and is driven by ``mosbridge loadtest --target`` with the same
+seeded callers. Rounds alternate the peers' order so drift of a shared machine hits them alike.
+Per run: the peer's CPU-ms per call-second (/proc), WebSocket messages per call-second each way
+(what the peer reads plus writes: caller->AI is the callers' messages and the appends; AI->caller
+the stand-in's events and what the callers got), the callers' p99 each way, and AI audio queued
+at hangup (``bridge.loadtest.caller_view``).
+
+Run: ``.venv/bin/python benchmarks/bench_peers.py [--calls 50 100 200] [--duration 20] [--rounds 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import uvloop
+
+from bridge.loadtest.run import LoadOptions, LoadResult, _cpu_s, _free_ports, _source_path, run_load
+
+HERE = Path(__file__).resolve().parent
+SAMPLE_PYTHON = HERE / ".venv-sample" / "bin" / "python"
+PEERS = ("mosbridge", "forwarder", "sample")
+PEER_CPU = 0
+STARTUP_S = 60.0
+
+
+@dataclass(frozen=True)
+class Row:
+    peer: str
+    calls: int
+    failed: int
+    cpu_ms_per_call_s: float
+    to_ai_msgs: float  # per call-second, read + written by the peer
+    to_caller_msgs: float
+    p99_to_ai_ms: float | None
+    p99_to_caller_ms: float | None
+    queued_p50_ms: float | None
+    queued_max_ms: float | None
+    rig_cpu_pct: float
+
+
+def peer_command(peer: str, port: int, realtime_url: str, workdir: Path) -> tuple[list[str], dict[str, str], str]:
+    """The peer's command, environment and media URL."""
+    if peer == "mosbridge":
+        env = {"MOSBRIDGE_HOST": "127.0.0.1", "MOSBRIDGE_PORT": str(port), "MOSBRIDGE_OPENAI_URL": realtime_url,
+               "OPENAI_API_KEY": "bench", "MOSBRIDGE_VALIDATE_TWILIO_SIGNATURE": "0",
+               "MOSBRIDGE_DATABASE_URL": f"sqlite:///{workdir / f'peers-{port}.db'}", "MOSBRIDGE_AI_FORMAT": "pcmu",
+               "MOSBRIDGE_LOG_LEVEL": "ERROR", "MOSBRIDGE_PSEUDONYM_KEY": "bench",
+               "MOSBRIDGE_CAPTURE_PER_CALL": "0", "MOSBRIDGE_WORKERS": "1"}
+        return [sys.executable, "-m", "bridge", "serve"], env, f"ws://127.0.0.1:{port}/media"
+    if peer == "forwarder":
+        return ([sys.executable, str(HERE / "forwarder.py"), "--port", str(port), "--realtime-url", realtime_url],
+                {}, f"ws://127.0.0.1:{port}/media")
+    env = {"PORT": str(port), "OPENAI_API_KEY": "bench", "OPENAI_REALTIME_URL": realtime_url}
+    return [str(SAMPLE_PYTHON), str(HERE / "twilio_sample_app.py")], env, f"ws://127.0.0.1:{port}/media-stream"
+
+
+async def start(cmd: list[str], env: dict[str, str], cpus: set[int], port: int,
+                workdir: Path) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, env={**os.environ, **env, "PYTHONPATH": _source_path()}, cwd=workdir,
+        stdout=asyncio.subprocess.DEVNULL, stderr=(workdir / f"{port}.stderr").open("wb"))
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(proc.pid, cpus)
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        if proc.returncode is not None:
+            raise RuntimeError(f"{cmd} exited: {(workdir / f'{port}.stderr').read_text()[-2000:]}")
+        with contextlib.suppress(OSError):
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return proc
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{cmd} did not listen on {port}")
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), 15)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+async def one_run(peer: str, calls: int, duration: float, seed: int, realtime_url: str, stamps: Path,
+                  stand_in_pid: int, rig: set[int], workdir: Path) -> Row:
+    port = _free_ports(1)[0]
+    cmd, env, url = peer_command(peer, port, realtime_url, workdir)
+    proc = await start(cmd, env, {PEER_CPU}, port, workdir)
+    if peer == "mosbridge":  # its readiness is its health check, not its port
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                with contextlib.suppress(aiohttp.ClientError, OSError):
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as health:
+                        if health.status == 200:
+                            break
+                await asyncio.sleep(0.1)
+    try:
+        cpu0 = _cpu_s(proc.pid)
+        rig0 = _cpu_s(os.getpid()) + _cpu_s(stand_in_pid)
+        t0 = time.monotonic()
+        r = await run_load(LoadOptions(calls=calls, ramp_s=max(2.0, calls / 50.0), duration_s=duration, seed=seed,
+                                       target=url, stand_in_stamps=str(stamps), bridge_cpu=None))
+        wall = time.monotonic() - t0
+        cpu = _cpu_s(proc.pid) - cpu0
+        rig_cpu = _cpu_s(os.getpid()) + _cpu_s(stand_in_pid) - rig0
+    finally:
+        await stop(proc)
+    return row(peer, calls, r, cpu, 100.0 * rig_cpu / wall / max(1, len(rig)))
+
+
+def row(peer: str, calls: int, r: LoadResult, cpu_s: float, rig_pct: float) -> Row:
+    cs = r.call_seconds or 1.0
+    m = r.messages
+    v = r.caller_view
+
+    def p(key: str, q: str) -> float | None:
+        figures = v.get(key)
+        return None if not figures else float(figures[q])
+
+    return Row(peer, calls, r.calls.get("failed", 0), 1000.0 * cpu_s / cs,
+               (m.get("caller_sent", 0) + m.get("ai_received", 0)) / cs,
+               (m.get("ai_sent", 0) + m.get("caller_received", 0)) / cs,
+               p("to_ai_ms", "p99"), p("to_caller_ms", "p99"),
+               p("queued_at_hangup_ms", "p50"), p("queued_at_hangup_ms", "max"), rig_pct)
+
+
+def table(rows: list[Row]) -> str:
+    def f(x: float | None, d: int = 1) -> str:
+        return "-" if x is None else f"{x:.{d}f}"
+
+    out = ["| peer | calls | failed | CPU-ms per call-s | msgs per call-s caller->AI | msgs per call-s AI->caller "
+           "| caller p99 to AI (ms) | caller p99 to caller (ms) | queued at hangup p50 / max (ms) | rig CPU % |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r.peer} | {r.calls} | {r.failed} | {r.cpu_ms_per_call_s:.2f} | {r.to_ai_msgs:.1f} "
+                   f"| {r.to_caller_msgs:.1f} | {f(r.p99_to_ai_ms, 2)} | {f(r.p99_to_caller_ms, 2)} "
+                   f"| {f(r.queued_p50_ms)} / {f(r.queued_max_ms)} | {r.rig_cpu_pct:.0f} |")
+    return "\n".join(out)
+
+
+async def bench(args: argparse.Namespace) -> list[Row]:
+    peers = [p for p in args.peers if p != "sample" or SAMPLE_PYTHON.exists()]
+    if len(peers) < len(args.peers):
+        print("no benchmarks/.venv-sample: run benchmarks/twilio_sample.py first; the sample is left out",
+              file=sys.stderr)
+    own = os.sched_getaffinity(0)
+    rig = (own - {PEER_CPU}) or own
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="mosbridge-peers-") as tmp:
+        workdir = Path(tmp)
+        stamps = workdir / "stamps.jsonl"
+        port = _free_ports(1)[0]
+        stand_in = await start([sys.executable, "-m", "bridge", "fake-realtime", "--port", str(port), "--no-webrtc",
+                                "--speed", "4", "--response-ms", "1500", "--stamps", str(stamps)],
+                               {}, rig, port, workdir)
+        os.sched_setaffinity(0, rig)
+        try:
+            for rnd in range(args.rounds):
+                order = peers if rnd % 2 == 0 else peers[::-1]
+                for calls in args.calls:
+                    for peer in order:
+                        r = await one_run(peer, calls, args.duration, args.seed, f"ws://127.0.0.1:{port}/v1/realtime",
+                                          stamps, stand_in.pid, rig, workdir)
+                        print(f"round {rnd + 1}: {peer} {calls} calls: {r.cpu_ms_per_call_s:.2f} CPU-ms per "
+                              f"call-second, failed {r.failed}", file=sys.stderr, flush=True)
+                        rows.append(r)
+        finally:
+            os.sched_setaffinity(0, own)
+            await stop(stand_in)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, nargs="+", default=[50, 100, 200])
+    ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--peers", nargs="+", choices=PEERS, default=list(PEERS))
+    args = ap.parse_args()
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
+          f"peer on CPU {PEER_CPU}, callers and stand-in on the others")
+    rows = uvloop.run(bench(args))
+    print(table(sorted(rows, key=lambda r: (r.calls, PEERS.index(r.peer)))))
+
+
+if __name__ == "__main__":
+    main()
