@@ -91,6 +91,7 @@ def _fmt(d: dict[str, float] | None) -> str:
 def _human(r: LoadResult) -> str:
     lines = [
         f"calls        started {r.calls['started']}  completed {r.calls['completed']}  failed {r.calls['failed']}"
+        + (f"  refused {r.refused} (the bridge was full)" if r.refused else ""),
         f"  at most {r.peak_live_calls} at once",
     ]
     if r.arrivals is not None:

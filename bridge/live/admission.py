@@ -1,20 +1,22 @@
-"""Admission control: a full pod says so instead of making every call on it bad.
+"""Admission control: a full process says so instead of making every call on it bad.
 
 Two limits: the number of live calls, and the event loop's lag (how late a 10 ms timer fires,
-``bridge/live/loop_lag.py``) smoothed over its last hundred or so samples (a second of an idle loop),
-so one garbage-collector pause does not Above either, ``/readyz`` answers 503, ``/twiml`` answers
-the fallback TwiML and a ``/media`` upgrade is refused; calls already admitted are untouched. Pure:
-time is an argument.
+``bridge/live/loop_lag.py``) as the median of the samples of the last second, so one
+garbage-collector pause (one sample) does not refuse calls but a saturated loop does within a
+second. Above either, ``/readyz`` answers 503, ``/twiml`` answers the fallback TwiML and a ``/media``
+upgrade is refused; calls already admitted are untouched. Pure: time is an argument.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
+from statistics import median
 from typing import Literal
 
 Refusal = Literal["max_calls", "loop_lag", "draining"]
 
-LAG_SAMPLE_WEIGHT = 0.01  # an exponential moving mean over ~100 samples
+LAG_WINDOW_S = 1.0
 # once over the lag ceiling, ready again only below this share of it (no flapping at the edge)
 LAG_RESUME_SHARE = 0.8
 
@@ -32,18 +34,19 @@ class Admission:
 
     def __init__(self, limits: AdmissionLimits) -> None:
         self.limits = limits
-        self.lag_ms = 0.0  # exponentially weighted moving mean of the loop lag
+        self._samples: deque[tuple[float, float]] = deque()  # (when, lag ms) over the last LAG_WINDOW_S
         self._lagging = False
 
-    def observe_lag(self, lag_s: float) -> None:
-        """One loop-lag sample."""
-        self.lag_ms += LAG_SAMPLE_WEIGHT * (lag_s * 1000.0 - self.lag_ms)
-        ceiling = self.limits.loop_lag_ms
-        if ceiling > 0:
-            if self.lag_ms > ceiling:
-                self._lagging = True
-            elif self.lag_ms < ceiling * LAG_RESUME_SHARE:
-                self._lagging = False
+    def observe_lag(self, lag_s: float, now: float) -> None:
+        """One loop-lag sample taken at ``now`` (monotonic seconds)."""
+        self._samples.append((now, lag_s * 1000.0))
+        while self._samples[0][0] < now - LAG_WINDOW_S:
+            self._samples.popleft()
+
+    @property
+    def lag_ms(self) -> float:
+        """The median loop lag of the last second, ms (0 before any sample)."""
+        return median(lag for _, lag in self._samples) if self._samples else 0.0
 
     def refusal(self, live_calls: int, draining: bool = False) -> Refusal | None:
         """Why a new call would be refused now, or None if it is welcome."""
@@ -51,6 +54,13 @@ class Admission:
             return "draining"
         if self.limits.max_calls and live_calls >= self.limits.max_calls:
             return "max_calls"
-        if self._lagging:
-            return "loop_lag"
+        ceiling = self.limits.loop_lag_ms
+        if ceiling > 0:
+            lag = self.lag_ms
+            if lag > ceiling:
+                self._lagging = True
+            elif lag < ceiling * LAG_RESUME_SHARE:
+                self._lagging = False
+            if self._lagging:
+                return "loop_lag"
         return None

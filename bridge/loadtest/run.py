@@ -114,6 +114,7 @@ class LoadResult:
     wall_s: float = 0.0
     call_seconds: float = 0.0  # summed over the calls, as planned
     peak_live_calls: int = 0  # the most calls up at once, as the callers counted them
+    refused: int = 0  # calls whose /media upgrade a full bridge answered with 503 (admission)
     arrivals: dict[str, Any] | None = None  # with rate: the process, the expected count and its bounds
     # latency each way and audio queued at hangup as the callers saw it (bridge.loadtest.caller_view)
     caller_view: dict[str, Any] = field(default_factory=dict)
@@ -396,7 +397,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     cpu0 = _cpu_s(pid) if pid else None
     rig_pids = [os.getpid(), procs.procs[0].pid] if procs else []
     rig_cpu0 = sum(_cpu_s(p) for p in rig_pids)
-    state = {"live": 0, "done": 0, "failed": 0, "peak": 0}
+    state = {"live": 0, "done": 0, "failed": 0, "peak": 0, "refused": 0}
     results: dict[str, Any] = {}
     rss_samples: list[tuple[float, float]] = []
     conn = aiohttp.TCPConnector(limit=0)
@@ -413,6 +414,9 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
             hangup = max(plan.frames[-1].send_at if plan.frames else 0.0, plan.hangup_s)
             results[plan.call_sid] = await caller.run(plan.frames, hangup_after_s=hangup, session=http)
             state["done"] += 1
+        except aiohttp.WSServerHandshakeError as exc:
+            # a full bridge refusing the upgrade (MOSBRIDGE_MAX_CALLS, loop lag) is admission, not failure
+            state["refused" if exc.status == 503 else "failed"] += 1
         except Exception:  # a failed call is a finding, not a crash of the harness
             state["failed"] += 1
         finally:
@@ -466,6 +470,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     options = {k: v for k, v in opts.__dict__.items() if k != "progress"}
     out = LoadResult(options=options, wall_s=wall, rss_samples=rss_samples)
     out.calls = {"started": len(plans), "completed": 0, "failed": state["failed"]}
+    out.refused = state["refused"]
     out.peak_live_calls = state["peak"]
     if opts.rate is not None:
         lo, hi = count_bounds(opts.rate, opts.duration_s, opts.arrivals)

@@ -132,3 +132,13 @@ def test_rate_arguments_that_do_not_fit_exit_2(capsys: pytest.CaptureFixture[str
             main(argv)
         assert exc.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+async def test_a_full_bridge_refuses_the_excess_and_the_admitted_calls_complete() -> None:
+    """Twice the calls a bridge admits (MOSBRIDGE_MAX_CALLS): the excess is refused at the upgrade
+    (503, counted as refused, not failed) and every admitted call completes with its report."""
+    opts = LoadOptions(calls=8, ramp_s=1.0, duration_s=5.0, bridge_env={"MOSBRIDGE_MAX_CALLS": "4"})
+    r = await run_load(opts)
+    assert r.refused == 4
+    assert r.calls == {"started": 8, "completed": 4, "failed": 0}
+    assert r.mos["reports"] == 4
