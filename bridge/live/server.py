@@ -193,7 +193,7 @@ class Bridge:
 
     def _observe_lag(self, lag_s: float) -> None:
         self.stats.observe_loop_lag(lag_s)
-        self.admission.observe_lag(lag_s, time.monotonic())
+        self.admission.observe_lag(lag_s)
 
     def open_ai_leg(self, core: CallCore) -> AiLeg:
         """A new AI leg for ``core``: WebRTC for ``opus16k``, the Realtime WebSocket otherwise."""

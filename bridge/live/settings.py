@@ -99,8 +99,8 @@ class Settings(BaseSettings):
     max_calls: int = Field(0, ge=0, description="live calls this process takes at most; above it /readyz answers "
                            "503, /twiml the overload TwiML, /media 503 (0 = no limit)")
     overload_loop_lag_ms: float = Field(25.0, ge=0, description="refuse new calls (as max_calls does) while the "
-                                        "median of the event loop's lag over the last second is above this, ms "
-                                        "(0 = off)")
+                                        "process has calls and the median of the event loop's last 21 lag "
+                                        "samples is above this, ms (0 = off)")
     overload_twiml: str = Field(OVERLOAD_TWIML, description="TwiML /twiml answers while the process is full (a "
                                 "<Redirect> to another pool, or a polite <Say> and <Hangup>)")
     start_timeout_s: float = Field(_CALL.start_timeout_s, gt=0,

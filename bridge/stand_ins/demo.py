@@ -90,9 +90,11 @@ async def _wave(media_url: str, wave: int, opts: DemoOptions, http: aiohttp.Clie
 
 def settings_for(opts: DemoOptions, ai_url: str) -> Settings:
     """The bridge's settings for the demo: the stand-in as its AI, no Twilio signatures (the callers
-    are local), and an alert quick enough to fire within the demo."""
+    are local), an alert quick enough to fire within the demo, and no loop-lag admission: the callers
+    and the stand-in share the bridge's event loop here, so its lag is theirs as much as the calls'."""
     return Settings(host=opts.host, port=opts.port, database_url=opts.database_url, openai_url=ai_url,
                     openai_api_key="demo", validate_twilio_signature=False, alert_for_s=opts.alert_for_s,
+                    overload_loop_lag_ms=0.0,
                     alert_window_s=max(60.0, opts.duration_s), alert_eval_interval_s=2.0, alert_min_calls=3,
                     interval_s=5.0)
 

@@ -49,6 +49,9 @@ async def live_bridge(tmp_path: Path, fake_config: FakeRealtimeConfig | None = N
             "twilio_auth_token": AUTH_TOKEN, "database_url": f"sqlite:///{tmp_path / 'calls.db'}",
             "interval_s": 1.0, "ping_interval_s": 0.25, "drain_timeout_s": 5.0,
             "pseudonym_key": "test-key",
+            # the callers and the stand-in share the bridge's event loop in these tests: its lag is
+            # theirs as much as the calls', so loop-lag admission stays off unless a test turns it on
+            "overload_loop_lag_ms": 0.0,
         }
         fields.update(overrides)
         settings = Settings(**fields)
