@@ -64,3 +64,8 @@ class Transcoder(ABC):
     @abstractmethod
     def flush_to_caller(self) -> list[bytes]:
         """End of an AI response: pad the carried remainder to a whole frame and reset."""
+
+    def take_to_caller(self) -> bytes:
+        """The carried remainder (less than 20 ms of mu-law) as it is, cleared: Twilio plays media of
+        any length, so the caller need not wait for the next payload to complete the frame."""
+        return b""

@@ -22,6 +22,12 @@ class UlawFramer:
         del self._pending[:whole]
         return out
 
+    def take(self) -> bytes:
+        """The remainder as it is (less than a frame), cleared: for a peer that plays any length."""
+        tail = bytes(self._pending)
+        self._pending.clear()
+        return tail
+
     def flush(self) -> list[bytes]:
         """Pads a non-empty remainder with mu-law silence (0xFF) to one frame; [] if none."""
         if not self._pending:

@@ -67,6 +67,9 @@ class ResamplingTranscoder(Transcoder):
         self.concealed_to_caller += 1
         return self._emit(self._conceal_out.conceal(), concealed=True)
 
+    def take_to_caller(self) -> bytes:
+        return self._framer.take()
+
     def flush_to_caller(self) -> list[bytes]:
         short = (-self._framer.pending) % FRAME_BYTES
         out: list[bytes] = []

@@ -55,6 +55,9 @@ class PcmuTranscoder(Transcoder):
         self.frames_to_caller += len(frames)
         return frames
 
+    def take_to_caller(self) -> bytes:
+        return self._framer.take()
+
     def flush_to_caller(self) -> list[bytes]:
         frames = self._framer.flush()
         self.frames_to_caller += len(frames)

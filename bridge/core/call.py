@@ -52,6 +52,7 @@ from pathlib import PurePath as Path
 from typing import Concatenate, Literal, ParamSpec
 
 from bridge.codecs import CodecError, Transcoder, make_transcoder
+from bridge.codecs.g711 import FRAME_BYTES
 from bridge.core.ai_state import AiLeg
 from bridge.core.config import CallConfig
 from bridge.core.counters import Count
@@ -474,7 +475,9 @@ class CallCore:
         except CodecError as exc:
             self.bad(Count.AI_BAD_AUDIO, f"response {ev.response_id}: {exc}")
             return
-        self._play(frames, ev.item_id, ev.response_id, now)
+        # with chunked messages a delta's last partial frame goes now, not with the next delta
+        tail = self.transcoder.take_to_caller() if self.config.outbound_chunk_ms else b""
+        self._play(frames, ev.item_id, ev.response_id, now, tail)
 
     @guarded
     def receive_ai_packet(self, seq: int, opus: bytes, now: float) -> None:
@@ -532,28 +535,32 @@ class CallCore:
             frames = self.transcoder.flush_to_caller()
         self._play(frames, item_id, response_id, now)
 
-    def _play(self, frames: list[bytes], item_id: str, response_id: str, now: float) -> None:
-        """Queue the AI's frames for Twilio: media messages of up to ``outbound_chunk_ms`` each,
-        each followed by a mark naming how much of the item had been sent."""
-        if not frames or self.state is not State.STARTED:
+    def _play(self, frames: list[bytes], item_id: str, response_id: str, now: float, tail: bytes = b"") -> None:
+        """Queue the AI's audio for Twilio: media messages of up to ``outbound_chunk_ms`` each (the
+        last one may end with ``tail``, less than a frame), each followed by a mark naming how much
+        of the item had been sent."""
+        if not (frames or tail) or self.state is not State.STARTED:
             return
         per = self.config.outbound_chunk_ms // 20
-        chunks = [frames[i:i + per] for i in range(0, len(frames), per)] if per else [frames]
-        for chunk in chunks:
-            if per:
-                audio = chunk[0] if len(chunk) == 1 else b"".join(chunk)
+        if not per:
+            for frame in frames:
+                self._out.append(Outgoing(Peer.TWILIO, tw.OutboundMedia.from_audio(self.stream_sid, frame).serialize(),
+                                          now, Direction.OUTBOUND))
+            self._mark(item_id, response_id, len(frames) * FRAME_BYTES, now)
+        else:
+            chunks = [b"".join(frames[i:i + per]) for i in range(0, len(frames), per)] or [b""]
+            chunks[-1] += tail
+            for audio in chunks:
                 self._out.append(Outgoing(Peer.TWILIO, tw.OutboundMedia.from_audio(self.stream_sid, audio).serialize(),
-                                          now, Direction.OUTBOUND, frames=len(chunk)))
-            else:
-                for frame in chunk:
-                    self._out.append(Outgoing(Peer.TWILIO,
-                                              tw.OutboundMedia.from_audio(self.stream_sid, frame).serialize(),
-                                              now, Direction.OUTBOUND))
-            self.playback.frames_sent(item_id, len(chunk), now)
-            name = self.playback.new_mark(item_id, response_id, now)
-            self._out.append(Outgoing(Peer.TWILIO, tw.OutboundMark(self.stream_sid, name).serialize(), now))
-            self.counters[Count.MARKS_SENT] += 1
+                                          now, Direction.OUTBOUND, frames=-(-len(audio) // FRAME_BYTES)))
+                self._mark(item_id, response_id, len(audio), now)
         self.responses.audio_sent(response_id, now)
+
+    def _mark(self, item_id: str, response_id: str, nbytes: int, now: float) -> None:
+        self.playback.audio_sent(item_id, nbytes, now)
+        name = self.playback.new_mark(item_id, response_id, now)
+        self._out.append(Outgoing(Peer.TWILIO, tw.OutboundMark(self.stream_sid, name).serialize(), now))
+        self.counters[Count.MARKS_SENT] += 1
 
     def _on_speech_started(self, now: float) -> None:
         """Barge-in: stop what the caller hears and cut the AI's item at what was played."""

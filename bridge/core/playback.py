@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from quality.latency import LatencyHistogram
 
 FRAME_S = 0.020
+BYTES_PER_S = 8000  # mu-law at 8 kHz
 
 
 class MarkFate(enum.Enum):
@@ -38,13 +39,13 @@ class Playback:
     def __init__(self) -> None:
         self._pending: dict[str, _Mark] = {}
         self._cleared: set[str] = set()
-        self._sent_ms: dict[str, int] = {}
+        self._sent_ms: dict[str, float] = {}
         self._played_ms: dict[str, int] = {}
         self._count = 0
         self._play_end: float | None = None
         self._mid_response = False
         self.last_item: str | None = None
-        self.frames = 0
+        self.bytes = 0
         self.underruns = 0
         self.underrun_frames = 0
         self.underrun_s = 0.0
@@ -54,14 +55,23 @@ class Playback:
         """The next frames open a new talkspurt: silence before them is not an underrun."""
         self._mid_response = False
 
+    @property
+    def frames(self) -> int:
+        """20 ms frames' worth of audio sent so far."""
+        return self.bytes // 160
+
     def frames_sent(self, item_id: str, frames: int, now: float) -> None:
-        if frames <= 0:
+        self.audio_sent(item_id, frames * 160, now)
+
+    def audio_sent(self, item_id: str, nbytes: int, now: float) -> None:
+        """``nbytes`` of mu-law (any length: Twilio plays what it gets, in order) sent now."""
+        if nbytes <= 0:
             return
-        self.frames += frames
+        self.bytes += nbytes
         if item_id != self.last_item:
             self._forget_old_items(keep=item_id)
         self.last_item = item_id
-        self._sent_ms[item_id] = self._sent_ms.get(item_id, 0) + frames * 20
+        self._sent_ms[item_id] = self._sent_ms.get(item_id, 0.0) + nbytes * 1000 / BYTES_PER_S
         end = self._play_end
         if end is None or now >= end:
             if self._mid_response and end is not None:
@@ -74,7 +84,7 @@ class Playback:
             start = now
         else:
             start = end
-        self._play_end = start + frames * FRAME_S
+        self._play_end = start + nbytes / BYTES_PER_S
         self._mid_response = True
 
     def _forget_old_items(self, keep: str) -> None:
@@ -88,7 +98,7 @@ class Playback:
         """Name a mark for the audio sent so far; the name is unique for the call."""
         self._count += 1
         name = f"m{self._count}"
-        self._pending[name] = _Mark(name, item_id, response_id, self._sent_ms.get(item_id, 0), now)
+        self._pending[name] = _Mark(name, item_id, response_id, int(self._sent_ms.get(item_id, 0.0)), now)
         return name
 
     def mark_echoed(self, name: str, now: float) -> tuple[MarkFate, str | None]:

@@ -73,24 +73,25 @@ class TwilioPlayout:
                 out.append(self._echo(str(value)))
                 continue
             start = max(self._play_until, queued_at)
-            if start + FRAME_S > now:
+            assert isinstance(value, bytes)
+            duration = len(value) / 8000  # mu-law at 8 kHz: a short piece plays for less than 20 ms
+            if start + duration > now:
                 break
             self._queue.popleft()
-            assert isinstance(value, bytes)
             self.played += value
             if self.frame_starts is not None:
                 self.frame_starts.append(start)
-            self._play_until = start + FRAME_S
+            self._play_until = start + duration
         return out
 
     def next_due(self) -> float | None:
         """When ``advance`` can next change anything (None: nothing queued)."""
         if not self._queue:
             return None
-        kind, _, queued_at = self._queue[0]
+        kind, value, queued_at = self._queue[0]
         if kind == "mark":
             return self._play_until
-        return max(self._play_until, queued_at) + FRAME_S
+        return max(self._play_until, queued_at) + len(value) / 8000
 
     def _echo(self, name: str) -> str:
         self._seq += 1

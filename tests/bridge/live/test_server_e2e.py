@@ -30,8 +30,8 @@ PARAMS = {"tenant": "acme-health", "vertical": "healthcare", "patient_id": "P-99
 
 async def test_audio_round_trip_barge_in_and_report(tmp_path: Path) -> None:
     fake_cfg = FakeRealtimeConfig(speed=8.0, response_ms=1500, min_chunk_ms=90, max_chunk_ms=170)
-    # one 20 ms frame per message, a mark after each: test_chunked_audio_* covers the 100 ms default
-    async with live_bridge(tmp_path, fake_cfg, validate_twilio_signature=False, outbound_chunk_ms=20) as live:
+    # a message per 20 ms frame (as before chunking): test_chunked_audio_* covers the 100 ms default
+    async with live_bridge(tmp_path, fake_cfg, validate_twilio_signature=False, outbound_chunk_ms=0) as live:
         # speak 1 s, listen 1.5 s (the AI answers), then barge in for 0.6 s, then listen again
         frames = speech_frames(1.0) + silence_frames(1.6) + speech_frames(0.6) + silence_frames(2.2)
         caller = SimulatedCaller(live.media_url, stream_sid="MZ1", call_sid="CA-e2e-1", params=PARAMS)
@@ -200,8 +200,9 @@ async def test_pcm24k_round_trip_and_barge_in(tmp_path: Path) -> None:
 
 
 async def test_chunked_audio_reaches_the_caller_whole_with_a_mark_per_message(tmp_path: Path) -> None:
-    """The default: the AI's audio in media messages of up to 100 ms of whole 20 ms frames, each
-    followed by a mark the caller echoes once it has played; nothing is lost on the way."""
+    """The default: the AI's audio in media messages of up to 100 ms, a delta's last partial frame
+    sent with it (Twilio plays any length), each followed by a mark the caller echoes once it has
+    played; nothing is lost or reordered on the way."""
     fake_cfg = FakeRealtimeConfig(speed=8.0, response_ms=1500, min_chunk_ms=90, max_chunk_ms=170)
     async with live_bridge(tmp_path, fake_cfg, validate_twilio_signature=False) as live:
         frames = speech_frames(1.0) + silence_frames(3.0)
@@ -214,7 +215,8 @@ async def test_chunked_audio_reaches_the_caller_whole_with_a_mark_per_message(tm
     audio = [base64.b64decode(m["media"]["payload"]) for m in result.received  # type: ignore[index]
              if m.get("event") == "media"]
     sizes = [len(a) for a in audio]
-    assert sizes and all(s % 160 == 0 and 160 <= s <= 800 for s in sizes) and max(sizes) == 800
+    assert sizes and all(0 < s < 800 + 160 for s in sizes) and max(sizes) >= 800
+    assert any(s % 160 for s in sizes)  # the stand-in's deltas are not frame-aligned: tails went at once
     kinds = [m.get("event") for m in result.received if m.get("event") in ("media", "mark")]
     assert all(a == "media" and b == "mark" for a, b in zip(kinds[::2], kinds[1::2], strict=True))
     heard = bytes(result.played)  # Twilio's playout of what came, in order, 20 ms a frame
