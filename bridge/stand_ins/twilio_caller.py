@@ -37,7 +37,7 @@ class TwilioPlayout:
     clears: int = 0
     frames_received: int = 0  # 20 ms frames of media received, however many a message carried
     marks_echoed: list[str] = field(default_factory=list)
-    frame_starts: list[float] | None = None  # a list: note when each played frame started
+    frame_starts: list[float] | None = None  # a list: when each 160 bytes of the played stream started
     on_audio: Callable[[bytes], None] | None = None  # called with each media message's audio as it arrives
 
     def receive(self, text: str, now: float) -> list[str]:
@@ -78,9 +78,13 @@ class TwilioPlayout:
             if start + duration > now:
                 break
             self._queue.popleft()
-            self.played += value
             if self.frame_starts is not None:
-                self.frame_starts.append(start)
+                # the start of each 160-byte frame of the played stream, wherever pieces split it
+                offset = len(self.played)
+                first = -(-offset // FRAME_BYTES) * FRAME_BYTES
+                ends = offset + len(value)
+                self.frame_starts.extend(start + (b - offset) / 8000 for b in range(first, ends, FRAME_BYTES))
+            self.played += value
             self._play_until = start + duration
         return out
 
