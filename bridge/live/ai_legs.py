@@ -125,7 +125,8 @@ class RealtimeWsLeg:
         while True:
             before = time.monotonic()
             msg = await ws.receive()
-            await turn.after_receive(before, time.monotonic())
+            if turn.over(before, time.monotonic()):
+                await asyncio.sleep(0)
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 break
             self._last = arrival.stamp()

@@ -160,7 +160,8 @@ class CallDriver:
         while True:
             before = time.monotonic()
             msg = await ws.receive()
-            await turn.after_receive(before, time.monotonic())
+            if turn.over(before, time.monotonic()):
+                await asyncio.sleep(0)
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 return
             if msg.type is WSMsgType.ERROR:
@@ -361,7 +362,10 @@ class CallDriver:
         elif isinstance(event, CallStarted):
             log.info("call started %s tenant=%s tags=%s", event.call_sid, event.tenant, event.tags)
             if self.capture is not None:
-                self.capture.decide(self.bridge.capture_policy.wants(event.tenant, event.tags))
+                wanted = self.bridge.capture_policy.wants(event.tenant, event.tags)
+                self.capture.decide(wanted)
+                if not wanted:
+                    self.capture = None  # nothing to write: every later frame skips it
             self._started.set()
         elif isinstance(event, ReconnectRealtime):
             self._reconnect.set()

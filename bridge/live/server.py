@@ -153,6 +153,7 @@ class Bridge:
 
     async def _cleanup(self, app: web.Application) -> None:
         self._gc_watch.remove()
+        self.metrics.flush_frames()  # a worker's last frames reach the shared files
         for task in (self._alert_task, self._lag_task, self._ai_task, self._gauge_task):
             if task is not None:
                 task.cancel()
@@ -188,6 +189,7 @@ class Bridge:
         """With workers, any worker may answer a scrape: each keeps its own gauges current."""
         while True:
             self.metrics.calls_live.set(len(self.calls))
+            self.metrics.flush_frames()
             self._refusal()
             await asyncio.sleep(GAUGE_REFRESH_S)
 

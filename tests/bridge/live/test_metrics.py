@@ -9,12 +9,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge import __version__
 from bridge.core.events import Direction
 from bridge.core.report_json import StoredReport
-from bridge.live.metrics import BridgeMetrics
+from bridge.live.metrics import LATENCY_S_BUCKETS, BridgeMetrics
 from bridge.ops.store import open_store
 from bridge.stand_ins.twilio_caller import SimulatedCaller, start_message
 from tests.bridge.live_rig import live_bridge, schedule, silence_frames
@@ -193,3 +194,28 @@ def test_metric_names_and_labels_are_stable() -> None:
     for name, (kind, labels) in expected.items():
         assert fams[name].type == kind, name
         assert fams[name].samples and all(set(s.labels) - {"le"} == labels for s in fams[name].samples), name
+
+
+def test_frames_counted_locally_expose_as_prometheus_observe_would() -> None:
+    """``frame`` counts into buckets and ``flush_frames`` adds them: the exposition must equal
+    prometheus_client's own ``Histogram.observe`` of the same waits, bounds included."""
+    waits = [0.0, 0.00005, 0.0001, 0.00010001, 0.001, 0.0199, 0.02, 0.021, 0.1, 0.5, 3.0]
+    m = BridgeMetrics()
+    registry = CollectorRegistry()
+    reference = Histogram("mosbridge_bridge_latency_seconds", "", ["direction"], buckets=LATENCY_S_BUCKETS,
+                          registry=registry)
+    for w in waits:
+        m.frame(Direction.INBOUND, w, missed=w > 0.02)
+        reference.labels("inbound").observe(w)
+    m.frame(Direction.OUTBOUND, 0.03, missed=True)
+    got = samples(m.exposition().decode())
+    ref = samples(generate_latest(registry).decode())
+    latency = {k: v for k, v in got.items() if k[0].startswith("mosbridge_bridge_latency_seconds")
+               and not k[0].endswith("_created") and ("direction", "inbound") in k[1]}
+    assert latency == {k: v for k, v in ref.items() if not k[0].endswith("_created")}
+    assert got[("mosbridge_deadline_misses_total", (("direction", "inbound"),))] == 4
+    assert got[("mosbridge_bridge_latency_seconds_count", (("direction", "outbound"),))] == 1
+    m.frame(Direction.INBOUND, 0.001, missed=False)  # a second flush adds, and only the new frames
+    again = samples(m.exposition().decode())
+    assert again[("mosbridge_bridge_latency_seconds_count", (("direction", "inbound"),))] == len(waits) + 1
+    assert again[("mosbridge_deadline_misses_total", (("direction", "inbound"),))] == 4

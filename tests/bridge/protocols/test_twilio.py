@@ -451,3 +451,11 @@ def test_the_rigs_speak_twilio_through_this_module() -> None:
     stop = parse_twilio(caller.stop_message("MZ1", "CA1", 9))
     assert isinstance(stop, StopMessage) and (stop.sequence_number, stop.call_sid) == (9, "CA1")
     assert isinstance(parse_twilio(caller.CONNECTED), ConnectedMessage)
+
+
+@pytest.mark.parametrize(("sid", "name"), [(SID, "r1:item:7"), ('M"Z\\1', "n\u00e9 \"q\" \n"), ("", "")])
+def test_outbound_mark_text_is_the_json_of_its_fields(sid: str, name: str) -> None:
+    """The mark is built as text for speed; the standard library must read back the same fields."""
+    mark = OutboundMark(sid, name)
+    assert json.loads(mark.serialize()) == {"event": "mark", "streamSid": sid, "mark": {"name": name}}
+    assert parse_twilio_outbound(mark.serialize()) == mark
