@@ -125,8 +125,7 @@ class RealtimeWsLeg:
         while True:
             before = time.monotonic()
             msg = await ws.receive()
-            if turn.over(before, time.monotonic()):
-                await asyncio.sleep(0)
+            await turn.after_receive(before, time.monotonic())
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 break
             self._last = arrival.stamp()

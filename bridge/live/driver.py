@@ -160,8 +160,7 @@ class CallDriver:
         while True:
             before = time.monotonic()
             msg = await ws.receive()
-            if turn.over(before, time.monotonic()):
-                await asyncio.sleep(0)
+            await turn.after_receive(before, time.monotonic())
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 return
             if msg.type is WSMsgType.ERROR:

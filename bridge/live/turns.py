@@ -8,6 +8,7 @@ let the others run, so its turn starts afresh.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 TURN_S = 0.002
@@ -15,19 +16,14 @@ RECEIVE_BLOCKED_S = 0.0002  # a receive that took longer than this waited on the
 
 
 class Turn:
-    """One reader's turn: after each receive, ``if turn.over(before, after): await asyncio.sleep(0)``
-    (a plain call, not a coroutine: it runs once per message)."""
+    """One reader's turn: call :meth:`after_receive` with the receive's start and end times."""
 
     def __init__(self) -> None:
         self._start = time.monotonic()
 
-    def over(self, before: float, after: float) -> bool:
-        """Whether the reader should yield now, given the receive's start and end times; a new
-        turn starts after a receive that waited, and after the yield this asks for."""
+    async def after_receive(self, before: float, after: float) -> None:
         if after - before > RECEIVE_BLOCKED_S:
             self._start = after
-            return False
-        if after - self._start > TURN_S:
-            self._start = after
-            return True
-        return False
+        elif after - self._start > TURN_S:
+            await asyncio.sleep(0)
+            self._start = time.monotonic()
