@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import deque
+from array import array
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -123,7 +123,7 @@ class QuantilePlayout:
     one moves it every frame.
     """
 
-    __slots__ = ("_acc", "_order", "_sorted", "min_depth_s", "quantile", "window")
+    __slots__ = ("_acc", "_count", "_pos", "_ring", "_sorted", "min_depth_s", "quantile", "window")
 
     def __init__(self, quantile: float = QUANTILE, window: int = WINDOW_FRAMES,
                  min_depth_s: float = MIN_DEPTH_S) -> None:
@@ -132,8 +132,12 @@ class QuantilePlayout:
         self.quantile = quantile
         self.window = window
         self.min_depth_s = min_depth_s
-        self._sorted: list[float] = []
-        self._order: deque[float] = deque()
+        # The window's transits sorted, and in arrival order (a ring): raw doubles, 8 KB a call
+        # at 500 frames, where lists of float objects took three times that in scattered memory.
+        self._sorted = array("d")
+        self._ring = array("d", bytes(8 * window))
+        self._pos = 0  # the ring's next slot: the oldest transit once the window is full
+        self._count = 0
         self._acc = _Accumulator()
 
     def update(self, arrival_s: float, media_ts_s: float) -> bool:
@@ -147,9 +151,13 @@ class QuantilePlayout:
         else:
             played = self._acc.add(False, self.min_depth_s)
         bisect.insort(w, transit)
-        self._order.append(transit)
-        if len(self._order) > self.window:
-            del w[bisect.bisect_left(w, self._order.popleft())]
+        ring, pos = self._ring, self._pos
+        if self._count == self.window:
+            del w[bisect.bisect_left(w, ring[pos])]
+        else:
+            self._count += 1
+        ring[pos] = transit
+        self._pos = pos + 1 if pos + 1 < self.window else 0
         return played
 
     def stats(self) -> PlayoutStats:
