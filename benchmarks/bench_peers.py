@@ -10,7 +10,9 @@ Per run: the peer's CPU-ms per call-second (/proc), WebSocket messages per call-
 the stand-in's events and what the callers got), the callers' p99 each way, and AI audio queued
 at hangup (``bridge.loadtest.caller_view``).
 
-Run: ``.venv/bin/python benchmarks/bench_peers.py [--calls 50 100 200] [--duration 20] [--rounds 2]``
+Run: ``.venv/bin/python benchmarks/bench_peers.py [--calls 50 100 200] [--duration 20] [--rounds 2]
+[--baseline DIR]``; ``--baseline`` adds mosbridge from another checkout as the peer ``baseline``, for
+a before/after in one run (``git worktree add ../before HEAD~1``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from bridge.loadtest.run import LoadOptions, LoadResult, _cpu_s, _free_ports, _s
 
 HERE = Path(__file__).resolve().parent
 SAMPLE_PYTHON = HERE / ".venv-sample" / "bin" / "python"
-PEERS = ("mosbridge", "forwarder", "sample")
+PEERS = ("mosbridge", "baseline", "forwarder", "sample")  # baseline: mosbridge from --baseline DIR
 PEER_CPU = 0
 STARTUP_S = 60.0
 
@@ -54,14 +56,18 @@ class Row:
     rig_cpu_pct: float
 
 
-def peer_command(peer: str, port: int, realtime_url: str, workdir: Path) -> tuple[list[str], dict[str, str], str]:
+def peer_command(peer: str, port: int, realtime_url: str, workdir: Path,
+                 baseline: Path | None = None) -> tuple[list[str], dict[str, str], str]:
     """The peer's command, environment and media URL."""
-    if peer == "mosbridge":
+    if peer in ("mosbridge", "baseline"):
         env = {"MOSBRIDGE_HOST": "127.0.0.1", "MOSBRIDGE_PORT": str(port), "MOSBRIDGE_OPENAI_URL": realtime_url,
                "OPENAI_API_KEY": "bench", "MOSBRIDGE_VALIDATE_TWILIO_SIGNATURE": "0",
                "MOSBRIDGE_DATABASE_URL": f"sqlite:///{workdir / f'peers-{port}.db'}", "MOSBRIDGE_AI_FORMAT": "pcmu",
                "MOSBRIDGE_LOG_LEVEL": "ERROR", "MOSBRIDGE_PSEUDONYM_KEY": "bench",
                "MOSBRIDGE_CAPTURE_PER_CALL": "0", "MOSBRIDGE_WORKERS": "1"}
+        if peer == "baseline":
+            assert baseline is not None
+            env["PYTHONPATH"] = str(baseline.resolve())
         return [sys.executable, "-m", "bridge", "serve"], env, f"ws://127.0.0.1:{port}/media"
     if peer == "forwarder":
         return ([sys.executable, str(HERE / "forwarder.py"), "--port", str(port), "--realtime-url", realtime_url],
@@ -73,7 +79,7 @@ def peer_command(peer: str, port: int, realtime_url: str, workdir: Path) -> tupl
 async def start(cmd: list[str], env: dict[str, str], cpus: set[int], port: int,
                 workdir: Path) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        *cmd, env={**os.environ, **env, "PYTHONPATH": _source_path()}, cwd=workdir,
+        *cmd, env={**os.environ, "PYTHONPATH": _source_path(), **env}, cwd=workdir,
         stdout=asyncio.subprocess.DEVNULL, stderr=(workdir / f"{port}.stderr").open("wb"))
     with contextlib.suppress(OSError):
         os.sched_setaffinity(proc.pid, cpus)
@@ -100,11 +106,11 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
 
 
 async def one_run(peer: str, calls: int, duration: float, seed: int, realtime_url: str, stamps: Path,
-                  stand_in_pid: int, rig: set[int], workdir: Path) -> Row:
+                  stand_in_pid: int, rig: set[int], workdir: Path, baseline: Path | None = None) -> Row:
     port = _free_ports(1)[0]
-    cmd, env, url = peer_command(peer, port, realtime_url, workdir)
+    cmd, env, url = peer_command(peer, port, realtime_url, workdir, baseline)
     proc = await start(cmd, env, {PEER_CPU}, port, workdir)
-    if peer == "mosbridge":  # its readiness is its health check, not its port
+    if peer in ("mosbridge", "baseline"):  # its readiness is its health check, not its port
         async with aiohttp.ClientSession() as http:
             for _ in range(200):
                 with contextlib.suppress(aiohttp.ClientError, OSError):
@@ -157,6 +163,10 @@ def table(rows: list[Row]) -> str:
 
 
 async def bench(args: argparse.Namespace) -> list[Row]:
+    if args.baseline is not None and "baseline" not in args.peers:
+        args.peers.insert(1, "baseline")
+    if "baseline" in args.peers and args.baseline is None:
+        raise SystemExit("the baseline peer needs --baseline DIR (a checkout of mosbridge)")
     peers = [p for p in args.peers if p != "sample" or SAMPLE_PYTHON.exists()]
     if len(peers) < len(args.peers):
         print("no benchmarks/.venv-sample: run benchmarks/twilio_sample.py first; the sample is left out",
@@ -178,7 +188,7 @@ async def bench(args: argparse.Namespace) -> list[Row]:
                 for calls in args.calls:
                     for peer in order:
                         r = await one_run(peer, calls, args.duration, args.seed, f"ws://127.0.0.1:{port}/v1/realtime",
-                                          stamps, stand_in.pid, rig, workdir)
+                                          stamps, stand_in.pid, rig, workdir, args.baseline)
                         print(f"round {rnd + 1}: {peer} {calls} calls: {r.cpu_ms_per_call_s:.2f} CPU-ms per "
                               f"call-second, failed {r.failed}", file=sys.stderr, flush=True)
                         rows.append(r)
@@ -194,7 +204,9 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--peers", nargs="+", choices=PEERS, default=list(PEERS))
+    ap.add_argument("--peers", nargs="+", choices=PEERS, default=["mosbridge", "forwarder", "sample"])
+    ap.add_argument("--baseline", type=Path, help="also run mosbridge from this checkout (e.g. a worktree of the "
+                    "commit before a change) as the peer 'baseline', alternating with the others")
     args = ap.parse_args()
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
           f"peer on CPU {PEER_CPU}, callers and stand-in on the others")
