@@ -179,6 +179,14 @@ async def test_calls_spread_over_both_workers_and_metrics_add_up(tmp_path: Path)
             assert await metric(live, "mosbridge_call_mos_count") == made
             assert await metric(live, "mosbridge_calls_live") == 0
             assert await metric(live, "mosbridge_build_info") == 1  # livemax, not one per worker
+        # Frame latency is counted in each worker and flushed to the shared files (each scrape a
+        # worker answers, and each second): the scrape adds up what the workers' /stats counted.
+        stats = await per_worker_stats(live)
+        frames = sum(s[d]["frames"] for s in stats.values() for d in ("inbound", "outbound"))
+        assert frames > 0 and all(s["inbound"]["frames"] for s in stats.values()), stats
+        async with asyncio.timeout(5):
+            while await metric(live, "mosbridge_bridge_latency_seconds_count") != frames:
+                await asyncio.sleep(0.2)
 
 
 async def test_a_killed_worker_is_restarted_and_the_other_call_completes(tmp_path: Path) -> None:
