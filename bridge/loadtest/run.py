@@ -42,7 +42,7 @@ from bridge.stand_ins.audio_tags import NONCE_LIMIT, CallerTag, tag_caller_frame
 from bridge.stand_ins.realtime_ws import speech_like
 from bridge.stand_ins.simulate import burst_r, playout_truth, truth_mos
 from bridge.stand_ins.stamp_log import StampLog, read_stamps
-from bridge.stand_ins.twilio_caller import FRAME_S, ScheduledFrame, SimulatedCaller
+from bridge.stand_ins.twilio_caller import FRAME_S, CallerTap, ScheduledFrame, SimulatedCaller
 from quality.lag import lag_figures
 
 SPEECH_S, LISTEN_S, BARGE_S = 1.2, 2.6, 0.4
@@ -88,6 +88,17 @@ class CallPlan:
     speech_ends: list[float]
     index: int = 0
     hangup_s: float = 0.0  # s after the call's start; later if its last frame is sent later
+
+    def caller(self, media_url: str, params: dict[str, str], delay_ms: float,
+               tap: CallerTap | None = None) -> SimulatedCaller:
+        """The simulated caller of this plan, answering pings after a network of ``delay_ms`` each way."""
+        return SimulatedCaller(media_url, stream_sid="MZ" + self.call_sid[2:], call_sid=self.call_sid, params=params,
+                               pong_delay_s=2 * delay_ms / 1000.0, speech_ends=self.speech_ends, keep_messages=False,
+                               tap=tap)
+
+    def hangup_after(self, at_least_s: float) -> float:
+        """When the caller hangs up, in s after the call's start: not before its last frame is sent."""
+        return max(self.frames[-1].send_at if self.frames else 0.0, at_least_s)
 
 
 @dataclass
@@ -405,14 +416,12 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
 
     async def one(plan: CallPlan, http: aiohttp.ClientSession) -> None:
         await asyncio.sleep(max(0.0, t_start + plan.start_at - loop.time()))
-        caller = SimulatedCaller(media_url, stream_sid="MZ" + plan.call_sid[2:], call_sid=plan.call_sid,
-                                 params={"tenant": opts.tenant}, pong_delay_s=2 * opts.delay_ms / 1000.0,
-                                 speech_ends=plan.speech_ends, keep_messages=False, tap=taps.get(plan.index))
+        caller = plan.caller(media_url, {"tenant": opts.tenant}, opts.delay_ms, taps.get(plan.index))
         state["live"] += 1
         state["peak"] = max(state["peak"], state["live"])
         try:
-            hangup = max(plan.frames[-1].send_at if plan.frames else 0.0, plan.hangup_s)
-            results[plan.call_sid] = await caller.run(plan.frames, hangup_after_s=hangup, session=http)
+            results[plan.call_sid] = await caller.run(plan.frames, hangup_after_s=plan.hangup_after(plan.hangup_s),
+                                                      session=http)
             state["done"] += 1
         except aiohttp.WSServerHandshakeError as exc:
             # a full bridge refusing the upgrade (MOSBRIDGE_MAX_CALLS, loop lag) is admission, not failure

@@ -78,11 +78,8 @@ async def _wave(media_url: str, wave: int, opts: DemoOptions, http: aiohttp.Clie
                            jitter_ms=tenant.jitter_ms, delay_ms=tenant.delay_ms, seed=opts.seed * 1000 + wave,
                            tenant=tenant.name)
         for plan in plan_calls(load, f"{tenant.name[:3]}{wave:03d}"):
-            caller = SimulatedCaller(media_url, stream_sid="MZ" + plan.call_sid[2:], call_sid=plan.call_sid,
-                                     params={"tenant": tenant.name, "source": "demo"},
-                                     pong_delay_s=2 * tenant.delay_ms / 1000.0, speech_ends=plan.speech_ends,
-                                     keep_messages=False)
-            hangup = max(plan.frames[-1].send_at if plan.frames else 0.0, opts.call_s - plan.start_at - 0.5)
+            caller = plan.caller(media_url, {"tenant": tenant.name, "source": "demo"}, tenant.delay_ms)
+            hangup = plan.hangup_after(opts.call_s - plan.start_at - 0.5)
             calls.append(_call(caller, plan.frames, plan.start_at, hangup, http))
     done = await asyncio.gather(*calls, return_exceptions=True)
     return sum(1 for d in done if isinstance(d, BaseException))
