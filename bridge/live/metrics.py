@@ -6,8 +6,8 @@ distinct tenants get their own label value, later ones are all counted as ``tena
 call so recorded increments ``mosbridge_tenant_label_overflow_total``), a call without a tenant is
 ``tenant="unknown"``. Per-call figures are observed once, when the call's report is made;
 per-frame latency is counted into the histogram's buckets as frames are sent and added to the
-series before each scrape and each second (``flush_frames``). The rules in ``deploy/prometheus/`` are written
-against these names, and a test checks that every series they use is exported here.
+series before each scrape and each second (``flush_frames``). The rules in ``deploy/prometheus/``
+are written against these names, and a test checks that every series they use is exported here.
 
 With ``serve --workers N`` every worker process writes its values to files in
 ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode, chosen by the supervisor

@@ -596,7 +596,6 @@ class OutboundMark:
             compact_json.dumps(self.name) + '}}'
 
 
-
 @dataclass(frozen=True, slots=True)
 class ClearMessage:
     """Empty Twilio's outbound audio queue (barge-in); every pending mark is echoed back."""
