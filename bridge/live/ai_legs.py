@@ -96,6 +96,7 @@ class RealtimeWsLeg:
         self._http = http
         self._target = target
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._protocol: object = None  # aiohttp's connection protocol: its flow control
         self._arrival: ArrivalClock | None = None
         self._last: float | None = None
         self.closed_reason = "not connected"
@@ -116,7 +117,8 @@ class RealtimeWsLeg:
             raise AiConnectFailed(f"connect timed out after {t.connect_timeout_s:g} s") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise AiConnectFailed(f"connect failed: {exc}") from None
-        self._arrival = ArrivalClock(client_protocol(self._ws))
+        self._protocol = client_protocol(self._ws)
+        self._arrival = ArrivalClock(self._protocol)
 
     async def receive(self) -> AsyncIterator[AiItem]:
         ws, arrival = self._ws, self._arrival
@@ -145,15 +147,17 @@ class RealtimeWsLeg:
         if ws is None or ws.closed:
             return False
         # unknown (an aiohttp that moved it): every message takes the writer's path
-        return writing_paused(ws) is False
+        return writing_paused(self._protocol) is False
 
     async def send(self, batch: list[Outgoing]) -> None:
         ws = self._ws
         for item in batch:
             if ws is None or ws.closed:
                 return
-            with contextlib.suppress(ConnectionError, RuntimeError):
+            try:  # noqa: SIM105 -- per frame: contextlib.suppress costs an object and two calls
                 await ws.send_str(item.text)
+            except (ConnectionError, RuntimeError):
+                pass
 
     async def ping(self, payload: bytes) -> bool:
         ws = self._ws

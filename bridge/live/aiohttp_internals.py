@@ -63,8 +63,9 @@ def client_protocol(ws: object) -> object:
     return getattr(getattr(ws, "_writer", None), "protocol", None)
 
 
-def writing_paused(ws: object) -> bool | None:
-    """Whether aiohttp has paused writing on ``ws`` (its transport's buffer is full); None when
-    this aiohttp keeps the protocol elsewhere (callers then take the slow, always-safe path)."""
-    paused = getattr(client_protocol(ws), "writing_paused", None)
+def writing_paused(protocol: object) -> bool | None:
+    """Whether aiohttp has paused writing on a connection (its transport's buffer is full), given
+    its protocol (:func:`client_protocol`); None when this aiohttp keeps it elsewhere (callers then
+    take the slow, always-safe path)."""
+    paused = getattr(protocol, "writing_paused", None)
     return paused if isinstance(paused, bool) else None

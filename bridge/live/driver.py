@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
-from bridge.core.call import CallCore
+from bridge.core.call import DEADLINE_S, CallCore
 from bridge.core.counters import Count
 from bridge.core.events import CallEnded, CallStarted, Event, Outgoing, Peer, Problem, ReconnectRealtime
 from bridge.core.inputs import (
@@ -308,8 +308,10 @@ class CallDriver:
                     await self._send_ai(to_ai)
             for item in to_twilio:
                 if not self.twilio.closed:
-                    with contextlib.suppress(ConnectionError, RuntimeError):
+                    try:  # noqa: SIM105 -- contextlib.suppress costs an object and two calls
                         await self.twilio.send_str(item.text)
+                    except (ConnectionError, RuntimeError):
+                        pass
             if to_twilio:
                 self._sent(to_twilio, "twilio_out")
             while (event := self.core.next_event()) is not None:
@@ -345,7 +347,11 @@ class CallDriver:
 
     def _sent(self, items: list[Outgoing], direction: str) -> None:
         now = self.now()
-        self.bridge.stats.observe(items, now)
+        frame = self.bridge.metrics.frame
+        for item in items:
+            if item.direction is not None:
+                waited = now - item.ingress
+                frame(item.direction, waited, waited > DEADLINE_S, item.frames)
         if self.capture is not None:
             for item in items:
                 if item.audio is not None:

@@ -318,6 +318,7 @@ class Bridge:
             self.calls.discard(driver)
             self.metrics.calls_live.set(len(self.calls))
             self.stats.calls_ended += 1
+            self.stats.call_ended(driver.core)
         return ws
 
     async def root(self, request: web.Request) -> web.Response:
@@ -360,7 +361,7 @@ class Bridge:
     async def stats_view(self, request: web.Request) -> web.Response:
         if not self._metrics_allowed(request):
             return web.Response(status=401, text="metrics token required", headers={"WWW-Authenticate": "Bearer"})
-        body = self.stats.to_dict(len(self.calls))
+        body = self.stats.to_dict([driver.core for driver in self.calls])
         if self.worker is not None:
             body["worker"] = {"index": self.worker.index, "count": self.worker.count, "pid": os.getpid()}
         return web.json_response(body)

@@ -3,10 +3,11 @@ the Prometheus metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from typing import Any
 
-from bridge.core.call import DEADLINE_S
-from bridge.core.events import Direction, Outgoing
+from bridge.core.call import CallCore
+from bridge.core.events import Direction
 from bridge.live.loop_lag import LagCounts
 from bridge.live.metrics import BridgeMetrics
 from quality.latency import LatencyHistogram
@@ -17,9 +18,9 @@ class BridgeStats:
 
     def __init__(self, metrics: BridgeMetrics) -> None:
         self.metrics = metrics
-        self.latency = {d: LatencyHistogram() for d in Direction}
-        self.deadline_misses = dict.fromkeys(Direction, 0)
-        self.frames = dict.fromkeys(Direction, 0)
+        # ended calls' bridge latency; live calls' is read from their cores when asked
+        self._ended_latency = {d: LatencyHistogram() for d in Direction}
+        self._ended_misses = dict.fromkeys(Direction, 0)
         self.loop_lag = LatencyHistogram()
         self.lag_counts = LagCounts()
         self.gc_pauses = {g: LatencyHistogram() for g in (0, 1, 2)}
@@ -35,23 +36,32 @@ class BridgeStats:
         self.gc_pauses[generation].record(pause_s)
         self.metrics.gc_pause.labels(generation=str(generation)).observe(pause_s)
 
-    def observe(self, items: list[Outgoing], now: float) -> None:
-        for item in items:
-            if item.direction is not None:
-                waited = now - item.ingress
-                missed = waited > DEADLINE_S
-                for _ in range(item.frames):
-                    self.latency[item.direction].record(waited)
-                    self.metrics.frame(item.direction, waited, missed)
-                self.frames[item.direction] += item.frames
-                self.deadline_misses[item.direction] += missed * item.frames
-
-    def to_dict(self, live: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"calls_live": live, "calls_started": self.calls_started,
-                               "calls_ended": self.calls_ended}
+    def call_ended(self, core: CallCore) -> None:
+        """Keep an ended call's bridge latency in the process figures."""
         for d in Direction:
-            s = self.latency[d].summary()
-            out[d.value] = {"frames": self.frames[d], "deadline_misses": self.deadline_misses[d],
+            self._ended_latency[d].merge(core.latency[d])
+            self._ended_misses[d] += core.deadline_misses[d]
+
+    def latency(self, live: Iterable[CallCore]) -> tuple[dict[Direction, LatencyHistogram], dict[Direction, int]]:
+        """Bridge latency and deadline misses per direction over the ended calls and ``live`` ones:
+        each call's core records every frame once, and these add them up."""
+        latency = {d: LatencyHistogram() for d in Direction}
+        misses = dict(self._ended_misses)
+        for d in Direction:
+            latency[d].merge(self._ended_latency[d])
+        for core in live:
+            for d in Direction:
+                latency[d].merge(core.latency[d])
+                misses[d] += core.deadline_misses[d]
+        return latency, misses
+
+    def to_dict(self, live: Collection[CallCore]) -> dict[str, Any]:
+        out: dict[str, Any] = {"calls_live": len(live), "calls_started": self.calls_started,
+                               "calls_ended": self.calls_ended}
+        latency, misses = self.latency(live)
+        for d in Direction:
+            s = latency[d].summary()
+            out[d.value] = {"frames": s.count, "deadline_misses": misses[d],
                             "bridge_latency_ms": {"p50": s.p50_ms, "p99": s.p99_ms, "max": s.max_ms}}
         lag = self.loop_lag.summary()
         out["event_loop_lag_ms"] = {"p50": lag.p50_ms, "p99": lag.p99_ms, "max": lag.max_ms}

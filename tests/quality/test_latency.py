@@ -1,3 +1,6 @@
+import math
+import random
+
 import pytest
 
 from quality.latency import LatencyHistogram
@@ -24,3 +27,25 @@ def test_zero_and_empty() -> None:
     h.record(0.002)
     assert h.percentile(50) == 0.0
     assert h.percentile(100) == pytest.approx(0.002)
+
+
+def test_merged_histograms_summarise_the_union_of_their_samples() -> None:
+    """Per-call histograms added up (the bridge's /stats) give the percentiles of all samples
+    together: checked against the exact order statistics of the union."""
+    rng = random.Random(7)
+    parts = [[rng.expovariate(1000.0) for _ in range(rng.randrange(1, 400))] for _ in range(20)]
+    parts.append([0.0, 0.0])  # frames sent in the same instant they came
+    merged = LatencyHistogram()
+    for part in parts:
+        h = LatencyHistogram()
+        for v in part:
+            h.record(v)
+        merged.merge(h)
+    union = sorted(v for part in parts for v in part)
+    s = merged.summary()
+    assert s.count == len(union)
+    assert s.max_ms == pytest.approx(union[-1] * 1000.0)
+    assert s.mean_ms == pytest.approx(sum(union) / len(union) * 1000.0)
+    for pct, got_ms in ((50, s.p50_ms), (99, s.p99_ms)):
+        exact = union[math.ceil(pct / 100 * len(union)) - 1]
+        assert exact * 1000.0 * (1 - 1e-12) <= got_ms <= exact * 1000.0 * 10 ** (1 / 100)

@@ -103,7 +103,8 @@ async def test_the_aiohttp_internals_the_bridge_uses_are_there() -> None:
     port = runner.addresses[0][1]
     try:
         async with aiohttp.ClientSession() as http, http.ws_connect(f"http://127.0.0.1:{port}/ws") as ws:
-            assert writing_paused(ws) is False, f"aiohttp {aiohttp.__version__}: no writer protocol flow control"
+            assert writing_paused(client_protocol(ws)) is False, \
+                f"aiohttp {aiohttp.__version__}: no writer protocol flow control"
             client_clock = ArrivalClock(client_protocol(ws))
             assert client_clock.hooked, f"aiohttp {aiohttp.__version__}: no _data_received_cb on the client protocol"
             before = time.monotonic()

@@ -184,6 +184,36 @@ async def test_ai_frames_go_out_inline_until_the_socket_pushes_back_and_stay_in_
     assert appended == sent[start:] and len(appended) >= 120 * 160
 
 
+async def test_stats_count_every_frame_the_ai_got_from_live_and_ended_calls(tmp_path: Path) -> None:
+    """/stats adds up the calls' own latency records: each caller frame the AI received is one
+    inbound frame there, whether its call is still live or has ended."""
+    async with live_bridge(tmp_path, validate_twilio_signature=False) as live, aiohttp.ClientSession() as http:
+
+        async def appends() -> int:
+            return sum(json.loads(e)["type"] == "input_audio_buffer.append"
+                       for session in live.fake.sessions for e in session.received)
+
+        async def inbound_frames() -> int:
+            async with http.get(live.base + "/stats") as r:
+                return int((await r.json())["inbound"]["frames"])
+
+        first = SimulatedCaller(live.media_url, stream_sid="MZs1", call_sid="CA-s1", params={})
+        await first.run(schedule(silence_frames(40)), hangup_after_s=1.0, session=http)
+        second = SimulatedCaller(live.media_url, stream_sid="MZs2", call_sid="CA-s2", params={})
+        call = asyncio.create_task(second.run(schedule(silence_frames(150)), hangup_after_s=3.2, session=http))
+        async with asyncio.timeout(5):
+            while await appends() < 80:
+                await asyncio.sleep(0.05)
+        assert live.bridge.calls  # the second call is live
+        mid = await inbound_frames()
+        assert abs(mid - await appends()) <= 10  # a few frames may be on the wire
+        await call
+        async with asyncio.timeout(5):
+            while live.bridge.calls:
+                await asyncio.sleep(0.05)
+        assert await inbound_frames() == await appends() >= 100
+
+
 async def test_stats_and_metrics_time_the_garbage_collectors_pauses(tmp_path: Path) -> None:
     async with live_bridge(tmp_path) as live, aiohttp.ClientSession() as http:
         gc.collect()  # one full pass while the bridge watches
