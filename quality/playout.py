@@ -123,7 +123,7 @@ class QuantilePlayout:
     one moves it every frame.
     """
 
-    __slots__ = ("_acc", "_count", "_pos", "_ring", "_sorted", "min_depth_s", "quantile", "window")
+    __slots__ = ("_acc", "_pos", "_ring", "_sorted", "min_depth_s", "quantile", "window")
 
     def __init__(self, quantile: float = QUANTILE, window: int = WINDOW_FRAMES,
                  min_depth_s: float = MIN_DEPTH_S) -> None:
@@ -137,7 +137,6 @@ class QuantilePlayout:
         self._sorted = array("d")
         self._ring = array("d", bytes(8 * window))
         self._pos = 0  # the ring's next slot: the oldest transit once the window is full
-        self._count = 0
         self._acc = _Accumulator()
 
     def update(self, arrival_s: float, media_ts_s: float) -> bool:
@@ -152,10 +151,8 @@ class QuantilePlayout:
             played = self._acc.add(False, self.min_depth_s)
         bisect.insort(w, transit)
         ring, pos = self._ring, self._pos
-        if self._count == self.window:
+        if len(w) > self.window:
             del w[bisect.bisect_left(w, ring[pos])]
-        else:
-            self._count += 1
         ring[pos] = transit
         self._pos = pos + 1 if pos + 1 < self.window else 0
         return played
