@@ -5,7 +5,7 @@ Media Streams WebSocket), ``GET /healthz``, ``GET /readyz``, ``GET /stats`` and 
 Each call is one :class:`~bridge.live.driver.CallDriver` over one :class:`~bridge.core.call.CallCore`;
 this module holds the app, the routes, the process-wide state calls share (settings, HTTP client,
 report writer, metrics, capture recorder, alert loop) and the drain on SIGTERM. With ``serve
---workers N`` each worker process runs one :func:`serve` on the supervisor's socket (``sock``).
+--workers N`` each worker process runs one :func:`serve` on the supervisor's port.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import logging
 import os
 import random
 import signal
-import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -380,12 +379,11 @@ class Bridge:
 
 
 async def serve(settings: Settings, *, on_ready: Callable[[Bridge], None] | None = None,
-                stop: asyncio.Event | None = None, sock: socket.socket | None = None,
-                worker: Worker | None = None) -> Bridge:
+                stop: asyncio.Event | None = None, worker: Worker | None = None) -> Bridge:
     """Run until SIGTERM/SIGINT (or ``stop``), then drain and write every report.
 
     ``on_ready`` gets the running bridge (tests read ``bound_port`` from it). A worker of ``serve
-    --workers N`` passes the supervisor's listening ``sock`` and its ``worker`` role."""
+    --workers N`` passes its ``worker`` role and listens with ``SO_REUSEPORT``."""
     if settings.webrtc_ice_addresses:
         restrict_ice_to([a.strip() for a in settings.webrtc_ice_addresses.split(",") if a.strip()])
     bridge = Bridge(settings, None, worker=worker)
@@ -401,7 +399,8 @@ async def serve(settings: Settings, *, on_ready: Callable[[Bridge], None] | None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port) if sock is None else web.SockSite(runner, sock)
+        # Workers of one pod each listen on the port; the kernel spreads connections over them.
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=worker is not None)
         await site.start()
         bridge.bound_port = runner.addresses[0][1] if runner.addresses else settings.port
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,12 +1,14 @@
-"""The supervisor of ``serve --workers N``: one listening socket, N worker processes on it.
+"""The supervisor of ``serve --workers N``: one port, N worker processes each listening on it.
 
-The supervisor binds the port once (``--port 0`` picks one for all) and starts N workers
-(:mod:`bridge.live.worker`) that inherit the socket; the kernel hands each new connection to
-whichever worker accepts first, so an idle worker tends to take it. Each worker is today's
-single-process ``serve``: its own event loop, calls, report writer and drain. The supervisor
-sets ``PROMETHEUS_MULTIPROC_DIR`` to a fresh directory for the workers' metrics, restarts a
-worker that dies (its live gauges are dropped; the other workers' calls go on), and on
-SIGTERM/SIGINT lets every worker drain, then exits. It holds no calls and runs no event loop.
+The supervisor reserves the port once (``--port 0`` picks one for all) and starts N workers
+(:mod:`bridge.live.worker`), each listening on it with ``SO_REUSEPORT``: the kernel spreads new
+connections over the workers' sockets by a hash of the peer's address and port, so calls split
+evenly. (A socket shared by all workers does not: epoll wakes waiting workers last in, first out,
+and one of 2 workers took up to 78 % of the calls; ``benchmarks/bench_workers.py``.) Each worker is
+today's single-process ``serve``: its own event loop, calls, report writer and drain. The supervisor
+sets ``PROMETHEUS_MULTIPROC_DIR`` to a fresh directory for the workers' metrics, restarts a worker
+that dies (its live gauges are dropped; the other workers' calls go on), and on SIGTERM/SIGINT lets
+every worker drain, then exits. It holds no calls and runs no event loop.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from bridge.ops.store import StoreError, open_store, redact_url
 
 log = logging.getLogger("mosbridge.supervisor")
 
-BACKLOG = 1024
 POLL_S = 0.1
 RESTART_DELAY_S = 0.5  # before restarting a dead worker; doubles while it keeps dying young
 MAX_RESTART_DELAY_S = 30.0
@@ -53,11 +54,25 @@ class _Slot:
     exits: list[int] = field(default_factory=list)
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket every worker shares, inheritable by them."""
+def reserve(host: str, port: int) -> socket.socket:
+    """The port the workers listen on, held by a bound socket that never listens.
+
+    A plain bind first, so a port another server already listens on is an error here rather than
+    a silent share; then a ``SO_REUSEPORT`` bind that the workers' listening sockets join (only
+    listening sockets receive connections, so the supervisor's takes none)."""
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
-    sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
-    sock.set_inheritable(True)
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        port = probe.getsockname()[1]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -100,8 +115,8 @@ class Supervisor:
 
     def _start(self, slot: _Slot) -> None:
         argv = [sys.executable, "-m", "bridge.live.worker", "--index", str(slot.index),
-                "--count", str(len(self.slots)), "--fd", str(self.sock.fileno()), "--parent", str(os.getpid())]
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, pass_fds=(self.sock.fileno(),), env=self._env)
+                "--count", str(len(self.slots)), "--parent", str(os.getpid())]
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, env=self._env)
         assert proc.stdin is not None
         with contextlib.suppress(BrokenPipeError), proc.stdin:  # died at once: the poll loop sees the exit
             proc.stdin.write(self._config)
@@ -180,9 +195,9 @@ def prepare_store(url: str) -> None:
 
 
 def supervise(settings: Settings) -> int:
-    """``serve --workers N``: bind, run the workers, drain them on SIGTERM/SIGINT."""
+    """``serve --workers N``: reserve the port, run the workers, drain them on SIGTERM/SIGINT."""
     try:
-        sock = bind(settings.host, settings.port)
+        sock = reserve(settings.host, settings.port)
     except OSError as exc:
         logging.getLogger("mosbridge").error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
         return 1

@@ -1,8 +1,9 @@
-"""One worker process of ``serve --workers N``: today's ``serve`` on the supervisor's listening socket.
+"""One worker process of ``serve --workers N``: today's ``serve`` on the supervisor's port.
 
 The supervisor (:mod:`bridge.live.supervisor`) starts ``python -m bridge.live.worker --index I
---count N --fd FD --parent PID`` with the listening socket inherited as ``FD``, the settings as JSON
-on stdin (secrets stay out of argv and the environment) and ``PROMETHEUS_MULTIPROC_DIR`` set.
+--count N --parent PID`` with the settings as JSON on stdin (secrets stay out of argv and the
+environment; ``port`` is the one the supervisor reserved) and ``PROMETHEUS_MULTIPROC_DIR`` set; the
+worker listens on that port with ``SO_REUSEPORT``, beside the other workers.
 A worker whose supervisor is gone drains and exits, so no worker outlives it holding the port.
 """
 
@@ -13,7 +14,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,13 +50,13 @@ async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
     stop.set()
 
 
-async def _serve(settings: Settings, sock: socket.socket, worker: Worker, parent: int) -> None:
+async def _serve(settings: Settings, worker: Worker, parent: int) -> None:
     from bridge.live.server import serve
 
     stop = asyncio.Event()
     watch = asyncio.create_task(_watch_parent(parent, stop))
     try:
-        await serve(settings, stop=stop, sock=sock, worker=worker)
+        await serve(settings, stop=stop, worker=worker)
     finally:
         watch.cancel()
 
@@ -67,14 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bridge.live.worker", description=__doc__)
     p.add_argument("--index", type=int, required=True)
     p.add_argument("--count", type=int, required=True)
-    p.add_argument("--fd", type=int, required=True, help="the inherited listening socket")
     p.add_argument("--parent", type=int, required=True, help="the supervisor's pid")
     args = p.parse_args(argv)
     settings = Settings(**json.loads(sys.stdin.read()))
     configure_logging(settings.log_level)
-    sock = socket.socket(fileno=args.fd)
     worker = Worker(args.index, args.count)
-    return run_server(settings, _serve(settings, sock, worker, args.parent))
+    return run_server(settings, _serve(settings, worker, args.parent))
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ async def call(live: Running, http: aiohttp.ClientSession, sid: str, seconds: fl
 
 
 async def per_worker_stats(live: Running, tries: int = 60) -> dict[int, dict[str, Any]]:
-    """/stats of each worker (each request on a new connection lands on whichever worker accepts)."""
+    """/stats of each worker (each request on a new connection lands on a worker picked by hash)."""
     seen: dict[int, dict[str, Any]] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
         for _ in range(tries):
@@ -187,6 +187,20 @@ async def test_calls_spread_over_both_workers_and_metrics_add_up(tmp_path: Path)
         async with asyncio.timeout(5):
             while await metric(live, "mosbridge_bridge_latency_seconds_count") != frames:
                 await asyncio.sleep(0.2)
+
+
+async def test_new_connections_spread_over_the_workers_by_hash(tmp_path: Path) -> None:
+    # SO_REUSEPORT picks a worker by a hash of the connection's address and port, so the worker
+    # answering each of 40 new connections is a fair coin: fewer than 6 on one side has
+    # probability 2 * P(Binomial(40, 1/2) <= 5) ~ 1.5e-6. A socket shared by the workers gave one
+    # idle worker all 60 connections in a row (CI, 2026-12-03).
+    async with supervised(tmp_path) as live, \
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        answered: list[int] = []
+        for _ in range(40):
+            async with http.get(f"http://127.0.0.1:{live.port}/stats") as r:
+                answered.append((await r.json())["worker"]["index"])
+        assert min(answered.count(0), answered.count(1)) >= 6, answered
 
 
 async def test_a_killed_worker_is_restarted_and_the_other_call_completes(tmp_path: Path) -> None:
