@@ -22,7 +22,7 @@ from aiohttp import WSMsgType
 
 from bridge.core.events import Outgoing
 from bridge.core.inputs import AiIn, AiPacketIn, AiRtp, AiRtt
-from bridge.live.aiohttp_internals import ArrivalClock, client_protocol, writing_paused
+from bridge.live.aiohttp_internals import ArrivalClock, TextWriter, client_protocol, writing_paused
 from bridge.live.turns import Turn
 from bridge.live.webrtc_leg import WebRtcError, WebRtcLeg
 
@@ -66,6 +66,11 @@ class AiLeg(Protocol):
     async def send(self, batch: list[Outgoing]) -> None:
         """Send the core's items for the AI, in order; a closed leg drops them."""
 
+    def send_now(self, batch: list[Outgoing]) -> bool:
+        """Send the batch without waiting, if the leg can take it all at once (a closed leg drops it);
+        False, with nothing sent, if it cannot (then :meth:`send` must be awaited)."""
+        ...
+
     async def ping(self, payload: bytes) -> bool:
         """Send a ping whose pong :meth:`receive` yields; False if this leg does not ping."""
         ...
@@ -98,6 +103,7 @@ class RealtimeWsLeg:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._protocol: object = None  # aiohttp's connection protocol: its flow control
         self._arrival: ArrivalClock | None = None
+        self._text: TextWriter | None = None
         self._last: float | None = None
         self.closed_reason = "not connected"
 
@@ -119,6 +125,7 @@ class RealtimeWsLeg:
             raise AiConnectFailed(f"connect failed: {exc}") from None
         self._protocol = client_protocol(self._ws)
         self._arrival = ArrivalClock(self._protocol)
+        self._text = TextWriter(self._ws)
 
     async def receive(self) -> AsyncIterator[AiItem]:
         ws, arrival = self._ws, self._arrival
@@ -127,7 +134,9 @@ class RealtimeWsLeg:
         while True:
             before = time.monotonic()
             msg = await ws.receive()
-            await turn.after_receive(before, time.monotonic())
+            if turn.over(before, time.monotonic()):
+                await asyncio.sleep(0)
+                turn.restart()
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 break
             self._last = arrival.stamp()
@@ -158,6 +167,19 @@ class RealtimeWsLeg:
                 await ws.send_str(item.text)
             except (ConnectionError, RuntimeError):
                 pass
+
+    def send_now(self, batch: list[Outgoing]) -> bool:
+        ws, text = self._ws, self._text
+        if ws is None or ws.closed:
+            return True
+        if text is None or not text.ready():
+            return False
+        try:
+            for item in batch:  # a batch that pauses the transport is written whole: the next one waits
+                text.write(item.text)
+        except ConnectionError:
+            pass  # closing: the rest is dropped, as send drops it
+        return True
 
     async def ping(self, payload: bytes) -> bool:
         ws = self._ws
@@ -241,11 +263,15 @@ class RealtimeRtcLeg:
         return True  # the track and the data channel queue
 
     async def send(self, batch: list[Outgoing]) -> None:
+        self.send_now(batch)
+
+    def send_now(self, batch: list[Outgoing]) -> bool:
         for item in batch:
             if item.audio is not None:
                 self._leg.send_audio(item.audio)
             else:
                 self._leg.send_event(item.text)
+        return True
 
     async def ping(self, payload: bytes) -> bool:
         return False

@@ -1,5 +1,5 @@
-"""The two aiohttp internals the bridge uses, in one place; ``tests/bridge/live/test_arrival.py``
-fails loudly if an aiohttp upgrade removes either.
+"""The aiohttp internals the bridge uses, in one place; ``tests/bridge/live/test_arrival.py``
+fails loudly if an aiohttp upgrade removes any of them.
 
 1. When a Twilio (or Realtime) message reached the bridge, as close to the socket as asyncio lets
    us see.
@@ -15,6 +15,12 @@ timestamps (``SO_TIMESTAMPING``), which asyncio's transports do not expose, woul
 
 2. Whether a WebSocket's transport has paused writing (flow control): the client connection's
 protocol, kept on its writer (:func:`writing_paused`).
+
+3. A text message written at once (:class:`TextWriter`). ``send_str`` is three coroutines deep
+(``send_str``, the writer's ``send_frame``, the caller's own) before it reaches the one synchronous
+call that frames and writes the message, and it only ever waits when compression or flow control
+asks it to. Per caller frame that wrapping cost more than the write; the bridge calls the framing
+write itself when neither applies, and ``send_str`` otherwise.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+
+from aiohttp import WSMsgType
 
 log = logging.getLogger("mosbridge")
 
@@ -69,3 +77,38 @@ def writing_paused(protocol: object) -> bool | None:
     take the slow, always-safe path)."""
     paused = getattr(protocol, "writing_paused", None)
     return paused if isinstance(paused, bool) else None
+
+
+class TextWriter:
+    """Writes text messages on one WebSocket (client or server, once prepared) without a coroutine,
+    as aiohttp's ``send_frame`` does for an uncompressed frame when it will not wait: the frame goes
+    to the transport (masked on a client), and the writer's flow-control count is kept as it keeps it.
+    Call :meth:`write` only when :meth:`ready`; otherwise aiohttp would wait or compress, and the
+    caller awaits ``send_str``.
+    """
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, ws: object) -> None:
+        writer = getattr(ws, "_writer", None)
+        usable = all(hasattr(writer, a) for a in ("_write_websocket_frame", "_output_size", "_limit", "compress",
+                                                  "_closing", "protocol"))
+        if writer is not None and not usable:
+            log.warning("aiohttp's WebSocketWriter has changed: every message is sent with send_str")
+        self._writer = writer if usable else None
+
+    def ready(self) -> bool:
+        """A message written now goes out as ``send_str`` would send it, without waiting: no
+        compression, the writer not closing, the transport not paused."""
+        w = self._writer
+        return w is not None and not w.compress and not w._closing and not w.protocol._paused
+
+    def write(self, text: str) -> None:
+        """Frame and write ``text``. Raises ``ConnectionError`` (as ``send_str`` does) when the
+        transport is closing. A write that fills the transport past its limit pauses it, which the
+        next :meth:`ready` sees."""
+        w = self._writer
+        assert w is not None
+        w._write_websocket_frame(text.encode(), WSMsgType.TEXT, 0)
+        if w._output_size > w._limit:
+            w._output_size = 0  # as send_frame does before it waits for a paused transport

@@ -40,7 +40,7 @@ from bridge.core.inputs import (
 )
 from bridge.core.isotime import iso_utc
 from bridge.live.ai_legs import AiConnectFailed, AiLeg, Pong
-from bridge.live.aiohttp_internals import ArrivalClock
+from bridge.live.aiohttp_internals import ArrivalClock, TextWriter
 from bridge.live.logs import bind_call
 from bridge.live.recorder import CallCapture
 from bridge.live.turns import Turn
@@ -69,6 +69,7 @@ class CallDriver:
     def __init__(self, bridge: Bridge, twilio_ws: web.WebSocketResponse, twilio_protocol: object) -> None:
         self.bridge = bridge
         self.twilio = twilio_ws
+        self._twilio_text = TextWriter(twilio_ws)
         self.t0 = time.monotonic()
         self._arrival = ArrivalClock(twilio_protocol)
         self.core = CallCore(bridge.call_config, now=0.0)
@@ -160,7 +161,9 @@ class CallDriver:
         while True:
             before = time.monotonic()
             msg = await ws.receive()
-            await turn.after_receive(before, time.monotonic())
+            if turn.over(before, time.monotonic()):
+                await asyncio.sleep(0)
+                turn.restart()
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 return
             if msg.type is WSMsgType.ERROR:
@@ -176,7 +179,8 @@ class CallDriver:
             elif msg.type is WSMsgType.PONG:
                 self._pong(msg.data, arrived)
                 continue
-            await self.flush()
+            if self._lock.locked() or not self._flush_now():  # flush(), without its coroutine per frame
+                await self._flush_waiting()
             if self.core.ended:
                 return
 
@@ -220,7 +224,8 @@ class CallDriver:
                     self._pong(item.payload, arrived)
                     continue
                 self._apply(item, arrived)
-                await self.flush()
+                if self._lock.locked() or not self._flush_now():
+                    await self._flush_waiting()
                 if self.core.ended:
                     return "call ended"
             return leg.closed_reason
@@ -294,18 +299,46 @@ class CallDriver:
         AI socket keeps up; once it pushes back, or a backlog waits, it goes to the AI writer,
         so a slow or congested AI socket never holds back the caller's audio. (Always handing
         over to the writer would put every frame behind every other call's ready work: tens of
-        milliseconds at a few hundred calls.)"""
+        milliseconds at a few hundred calls.) Usually nothing here has to wait, and it all runs
+        without an await (:meth:`_flush_now`); otherwise it runs under the lock, in order."""
+        if self._lock.locked() or not self._flush_now():
+            await self._flush_waiting()
+
+    def _flush_now(self) -> bool:
+        """The flush when nothing in it waits: Twilio's socket takes a message at once (or is
+        closed) and no ``CallEnded`` is due (it closes the sockets). False, with nothing taken,
+        otherwise. Per caller frame the awaits of the general path cost more than the frame's
+        own work, and this is every frame's path on a healthy call."""
+        core = self.core
+        if core.ended or not (self._twilio_text.ready() or self.twilio.closed):
+            return False
+        items = core.data_to_send()
+        if items:
+            to_ai = [item for item in items if item.peer is Peer.REALTIME]
+            if to_ai:
+                self._to_ai(to_ai)
+            if len(to_ai) < len(items):
+                to_twilio = [item for item in items if item.peer is Peer.TWILIO]
+                if not self.twilio.closed:
+                    try:
+                        for item in to_twilio:
+                            self._twilio_text.write(item.text)
+                    except ConnectionError:
+                        pass  # closing: dropped, as the general path drops it
+                self._sent(to_twilio, "twilio_out")
+        while (event := core.next_event()) is not None:
+            self._on_event_now(event)
+        self._rearm_if_sooner()
+        return True
+
+    async def _flush_waiting(self) -> None:
         async with self._lock:
             to_twilio: list[Outgoing] = []
             to_ai: list[Outgoing] = []
             for item in self.core.data_to_send():
                 (to_twilio if item.peer is Peer.TWILIO else to_ai).append(item)
             if to_ai:
-                if self._ai_writing or self._ai_queue or not self._ai_keeps_up():
-                    self._ai_queue.extend(to_ai)
-                    self._ai_ready.set()
-                else:
-                    await self._send_ai(to_ai)
+                self._to_ai(to_ai)
             for item in to_twilio:
                 if not self.twilio.closed:
                     try:  # noqa: SIM105 -- contextlib.suppress costs an object and two calls
@@ -316,10 +349,23 @@ class CallDriver:
                 self._sent(to_twilio, "twilio_out")
             while (event := self.core.next_event()) is not None:
                 await self._on_event(event)
-            deadline = self.core.get_timer()
-            if deadline is not None and deadline < self._armed:
-                self._armed = deadline
-                self._rearm.set()
+            self._rearm_if_sooner()
+
+    def _to_ai(self, items: list[Outgoing]) -> None:
+        """Caller audio and events for the AI: written now if its socket takes them at once and
+        nothing is queued before them, else queued for the AI writer."""
+        leg = self.leg
+        if self._ai_writing or self._ai_queue or leg is None or not leg.keeps_up() or not leg.send_now(items):
+            self._ai_queue.extend(items)
+            self._ai_ready.set()
+        else:
+            self._sent(items, "ai_out")
+
+    def _rearm_if_sooner(self) -> None:
+        deadline = self.core.get_timer()
+        if deadline is not None and deadline < self._armed:
+            self._armed = deadline
+            self._rearm.set()
 
     async def _ai_writer(self) -> None:
         while True:
@@ -336,9 +382,6 @@ class CallDriver:
                 await self._send_ai(batch)
             finally:
                 self._ai_writing = False
-
-    def _ai_keeps_up(self) -> bool:
-        return self.leg is not None and self.leg.keeps_up()
 
     async def _send_ai(self, batch: list[Outgoing]) -> None:
         if self.leg is not None:
@@ -361,6 +404,16 @@ class CallDriver:
         self.core.record_sent(items, now)
 
     async def _on_event(self, event: Event) -> None:
+        if isinstance(event, CallEnded):
+            self._on_ended(event)
+            self._started.set()
+            self._reconnect.set()
+            await self._close_sockets()
+        else:
+            self._on_event_now(event)
+
+    def _on_event_now(self, event: Event) -> None:
+        """Every event but ``CallEnded`` (which :meth:`_on_event` handles): nothing here waits."""
         if isinstance(event, Problem):
             log.log(logging.ERROR if event.level == "error" else logging.WARNING, "%s: %s", event.kind,
                     event.detail)
@@ -374,11 +427,6 @@ class CallDriver:
             self._started.set()
         elif isinstance(event, ReconnectRealtime):
             self._reconnect.set()
-        elif isinstance(event, CallEnded):
-            self._on_ended(event)
-            self._started.set()
-            self._reconnect.set()
-            await self._close_sockets()
 
     def _on_ended(self, event: CallEnded) -> None:
         """Hand the report on: the store's writer first (the report must not be lost), then the

@@ -8,7 +8,6 @@ let the others run, so its turn starts afresh.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 TURN_S = 0.002
@@ -16,14 +15,22 @@ RECEIVE_BLOCKED_S = 0.0002  # a receive that took longer than this waited on the
 
 
 class Turn:
-    """One reader's turn: call :meth:`after_receive` with the receive's start and end times."""
+    """One reader's turn. After each receive: ``if turn.over(before, after): await asyncio.sleep(0);
+    turn.restart()`` (a plain check, not a coroutine: it runs once per message)."""
+
+    __slots__ = ("_start",)
 
     def __init__(self) -> None:
         self._start = time.monotonic()
 
-    async def after_receive(self, before: float, after: float) -> None:
+    def over(self, before: float, after: float) -> bool:
+        """Whether the reader has run for ``TURN_S`` on buffered messages and must yield, given the
+        receive's start and end times."""
         if after - before > RECEIVE_BLOCKED_S:
             self._start = after
-        elif after - self._start > TURN_S:
-            await asyncio.sleep(0)
-            self._start = time.monotonic()
+            return False
+        return after - self._start > TURN_S
+
+    def restart(self) -> None:
+        """The reader has yielded: its next turn starts now."""
+        self._start = time.monotonic()

@@ -167,14 +167,15 @@ async def test_ai_frames_go_out_inline_until_the_socket_pushes_back_and_stay_in_
                 await asyncio.sleep(0.01)
         driver = next(iter(live.bridge.calls))
         await asyncio.sleep(0.5)
-        assert driver._ai_keeps_up()  # aiohttp's flow control is where the fast path looks
-        assert isinstance(driver.leg, RealtimeWsLeg) and driver.leg.ws is not None
-        protocol = driver.leg.ws._writer.protocol
+        leg = driver.leg
+        assert isinstance(leg, RealtimeWsLeg) and leg.ws is not None
+        assert leg.keeps_up()  # aiohttp's flow control is where the inline path looks
+        protocol = leg.ws._writer.protocol
         protocol.pause_writing()  # what asyncio's transport calls above its high-water mark
-        assert not driver._ai_keeps_up()
+        assert not leg.keeps_up() and not leg.send_now([])
         await asyncio.sleep(0.6)
         protocol.resume_writing()
-        assert driver._ai_keeps_up()
+        assert leg.keeps_up()
         await call
     appended = b"".join(
         base64.b64decode(json.loads(e)["audio"]) for e in live.fake.sessions[0].received
