@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bridge.live.aiohttp_internals import ArrivalClock, client_protocol, writing_paused
+from bridge.live.aiohttp_internals import ArrivalClock, TextWriter, client_protocol, writing_paused
 from bridge.stand_ins.twilio_caller import start_message
 from tests.bridge.live_rig import live_bridge
 
@@ -115,3 +115,52 @@ async def test_the_aiohttp_internals_the_bridge_uses_are_there() -> None:
     finally:
         await runner.cleanup()
     assert hooked == [True], f"aiohttp {aiohttp.__version__}: no _data_received_cb on the server protocol"
+
+
+async def test_the_text_writer_sends_what_send_str_sends_both_ways_and_steps_aside_when_it_would_wait() -> None:
+    """TextWriter frames messages as aiohttp does, masked from a client and plain from a server (the
+    peer's own aiohttp parser reads them back), and is not ready while the transport is paused."""
+    server_writers: list[TextWriter] = []
+
+    async def handler(request: aiohttp.web.Request) -> aiohttp.web.WebSocketResponse:
+        ws = aiohttp.web.WebSocketResponse()
+        await ws.prepare(request)
+        writer = TextWriter(ws)
+        server_writers.append(writer)
+        async for msg in ws:
+            assert writer.ready(), f"aiohttp {aiohttp.__version__}: the server's WebSocketWriter has changed"
+            writer.write("echo: " + msg.data)
+        return ws
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/ws", handler)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"http://127.0.0.1:{port}/ws") as ws:
+            writer = TextWriter(ws)
+            assert writer.ready(), f"aiohttp {aiohttp.__version__}: the client's WebSocketWriter has changed"
+            for text in ("x", "é" * 200, '{"a": "\\u0000"}', "y" * 70_000):  # the three header lengths
+                writer.write(text)
+                assert (await ws.receive_str()) == "echo: " + text
+            protocol = client_protocol(ws)
+            protocol.pause_writing()  # type: ignore[attr-defined]
+            assert not writer.ready()
+            protocol.resume_writing()  # type: ignore[attr-defined]
+            assert writer.ready()
+            await ws.close()
+    finally:
+        await runner.cleanup()
+    assert server_writers
+
+
+def test_a_text_writer_on_a_changed_aiohttp_warns_and_is_never_ready(caplog: pytest.LogCaptureFixture) -> None:
+    class _Ws:
+        _writer = object()
+
+    with caplog.at_level(logging.WARNING, logger="mosbridge"):
+        writer = TextWriter(_Ws())
+    assert not writer.ready() and "send_str" in caplog.text
