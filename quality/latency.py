@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass
 
 _SUB = 100  # buckets per power of ten: values are kept to two significant digits
@@ -20,14 +21,19 @@ class LatencySummary:
     mean_ms: float
 
 
+PENDING_MAX = 64  # values recorded before they are bucketed together
+
+
 class LatencyHistogram:
     """Records durations (seconds) in log-linear buckets; memory grows with spread, not count.
 
     A recorded value v > 0 lands in bucket floor(log10(v) * 100); a percentile reports the
     upper edge of its bucket (at most 2.3 % above the true value), and ``max`` is exact.
+    A bridge records once a frame per direction: values wait in an array (up to ``PENDING_MAX``)
+    and are bucketed together, in order, before any read, for the same result at less cost.
     """
 
-    __slots__ = ("_buckets", "_count", "_max", "_sum", "_zero")
+    __slots__ = ("_buckets", "_count", "_max", "_pending", "_sum", "_zero")
 
     def __init__(self) -> None:
         self._buckets: dict[int, int] = {}
@@ -35,8 +41,22 @@ class LatencyHistogram:
         self._count = 0
         self._sum = 0.0
         self._max = 0.0
+        self._pending = array("d")
 
     def record(self, seconds: float) -> None:
+        pending = self._pending
+        pending.append(seconds)
+        if len(pending) >= PENDING_MAX:
+            self._fold()
+
+    def _fold(self) -> None:
+        pending = self._pending
+        if pending:
+            for seconds in pending:
+                self._bucket(seconds)
+            del pending[:]
+
+    def _bucket(self, seconds: float) -> None:
         self._count += 1
         if seconds <= 0.0:
             self._zero += 1
@@ -49,6 +69,8 @@ class LatencyHistogram:
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add ``other``'s samples to this one: the same result as recording them here."""
+        self._fold()
+        other._fold()
         self._count += other._count
         self._zero += other._zero
         self._sum += other._sum
@@ -58,6 +80,7 @@ class LatencyHistogram:
 
     def percentile(self, pct: float) -> float:
         """The ``pct`` percentile in seconds (0 if nothing recorded)."""
+        self._fold()
         if not self._count:
             return 0.0
         rank = math.ceil(pct / 100.0 * self._count)
@@ -71,6 +94,7 @@ class LatencyHistogram:
         return self._max
 
     def summary(self) -> LatencySummary:
+        self._fold()
         ms = 1000.0
         return LatencySummary(
             count=self._count,

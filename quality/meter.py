@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 
 from quality.jitter import InterarrivalJitter
@@ -57,6 +58,9 @@ class DirectionFigures:
         return 100.0 * min(self.expected, self.lost + late) / self.expected
 
 
+DEFER_FRAMES = 50  # in-order frames metered together (1 s of 20 ms frames): see DirectionMeter
+
+
 class DirectionMeter:
     """Meters for one Twilio media direction, in the order a receiver sees frames.
 
@@ -67,13 +71,20 @@ class DirectionMeter:
     ``last_clock`` says whether the timestamp itself was bad (``timestamp_jump``,
     ``timestamp_backwards``); a frame with a timestamp behind the stream while its counter is
     in order is not metered (``IN_ORDER`` is returned so its audio still goes on).
+
+    Nearly every frame is the next one: the next counter, a timestamp step of at most 1.5 frames.
+    Its fate is then known without the meters (``IN_ORDER``, nothing missing), so up to ``defer``
+    such frames wait in two arrays and are metered together, in order, before any other frame and
+    before every read of the figures: the same inputs in the same order, so the same figures, at a
+    fraction of the cost (one call's meters run hot in the cache for a second's frames instead of
+    cold among every other call's work, once a frame). ``defer=0`` meters every frame as it comes.
     """
 
-    __slots__ = ("_backwards", "_chunks", "_clock", "_jitter", "_playout", "_slots", "_timed",
-                 "last_clock", "last_missing")
+    __slots__ = ("_backwards", "_chunks", "_clock", "_defer", "_jitter", "_next_seq", "_playout", "_seqs",
+                 "_slots", "_step_max", "_timed", "_times", "_top_ts", "last_clock", "last_missing")
 
     def __init__(self, playout: Playout | None = None, frame_s: float = 0.020,
-                 reorder_window: int = 32, max_gap_s: float = 10.0) -> None:
+                 reorder_window: int = 32, max_gap_s: float = 10.0, defer: int = DEFER_FRAMES) -> None:
         self._chunks = SequenceTracker(window=reorder_window)
         self._slots = SequenceTracker(window=reorder_window)
         self._clock = MediaClock(frame_s, max_gap_s)
@@ -83,8 +94,49 @@ class DirectionMeter:
         self._backwards = 0
         self.last_missing = 0  # frames missing just before the last one fed (0 unless a gap)
         self.last_clock: str | None = None
+        self._defer = defer
+        self._seqs = array("q")  # deferred frames: counters, and (media time, arrival) pairs
+        self._times = array("d")
+        self._next_seq: int | None = None  # the counter that is next in order once the deferred are metered
+        self._top_ts = 0.0  # the media clock's highest timestamp then
+        # The clock's own test for "the next slot", as it computes it (MediaClock.update); no longer
+        # than max_gap_s, past which a step is a jump instead.
+        self._step_max = min(1.5 * frame_s, max_gap_s)
 
     def update(self, seq: int, media_ts_s: float, arrival_s: float | None) -> Arrival:
+        if seq == self._next_seq and arrival_s is not None:
+            step = media_ts_s - self._top_ts
+            if 0.0 <= step <= self._step_max:
+                self.last_missing = 0
+                self.last_clock = None
+                self._next_seq = seq + 1
+                self._top_ts = media_ts_s
+                self._seqs.append(seq)
+                times = self._times
+                times.append(media_ts_s)
+                times.append(arrival_s)
+                if len(self._seqs) >= self._defer:
+                    self._catch_up()
+                return Arrival.IN_ORDER
+        self._catch_up()
+        arrival = self._update(seq, media_ts_s, arrival_s)
+        top = self._chunks.highest
+        self._next_seq = None if top is None else top + 1
+        self._top_ts = self._clock.highest_ts or 0.0
+        return arrival
+
+    def _catch_up(self) -> None:
+        """Meter the deferred frames, in order."""
+        seqs = self._seqs
+        if not seqs:
+            return
+        times = self._times
+        for i, seq in enumerate(seqs):
+            self._update(seq, times[2 * i], times[2 * i + 1])
+        del seqs[:]
+        del times[:]
+
+    def _update(self, seq: int, media_ts_s: float, arrival_s: float | None) -> Arrival:
         self.last_missing = 0
         self.last_clock = None
         by_count, _ = self._chunks.update(seq)
@@ -109,9 +161,11 @@ class DirectionMeter:
 
     @property
     def jitter(self) -> InterarrivalJitter:
+        self._catch_up()
         return self._jitter
 
     def figures(self) -> DirectionFigures:
+        self._catch_up()
         s = self._slots.stats()
         c = self._chunks.stats()
         timed = self._timed

@@ -62,6 +62,11 @@ class SequenceTracker:
         self.reordered = 0
         self.too_late = 0
 
+    @property
+    def highest(self) -> int | None:
+        """The highest (unwrapped) number seen so far; None before the first."""
+        return self._highest
+
     def _unwrap(self, seq: int) -> int:
         if self._modulus is None or self._highest is None:
             return seq
@@ -205,6 +210,11 @@ class MediaClock:
         self.missing_frames = 0
         self.missing_s = 0.0
         self.jumps = 0
+
+    @property
+    def highest_ts(self) -> float | None:
+        """The highest media timestamp the clock is anchored on (seconds); None before the first."""
+        return self._highest_ts
 
     def update(self, media_ts_s: float) -> tuple[ClockStep, int, float]:
         """Feed one media timestamp in seconds; return (what the step was, the frame's slot,

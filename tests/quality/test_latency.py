@@ -49,3 +49,22 @@ def test_merged_histograms_summarise_the_union_of_their_samples() -> None:
     for pct, got_ms in ((50, s.p50_ms), (99, s.p99_ms)):
         exact = union[math.ceil(pct / 100 * len(union)) - 1]
         assert exact * 1000.0 * (1 - 1e-12) <= got_ms <= exact * 1000.0 * 10 ** (1 / 100)
+
+
+def test_values_bucketed_together_give_what_bucketing_each_at_once_gives() -> None:
+    import random
+
+    rng = random.Random(3)
+    batched, each = LatencyHistogram(), LatencyHistogram()
+    for i in range(1000):
+        v = rng.choice([0.0, -0.001, rng.expovariate(1 / 0.002), rng.uniform(0, 0.1)])
+        batched.record(v)
+        each._bucket(v)  # the reference: one value at a time
+        if i % 97 == 0:
+            assert batched.summary() == each.summary()
+    assert batched.summary() == each.summary()
+    assert [batched.percentile(p) for p in (1, 50, 99.9)] == [each.percentile(p) for p in (1, 50, 99.9)]
+    merged = LatencyHistogram()
+    merged.record(0.5)
+    merged.merge(batched)  # what waits in both is counted
+    assert merged.summary().count == 1001 and merged.summary().max_ms == 500.0

@@ -51,3 +51,62 @@ def test_a_gap_reports_its_missing_frames_for_concealment() -> None:
     assert m.update(2, 0.080, 0.080) is Arrival.GAP
     assert m.last_missing == 3
     assert m.update(3, 0.100, 0.100) is Arrival.IN_ORDER and m.last_missing == 0
+
+
+def _hostile_stream(seed: int, n: int = 3000) -> list[tuple[int, float, float | None]]:
+    """Frames as a receiver might see them: mostly in order, with media-clock loss, duplicates,
+    reordering, a backwards and a jumping timestamp, untimed frames and jittered arrivals."""
+    import random
+
+    rng = random.Random(seed)
+    frames: list[tuple[int, float, float | None]] = []
+    chunk, ts, t = 1, 0.0, 0.0
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.03:
+            ts += 0.020 * rng.randint(1, 6)  # loss before Twilio: a timestamp step
+        elif r < 0.035:
+            ts += rng.choice([30.0, -30.0])  # a clock jump either way
+        elif r < 0.04 and frames:
+            frames.append(frames[-1])  # a duplicate
+            continue
+        elif r < 0.045 and len(frames) > 3:
+            frames.insert(len(frames) - 2, frames.pop())  # reordered
+            continue
+        elif r < 0.05:
+            ts -= 0.040  # a timestamp behind the stream, its counter in order
+        t += 0.020 + rng.expovariate(1 / 0.004)
+        frames.append((chunk, ts + rng.choice([0.0, 0.0, 0.0, 0.0005, 0.029, 0.031]),
+                       None if rng.random() < 0.01 else t))
+        chunk += 1
+        ts += 0.020
+    return frames
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_deferred_metering_gives_every_frame_and_every_figure_the_frame_by_frame_meters_give(seed: int) -> None:
+    """The reference meters each frame at once through the one algorithm (``_update``); the meter
+    under test defers in-order frames. Fates, missing counts, clock verdicts and every figure,
+    read mid-stream and at the end, must be identical."""
+    deferred, reference = DirectionMeter(), DirectionMeter()
+    most_waiting = 0
+    for i, (seq, ts, arrival) in enumerate(_hostile_stream(seed)):
+        got = deferred.update(seq, ts, arrival)
+        most_waiting = max(most_waiting, len(deferred._seqs))
+        want = reference._update(seq, ts, arrival)
+        assert (got, deferred.last_missing, deferred.last_clock) == \
+            (want, reference.last_missing, reference.last_clock), f"frame {i}: {seq, ts, arrival}"
+        if i % 337 == 0:
+            assert deferred.figures() == reference.figures()
+            assert deferred.jitter.sum_ms == reference.jitter.sum_ms
+    assert deferred.figures() == reference.figures()
+    assert most_waiting >= 10  # frames were deferred, not only metered at once
+
+
+def test_a_clean_stream_is_metered_a_second_at_a_time_and_read_whole() -> None:
+    meter = DirectionMeter()
+    for i in range(120):
+        assert meter.update(i + 1, i * 0.020, 0.1 + i * 0.020) is Arrival.IN_ORDER
+    assert len(meter._seqs) == 120 - 1 - 100  # the first metered at once, two batches of 50, 19 waiting
+    f = meter.figures()
+    assert not meter._seqs and f.frames == f.expected == 120 and f.lost == 0
