@@ -605,8 +605,8 @@ class CallCore:
         if self.webrtc:
             self._out.append(Outgoing(Peer.REALTIME, "", now, Direction.INBOUND, payload))
             return
-        append = rt.InputAudioBufferAppend(b64 or base64.b64encode(payload).decode("ascii"))
-        self._out.append(Outgoing(Peer.REALTIME, append.serialize(), now, Direction.INBOUND))
+        self._out.append(Outgoing(Peer.REALTIME, rt.append_text(b64 or base64.b64encode(payload).decode("ascii")), now,
+                                  Direction.INBOUND))
 
     def bad(self, counter: Count, detail: str) -> None:
         """Bad input: counted and reported as a Problem; the call goes on."""

@@ -22,7 +22,7 @@ from aiohttp import WSMsgType
 
 from bridge.core.events import Outgoing
 from bridge.core.inputs import AiIn, AiPacketIn, AiRtp, AiRtt
-from bridge.live.aiohttp_internals import ArrivalClock, TextWriter, client_protocol, writing_paused
+from bridge.live.aiohttp_internals import ArrivalClock, TextWriter, client_protocol
 from bridge.live.turns import Turn
 from bridge.live.webrtc_leg import WebRtcError, WebRtcLeg
 
@@ -59,16 +59,13 @@ class AiLeg(Protocol):
         """What the AI sends, in arrival order, until the session ends (then ``closed_reason``)."""
         ...
 
-    def keeps_up(self) -> bool:
-        """The leg takes a message now without waiting (flow control has not pushed back)."""
-        ...
-
     async def send(self, batch: list[Outgoing]) -> None:
         """Send the core's items for the AI, in order; a closed leg drops them."""
 
     def send_now(self, batch: list[Outgoing]) -> bool:
         """Send the batch without waiting, if the leg can take it all at once (a closed leg drops it);
-        False, with nothing sent, if it cannot (then :meth:`send` must be awaited)."""
+        False, with nothing sent, if it cannot: flow control has pushed back, or the transport would
+        wait (then :meth:`send` must be awaited)."""
         ...
 
     async def ping(self, payload: bytes) -> bool:
@@ -101,7 +98,6 @@ class RealtimeWsLeg:
         self._http = http
         self._target = target
         self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._protocol: object = None  # aiohttp's connection protocol: its flow control
         self._arrival: ArrivalClock | None = None
         self._text: TextWriter | None = None
         self._last: float | None = None
@@ -123,8 +119,7 @@ class RealtimeWsLeg:
             raise AiConnectFailed(f"connect timed out after {t.connect_timeout_s:g} s") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise AiConnectFailed(f"connect failed: {exc}") from None
-        self._protocol = client_protocol(self._ws)
-        self._arrival = ArrivalClock(self._protocol)
+        self._arrival = ArrivalClock(client_protocol(self._ws))
         self._text = TextWriter(self._ws)
 
     async def receive(self) -> AsyncIterator[AiItem]:
@@ -150,13 +145,6 @@ class RealtimeWsLeg:
 
     def arrived(self) -> float | None:
         return self._last
-
-    def keeps_up(self) -> bool:
-        ws = self._ws
-        if ws is None or ws.closed:
-            return False
-        # unknown (an aiohttp that moved it): every message takes the writer's path
-        return writing_paused(self._protocol) is False
 
     async def send(self, batch: list[Outgoing]) -> None:
         ws = self._ws
@@ -258,9 +246,6 @@ class RealtimeRtcLeg:
             if isinstance(rtt, float) and rtt != last_rtt:
                 last_rtt = rtt
                 self._put(AiRtt(rtt))
-
-    def keeps_up(self) -> bool:
-        return True  # the track and the data channel queue
 
     async def send(self, batch: list[Outgoing]) -> None:
         self.send_now(batch)

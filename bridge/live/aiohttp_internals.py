@@ -13,10 +13,7 @@ heartbeat uses); stamping in that hook dates a message by the chunk that complet
 The time data waits in the kernel before the loop polls it is still unseen: only kernel receive
 timestamps (``SO_TIMESTAMPING``), which asyncio's transports do not expose, would show it.
 
-2. Whether a WebSocket's transport has paused writing (flow control): the client connection's
-protocol, kept on its writer (:func:`writing_paused`).
-
-3. A text message written at once (:class:`TextWriter`). ``send_str`` is three coroutines deep
+2. A text message written at once (:class:`TextWriter`). ``send_str`` is three coroutines deep
 (``send_str``, the writer's ``send_frame``, the caller's own) before it reaches the one synchronous
 call that frames and writes the message, and it only ever waits when compression or flow control
 asks it to. Per caller frame that wrapping cost more than the write; the bridge calls the framing
@@ -69,14 +66,6 @@ def client_protocol(ws: object) -> object:
     """The connection protocol under a client WebSocket (``aiohttp.ClientWebSocketResponse``), whose
     ``_data_received_cb`` :class:`ArrivalClock` hooks; None if this aiohttp keeps it elsewhere."""
     return getattr(getattr(ws, "_writer", None), "protocol", None)
-
-
-def writing_paused(protocol: object) -> bool | None:
-    """Whether aiohttp has paused writing on a connection (its transport's buffer is full), given
-    its protocol (:func:`client_protocol`); None when this aiohttp keeps it elsewhere (callers then
-    take the slow, always-safe path)."""
-    paused = getattr(protocol, "writing_paused", None)
-    return paused if isinstance(paused, bool) else None
 
 
 class TextWriter:

@@ -172,7 +172,10 @@ class CallDriver:
                 return
             arrived = self._arrived()
             if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
-                self._apply(TwilioIn(msg.data), arrived)
+                if self.capture is None:  # nothing to record: what _apply(TwilioIn(...)) does, minus two calls a frame
+                    self.core.receive_twilio(msg.data, arrived)
+                else:
+                    self._apply(TwilioIn(msg.data), arrived)
             elif msg.type is WSMsgType.PING:
                 await ws.pong(msg.data)
                 continue
@@ -313,7 +316,9 @@ class CallDriver:
         if core.ended or not (self._twilio_text.ready() or self.twilio.closed):
             return False
         items = core.data_to_send()
-        if items:
+        if len(items) == 1 and items[0].peer is Peer.REALTIME:  # a caller frame: most flushes
+            self._to_ai(items)
+        elif items:
             to_ai = [item for item in items if item.peer is Peer.REALTIME]
             if to_ai:
                 self._to_ai(to_ai)
@@ -355,7 +360,7 @@ class CallDriver:
         """Caller audio and events for the AI: written now if its socket takes them at once and
         nothing is queued before them, else queued for the AI writer."""
         leg = self.leg
-        if self._ai_writing or self._ai_queue or leg is None or not leg.keeps_up() or not leg.send_now(items):
+        if self._ai_writing or self._ai_queue or leg is None or not leg.send_now(items):
             self._ai_queue.extend(items)
             self._ai_ready.set()
         else:

@@ -152,9 +152,15 @@ class InputAudioBufferAppend:
     event_id: str | None = None
 
     def serialize(self) -> str:
-        if self.event_id is None:  # hot path (every 20 ms of caller audio); base64 needs no escaping
-            return '{"type":"input_audio_buffer.append","audio":"' + self.audio + '"}'
+        if self.event_id is None:
+            return append_text(self.audio)
         return _with_id({"type": "input_audio_buffer.append", "audio": self.audio}, self.event_id)
+
+
+def append_text(audio: str) -> str:
+    """``input_audio_buffer.append`` of ``audio`` (base64) with no event id, as text: every 20 ms of caller
+    audio, so built without a dataclass; base64 needs no escaping."""
+    return '{"type":"input_audio_buffer.append","audio":"' + audio + '"}'
 
 
 @dataclass(frozen=True, slots=True)

@@ -636,9 +636,9 @@ def parse_twilio(text: str | bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Tw
     ``UnknownTwilioEvent`` for an event not listed in the module docstring.
     """
     d = _load(text, max_bytes)
-    event = _event(d)
-    if event == "media":
+    if d.get("event") == "media":  # 50 a second per call: before _event's checks, which only name a culprit
         return MediaMessage.parse(d)
+    event = _event(d)
     if event == "mark":
         return MarkMessage.parse(d)
     if event == "dtmf":
