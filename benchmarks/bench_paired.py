@@ -1,0 +1,99 @@
+"""Two mosbridge trees at the same time on one core: CPU per call-second of each, and their ratio.
+
+Separate runs cannot resolve a change of 10 % on a shared 2-vCPU machine: the same tree measures
+±10 % from one run to the next (``benchmarks/README.md``). Here tree A and tree B (``mosbridge
+serve``, pcmu, one worker each) share CPU 0 for the whole run, in front of one Realtime stand-in,
+each driven by its own seeded callers (``mosbridge loadtest --target``) from the rig on the other
+CPU, so whatever slows the machine slows both, and B/A is read per round. Run it once with both
+sides on the same tree to see its noise (an A/A run).
+
+Run: ``.venv/bin/python benchmarks/bench_paired.py A_DIR B_DIR [--calls 50] [--rounds 3]
+[--duration 15] [--b-env KEY=VALUE ...]``; a tree is a checkout (``git worktree add ../before
+HEAD~1``); ``--b-env`` sets variables for B alone (an experiment switch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import uvloop
+
+from benchmarks.bench_peers import PEER_CPU, peer_command, start, stop
+from bridge.loadtest.run import LoadOptions, _cpu_s, _free_ports, run_load
+
+
+async def one_round(trees: list[tuple[Path, dict[str, str]]], calls: int, duration: float, seed: int,
+                    realtime_url: str, stamps: Path, workdir: Path) -> tuple[list[float], list[int]]:
+    procs, urls = [], []
+    try:
+        for tree, extra in trees:
+            port = _free_ports(1)[0]
+            cmd, env, url = peer_command("mosbridge", port, realtime_url, workdir)
+            procs.append(await start(cmd, {**env, "PYTHONPATH": str(tree.resolve()), **extra}, {PEER_CPU}, port,
+                                     workdir))
+            urls.append(url)
+        await asyncio.sleep(3.0)  # both up and idle before either is measured
+        cpu0 = [_cpu_s(p.pid) for p in procs]
+        results = await asyncio.gather(*(
+            run_load(LoadOptions(calls=calls, ramp_s=max(2.0, calls / 50.0), duration_s=duration, seed=seed + i,
+                                 target=url, stand_in_stamps=str(stamps), bridge_cpu=None))
+            for i, url in enumerate(urls)))
+        cpu = [1000.0 * (_cpu_s(p.pid) - c) / (r.call_seconds or 1.0) for p, c, r in zip(procs, cpu0, results,
+                                                                                          strict=True)]
+        return cpu, [r.calls.get("failed", 0) for r in results]
+    finally:
+        for p in procs:
+            await stop(p)
+
+
+async def bench(args: argparse.Namespace) -> list[float]:
+    own = os.sched_getaffinity(0)
+    rig = (own - {PEER_CPU}) or own
+    trees = [(args.a, {}), (args.b, dict(kv.split("=", 1) for kv in args.b_env))]
+    ratios: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="mosbridge-paired-") as tmp:
+        workdir = Path(tmp)
+        stamps = workdir / "stamps.jsonl"
+        port = _free_ports(1)[0]
+        stand_in = await start([sys.executable, "-m", "bridge", "fake-realtime", "--port", str(port), "--no-webrtc",
+                                "--speed", "4", "--response-ms", "1500", "--stamps", str(stamps)],
+                               {}, rig, port, workdir)
+        os.sched_setaffinity(0, rig)
+        try:
+            for rnd in range(args.rounds):
+                (a, b), failed = await one_round(trees, args.calls, args.duration, args.seed,
+                                                 f"ws://127.0.0.1:{port}/v1/realtime", stamps, workdir)
+                ratios.append(b / a)
+                print(f"| {rnd + 1} | {a:.2f} | {b:.2f} | {b / a:.3f} | {failed[0]} / {failed[1]} |", flush=True)
+        finally:
+            os.sched_setaffinity(0, own)
+            await stop(stand_in)
+    return ratios
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("a", type=Path, help="tree A (the baseline)")
+    ap.add_argument("b", type=Path, help="tree B (the change)")
+    ap.add_argument("--calls", type=int, default=50, help="calls per tree (both share one core)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=15.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--b-env", nargs="*", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args()
+    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs; A={args.a} B={args.b}, {args.calls} calls each "
+          f"on CPU {PEER_CPU}", file=sys.stderr)
+    print("| round | A CPU-ms per call-s | B CPU-ms per call-s | B / A | failed A / B |\n|---|---|---|---|---|")
+    ratios = uvloop.run(bench(args))
+    print(f"\nB / A: median {statistics.median(ratios):.3f}, range {min(ratios):.3f}-{max(ratios):.3f}")
+
+
+if __name__ == "__main__":
+    main()
