@@ -25,6 +25,8 @@ from pathlib import Path
 
 import uvloop
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from benchmarks.bench_peers import PEER_CPU, peer_command, start, stop
 from bridge.loadtest.run import LoadOptions, _cpu_s, _free_ports, run_load
 
