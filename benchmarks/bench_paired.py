@@ -1,15 +1,16 @@
-"""Two mosbridge trees at the same time on one core: CPU per call-second of each, and their ratio.
+"""Two peers at the same time on one core: CPU per call-second of each, and their ratio.
 
 Separate runs cannot resolve a change of 10 % on a shared 2-vCPU machine: the same tree measures
 ±10 % from one run to the next (``benchmarks/README.md``). Here tree A and tree B (``mosbridge
 serve``, pcmu, one worker each) share CPU 0 for the whole run, in front of one Realtime stand-in,
 each driven by its own seeded callers (``mosbridge loadtest --target``) from the rig on the other
 CPU, so whatever slows the machine slows both, and B/A is read per round. Run it once with both
-sides on the same tree to see its noise (an A/A run).
+sides on the same tree to see its noise (an A/A run). Either side may instead be ``forwarder`` or
+``sample``, the other peers of ``bench_peers.py``.
 
-Run: ``.venv/bin/python benchmarks/bench_paired.py A_DIR B_DIR [--calls 50] [--rounds 3]
-[--duration 15] [--b-env KEY=VALUE ...]``; a tree is a checkout (``git worktree add ../before
-HEAD~1``); ``--b-env`` sets variables for B alone (an experiment switch).
+Run: ``.venv/bin/python benchmarks/bench_paired.py A B [--calls 50] [--rounds 3] [--duration 15]
+[--b-env KEY=VALUE ...]``; A and B are mosbridge checkouts (``git worktree add ../before HEAD~1``),
+``forwarder`` or ``sample``; ``--b-env`` sets variables for B alone (an experiment switch).
 """
 
 from __future__ import annotations
@@ -30,16 +31,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.bench_peers import PEER_CPU, peer_command, start, stop
 from bridge.loadtest.run import LoadOptions, _cpu_s, _free_ports, run_load
 
+OTHER_PEERS = ("forwarder", "sample")
 
-async def one_round(trees: list[tuple[Path, dict[str, str]]], calls: int, duration: float, seed: int,
+
+async def one_round(sides: list[tuple[str, dict[str, str]]], calls: int, duration: float, seed: int,
                     realtime_url: str, stamps: Path, workdir: Path) -> tuple[list[float], list[int]]:
     procs, urls = [], []
     try:
-        for tree, extra in trees:
+        for side, extra in sides:
             port = _free_ports(1)[0]
-            cmd, env, url = peer_command("mosbridge", port, realtime_url, workdir)
-            procs.append(await start(cmd, {**env, "PYTHONPATH": str(tree.resolve()), **extra}, {PEER_CPU}, port,
-                                     workdir))
+            if side in OTHER_PEERS:
+                cmd, env, url = peer_command(side, port, realtime_url, workdir)
+            else:
+                cmd, env, url = peer_command("mosbridge", port, realtime_url, workdir)
+                env["PYTHONPATH"] = str(Path(side).resolve())
+            procs.append(await start(cmd, {**env, **extra}, {PEER_CPU}, port, workdir))
             urls.append(url)
         await asyncio.sleep(3.0)  # both up and idle before either is measured
         cpu0 = [_cpu_s(p.pid) for p in procs]
@@ -58,7 +64,7 @@ async def one_round(trees: list[tuple[Path, dict[str, str]]], calls: int, durati
 async def bench(args: argparse.Namespace) -> list[float]:
     own = os.sched_getaffinity(0)
     rig = (own - {PEER_CPU}) or own
-    trees = [(args.a, {}), (args.b, dict(kv.split("=", 1) for kv in args.b_env))]
+    sides = [(args.a, {}), (args.b, dict(kv.split("=", 1) for kv in args.b_env))]
     ratios: list[float] = []
     with tempfile.TemporaryDirectory(prefix="mosbridge-paired-") as tmp:
         workdir = Path(tmp)
@@ -70,7 +76,7 @@ async def bench(args: argparse.Namespace) -> list[float]:
         os.sched_setaffinity(0, rig)
         try:
             for rnd in range(args.rounds):
-                (a, b), failed = await one_round(trees, args.calls, args.duration, args.seed,
+                (a, b), failed = await one_round(sides, args.calls, args.duration, args.seed,
                                                  f"ws://127.0.0.1:{port}/v1/realtime", stamps, workdir)
                 ratios.append(b / a)
                 print(f"| {rnd + 1} | {a:.2f} | {b:.2f} | {b / a:.3f} | {failed[0]} / {failed[1]} |", flush=True)
@@ -82,8 +88,8 @@ async def bench(args: argparse.Namespace) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("a", type=Path, help="tree A (the baseline)")
-    ap.add_argument("b", type=Path, help="tree B (the change)")
+    ap.add_argument("a", help="side A (the baseline): a mosbridge checkout, forwarder or sample")
+    ap.add_argument("b", help="side B (the change): a mosbridge checkout, forwarder or sample")
     ap.add_argument("--calls", type=int, default=50, help="calls per tree (both share one core)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=15.0)
