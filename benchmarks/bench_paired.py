@@ -28,7 +28,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_peers import PEER_CPU, peer_command, start, stop
+from benchmarks.bench_peers import PEER_CPU, peer_command, start, start_stand_in, stop
 from bridge.loadtest.run import LoadOptions, _cpu_s, _free_ports, run_load
 
 OTHER_PEERS = ("forwarder", "sample")
@@ -68,16 +68,12 @@ async def bench(args: argparse.Namespace) -> list[float]:
     ratios: list[float] = []
     with tempfile.TemporaryDirectory(prefix="mosbridge-paired-") as tmp:
         workdir = Path(tmp)
-        stamps = workdir / "stamps.jsonl"
-        port = _free_ports(1)[0]
-        stand_in = await start([sys.executable, "-m", "bridge", "fake-realtime", "--port", str(port), "--no-webrtc",
-                                "--speed", "4", "--response-ms", "1500", "--stamps", str(stamps)],
-                               {}, rig, port, workdir)
+        stand_in, realtime_url, stamps = await start_stand_in(rig, workdir)
         os.sched_setaffinity(0, rig)
         try:
             for rnd in range(args.rounds):
-                (a, b), failed = await one_round(sides, args.calls, args.duration, args.seed,
-                                                 f"ws://127.0.0.1:{port}/v1/realtime", stamps, workdir)
+                (a, b), failed = await one_round(sides, args.calls, args.duration, args.seed, realtime_url, stamps,
+                                                 workdir)
                 ratios.append(b / a)
                 print(f"| {rnd + 1} | {a:.2f} | {b:.2f} | {b / a:.3f} | {failed[0]} / {failed[1]} |", flush=True)
         finally:

@@ -95,6 +95,16 @@ async def start(cmd: list[str], env: dict[str, str], cpus: set[int], port: int,
     raise RuntimeError(f"{cmd} did not listen on {port}")
 
 
+async def start_stand_in(rig: set[int], workdir: Path) -> tuple[asyncio.subprocess.Process, str, Path]:
+    """The Realtime stand-in (pcmu, answering 4x real time, writing stamps) on the rig's CPUs:
+    its process, its URL and its stamps file."""
+    stamps = workdir / "stamps.jsonl"
+    port = _free_ports(1)[0]
+    proc = await start([sys.executable, "-m", "bridge", "fake-realtime", "--port", str(port), "--no-webrtc",
+                        "--speed", "4", "--response-ms", "1500", "--stamps", str(stamps)], {}, rig, port, workdir)
+    return proc, f"ws://127.0.0.1:{port}/v1/realtime", stamps
+
+
 async def stop(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is None:
         proc.send_signal(signal.SIGTERM)
@@ -176,18 +186,14 @@ async def bench(args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="mosbridge-peers-") as tmp:
         workdir = Path(tmp)
-        stamps = workdir / "stamps.jsonl"
-        port = _free_ports(1)[0]
-        stand_in = await start([sys.executable, "-m", "bridge", "fake-realtime", "--port", str(port), "--no-webrtc",
-                                "--speed", "4", "--response-ms", "1500", "--stamps", str(stamps)],
-                               {}, rig, port, workdir)
+        stand_in, realtime_url, stamps = await start_stand_in(rig, workdir)
         os.sched_setaffinity(0, rig)
         try:
             for rnd in range(args.rounds):
                 order = peers if rnd % 2 == 0 else peers[::-1]
                 for calls in args.calls:
                     for peer in order:
-                        r = await one_run(peer, calls, args.duration, args.seed, f"ws://127.0.0.1:{port}/v1/realtime",
+                        r = await one_run(peer, calls, args.duration, args.seed, realtime_url,
                                           stamps, stand_in.pid, rig, workdir, args.baseline)
                         print(f"round {rnd + 1}: {peer} {calls} calls: {r.cpu_ms_per_call_s:.2f} CPU-ms per "
                               f"call-second, failed {r.failed}", file=sys.stderr, flush=True)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -16,6 +18,21 @@ import pytest
 from bridge.live.aiohttp_internals import ArrivalClock, TextWriter, client_protocol
 from bridge.stand_ins.twilio_caller import start_message
 from tests.bridge.live_rig import live_bridge
+
+
+@contextlib.asynccontextmanager
+async def _ws_server(handler: Callable[[aiohttp.web.Request], Awaitable[aiohttp.web.WebSocketResponse]]
+                     ) -> AsyncIterator[str]:
+    """An aiohttp server on loopback with ``handler`` at /ws; yields its URL."""
+    app = aiohttp.web.Application()
+    app.router.add_get("/ws", handler)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    await aiohttp.web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/ws"
+    finally:
+        await runner.cleanup()
 
 
 class _Protocol:
@@ -81,9 +98,8 @@ async def test_a_frame_is_dated_before_the_loop_made_its_task_wait(tmp_path: Pat
 
 
 async def test_the_aiohttp_internals_the_bridge_uses_are_there() -> None:
-    """Fails loudly on an aiohttp upgrade that moves either internal (bridge/live/aiohttp_internals.py):
-    without them the bridge still runs, but stamps frames late or sends every AI message through
-    the writer task."""
+    """Fails loudly on an aiohttp upgrade that moves the arrival hook (bridge/live/aiohttp_internals.py):
+    without it the bridge still runs, but stamps frames when its task reads them, not when they came."""
     hooked: list[bool] = []
 
     async def handler(request: aiohttp.web.Request) -> aiohttp.web.WebSocketResponse:
@@ -94,24 +110,14 @@ async def test_the_aiohttp_internals_the_bridge_uses_are_there() -> None:
             await ws.send_str(msg.data)
         return ws
 
-    app = aiohttp.web.Application()
-    app.router.add_get("/ws", handler)
-    runner = aiohttp.web.AppRunner(app)
-    await runner.setup()
-    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with aiohttp.ClientSession() as http, http.ws_connect(f"http://127.0.0.1:{port}/ws") as ws:
-            client_clock = ArrivalClock(client_protocol(ws))
-            assert client_clock.hooked, f"aiohttp {aiohttp.__version__}: no _data_received_cb on the client protocol"
-            before = time.monotonic()
-            await ws.send_str("x")
-            assert (await ws.receive_str()) == "x"  # the echo
-            assert client_clock.last is not None and before <= client_clock.last <= time.monotonic()
-            await ws.close()
-    finally:
-        await runner.cleanup()
+    async with _ws_server(handler) as url, aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        client_clock = ArrivalClock(client_protocol(ws))
+        assert client_clock.hooked, f"aiohttp {aiohttp.__version__}: no _data_received_cb on the client protocol"
+        before = time.monotonic()
+        await ws.send_str("x")
+        assert (await ws.receive_str()) == "x"  # the echo
+        assert client_clock.last is not None and before <= client_clock.last <= time.monotonic()
+        await ws.close()
     assert hooked == [True], f"aiohttp {aiohttp.__version__}: no _data_received_cb on the server protocol"
 
 
@@ -130,28 +136,18 @@ async def test_the_text_writer_sends_what_send_str_sends_both_ways_and_steps_asi
             writer.write("echo: " + msg.data)
         return ws
 
-    app = aiohttp.web.Application()
-    app.router.add_get("/ws", handler)
-    runner = aiohttp.web.AppRunner(app)
-    await runner.setup()
-    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with aiohttp.ClientSession() as http, http.ws_connect(f"http://127.0.0.1:{port}/ws") as ws:
-            writer = TextWriter(ws)
-            assert writer.ready(), f"aiohttp {aiohttp.__version__}: the client's WebSocketWriter has changed"
-            for text in ("x", "é" * 200, '{"a": "\\u0000"}', "y" * 70_000):  # the three header lengths
-                writer.write(text)
-                assert (await ws.receive_str()) == "echo: " + text
-            protocol = client_protocol(ws)
-            protocol.pause_writing()  # type: ignore[attr-defined]
-            assert not writer.ready()
-            protocol.resume_writing()  # type: ignore[attr-defined]
-            assert writer.ready()
-            await ws.close()
-    finally:
-        await runner.cleanup()
+    async with _ws_server(handler) as url, aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        writer = TextWriter(ws)
+        assert writer.ready(), f"aiohttp {aiohttp.__version__}: the client's WebSocketWriter has changed"
+        for text in ("x", "é" * 200, '{"a": "\\u0000"}', "y" * 70_000):  # the three header lengths
+            writer.write(text)
+            assert (await ws.receive_str()) == "echo: " + text
+        protocol = client_protocol(ws)
+        protocol.pause_writing()  # type: ignore[attr-defined]
+        assert not writer.ready()
+        protocol.resume_writing()  # type: ignore[attr-defined]
+        assert writer.ready()
+        await ws.close()
     assert server_writers
 
 
