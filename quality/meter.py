@@ -75,9 +75,9 @@ class DirectionMeter:
     Nearly every frame is the next one: the next counter, a timestamp step of at most 1.5 frames.
     Its fate is then known without the meters (``IN_ORDER``, nothing missing), so up to ``defer``
     such frames wait in two arrays and are metered together, in order, before any other frame and
-    before every read of the figures: the same inputs in the same order, so the same figures, at a
-    fraction of the cost (one call's meters run hot in the cache for a second's frames instead of
-    cold among every other call's work, once a frame). ``defer=0`` meters every frame as it comes.
+    before every read of the figures: the same inputs in the same order, so the same figures. A
+    second's frames metered together cost less than the same code run once a frame among every
+    other call's work (benchmarks/README.md, 2026-12-07). ``defer=0`` meters every frame as it comes.
     """
 
     __slots__ = ("_backwards", "_chunks", "_clock", "_defer", "_jitter", "_next_seq", "_playout", "_seqs",

@@ -16,8 +16,8 @@ timestamps (``SO_TIMESTAMPING``), which asyncio's transports do not expose, woul
 2. A text message written at once (:class:`TextWriter`). ``send_str`` is three coroutines deep
 (``send_str``, the writer's ``send_frame``, the caller's own) before it reaches the one synchronous
 call that frames and writes the message, and it only ever waits when compression or flow control
-asks it to. Per caller frame that wrapping cost more than the write; the bridge calls the framing
-write itself when neither applies, and ``send_str`` otherwise.
+asks it to. The bridge pays that wrapping per caller frame, so it calls the framing write itself
+when neither applies, and ``send_str`` otherwise.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class TextWriter:
     def __init__(self, ws: object) -> None:
         writer = getattr(ws, "_writer", None)
         usable = all(hasattr(writer, a) for a in ("_write_websocket_frame", "_output_size", "_limit", "compress",
-                                                  "_closing", "protocol"))
+                                                  "_closing")) and hasattr(getattr(writer, "protocol", None), "_paused")
         if writer is not None and not usable:
             log.warning("aiohttp's WebSocketWriter has changed: every message is sent with send_str")
         self._writer = writer if usable else None
