@@ -24,6 +24,7 @@ class BridgeStats:
         self.loop_lag = LatencyHistogram()
         self.lag_counts = LagCounts()
         self.gc_pauses = {g: LatencyHistogram() for g in (0, 1, 2)}
+        self._gc_noted: list[tuple[int, float]] = []  # pauses the gc callback noted, not yet recorded
         self.calls_started = 0
         self.calls_ended = 0
 
@@ -33,8 +34,20 @@ class BridgeStats:
         self.metrics.loop_lag.observe(lag_s)
 
     def observe_gc_pause(self, generation: int, pause_s: float) -> None:
-        self.gc_pauses[generation].record(pause_s)
-        self.metrics.gc_pause.labels(generation=str(generation)).observe(pause_s)
+        """Note one collection's pause; ``gc.callbacks`` calls this. It only appends to a list: a
+        collection can start inside any allocation, among them one made while this thread holds
+        prometheus_client's multiprocess lock (creating a labelled child writes its file under it),
+        and an ``observe`` here would take that lock again and hang the worker for good.
+        :meth:`flush_gc_pauses` records the noted pauses."""
+        self._gc_noted.append((generation, pause_s))
+
+    def flush_gc_pauses(self) -> None:
+        """Record the pauses noted since the last flush (every second, and before /metrics and
+        /stats answer): into ``gc_pauses`` and ``mosbridge_gc_pause_seconds``."""
+        noted, self._gc_noted = self._gc_noted, []
+        for generation, pause_s in noted:
+            self.gc_pauses[generation].record(pause_s)
+            self.metrics.gc_pause.labels(generation=str(generation)).observe(pause_s)
 
     def call_ended(self, core: CallCore) -> None:
         """Keep an ended call's bridge latency in the process figures."""
@@ -56,6 +69,7 @@ class BridgeStats:
         return latency, misses
 
     def to_dict(self, live: Collection[CallCore]) -> dict[str, Any]:
+        self.flush_gc_pauses()
         out: dict[str, Any] = {"calls_live": len(live), "calls_started": self.calls_started,
                                "calls_ended": self.calls_ended}
         latency, misses = self.latency(live)
