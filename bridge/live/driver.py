@@ -58,6 +58,15 @@ def _id(call_sid: str) -> str:
     return call_sid or "call"
 
 
+def _by_peer(items: list[Outgoing]) -> tuple[list[Outgoing], list[Outgoing]]:
+    """The core's output split into what goes to Twilio and what goes to the AI, each in order."""
+    to_twilio: list[Outgoing] = []
+    to_ai: list[Outgoing] = []
+    for item in items:
+        (to_twilio if item.peer is Peer.TWILIO else to_ai).append(item)
+    return to_twilio, to_ai
+
+
 class CallDriver:
     """Drives one call's core from its two WebSockets.
 
@@ -319,11 +328,10 @@ class CallDriver:
         if len(items) == 1 and items[0].peer is Peer.REALTIME:  # a caller frame: most flushes
             self._to_ai(items)
         elif items:
-            to_ai = [item for item in items if item.peer is Peer.REALTIME]
+            to_twilio, to_ai = _by_peer(items)
             if to_ai:
                 self._to_ai(to_ai)
-            if len(to_ai) < len(items):
-                to_twilio = [item for item in items if item.peer is Peer.TWILIO]
+            if to_twilio:
                 if not self.twilio.closed:
                     try:
                         for item in to_twilio:
@@ -338,10 +346,7 @@ class CallDriver:
 
     async def _flush_waiting(self) -> None:
         async with self._lock:
-            to_twilio: list[Outgoing] = []
-            to_ai: list[Outgoing] = []
-            for item in self.core.data_to_send():
-                (to_twilio if item.peer is Peer.TWILIO else to_ai).append(item)
+            to_twilio, to_ai = _by_peer(self.core.data_to_send())
             if to_ai:
                 self._to_ai(to_ai)
             for item in to_twilio:
