@@ -21,14 +21,13 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_peers import PEER_CPU, peer_command, start, start_stand_in, stop
+from benchmarks.bench_peers import PEER_CPU, peer_command, stand_in_rig, start, stop
 from bridge.loadtest.run import LoadOptions, _cpu_s, _free_ports, run_load
 
 OTHER_PEERS = ("forwarder", "sample")
@@ -62,23 +61,14 @@ async def one_round(sides: list[tuple[str, dict[str, str]]], calls: int, duratio
 
 
 async def bench(args: argparse.Namespace) -> list[float]:
-    own = os.sched_getaffinity(0)
-    rig = (own - {PEER_CPU}) or own
     sides = [(args.a, {}), (args.b, dict(kv.split("=", 1) for kv in args.b_env))]
     ratios: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="mosbridge-paired-") as tmp:
-        workdir = Path(tmp)
-        stand_in, realtime_url, stamps = await start_stand_in(rig, workdir)
-        os.sched_setaffinity(0, rig)
-        try:
-            for rnd in range(args.rounds):
-                (a, b), failed = await one_round(sides, args.calls, args.duration, args.seed, realtime_url, stamps,
-                                                 workdir)
-                ratios.append(b / a)
-                print(f"| {rnd + 1} | {a:.2f} | {b:.2f} | {b / a:.3f} | {failed[0]} / {failed[1]} |", flush=True)
-        finally:
-            os.sched_setaffinity(0, own)
-            await stop(stand_in)
+    async with stand_in_rig("mosbridge-paired-") as rig:
+        for rnd in range(args.rounds):
+            (a, b), failed = await one_round(sides, args.calls, args.duration, args.seed, rig.realtime_url,
+                                             rig.stamps, rig.workdir)
+            ratios.append(b / a)
+            print(f"| {rnd + 1} | {a:.2f} | {b:.2f} | {b / a:.3f} | {failed[0]} / {failed[1]} |", flush=True)
     return ratios
 
 

@@ -26,6 +26,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,14 +96,37 @@ async def start(cmd: list[str], env: dict[str, str], cpus: set[int], port: int,
     raise RuntimeError(f"{cmd} did not listen on {port}")
 
 
-async def start_stand_in(rig: set[int], workdir: Path) -> tuple[asyncio.subprocess.Process, str, Path]:
-    """The Realtime stand-in (pcmu, answering 4x real time, writing stamps) on the rig's CPUs:
-    its process, its URL and its stamps file."""
-    stamps = workdir / "stamps.jsonl"
-    port = _free_ports(1)[0]
-    proc = await start([sys.executable, "-m", "bridge", "fake-realtime", "--port", str(port), "--no-webrtc",
-                        "--speed", "4", "--response-ms", "1500", "--stamps", str(stamps)], {}, rig, port, workdir)
-    return proc, f"ws://127.0.0.1:{port}/v1/realtime", stamps
+@dataclass(frozen=True)
+class Rig:
+    """The callers' side of a run: its CPUs, a work directory, and the Realtime stand-in."""
+
+    cpus: set[int]
+    workdir: Path
+    realtime_url: str
+    stamps: Path
+    stand_in_pid: int
+
+
+@contextlib.asynccontextmanager
+async def stand_in_rig(prefix: str) -> AsyncIterator[Rig]:
+    """A temporary work directory and the Realtime stand-in (pcmu, answering 4x real time, writing
+    stamps) on every CPU but the peer's, with this process (the callers) pinned there too; both
+    undone on exit."""
+    own = os.sched_getaffinity(0)
+    cpus = (own - {PEER_CPU}) or own
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        workdir = Path(tmp)
+        stamps = workdir / "stamps.jsonl"
+        port = _free_ports(1)[0]
+        proc = await start([sys.executable, "-m", "bridge", "fake-realtime", "--port", str(port), "--no-webrtc",
+                            "--speed", "4", "--response-ms", "1500", "--stamps", str(stamps)], {}, cpus, port,
+                           workdir)
+        os.sched_setaffinity(0, cpus)
+        try:
+            yield Rig(cpus, workdir, f"ws://127.0.0.1:{port}/v1/realtime", stamps, proc.pid)
+        finally:
+            os.sched_setaffinity(0, own)
+            await stop(proc)
 
 
 async def stop(proc: asyncio.subprocess.Process) -> None:
@@ -181,26 +205,17 @@ async def bench(args: argparse.Namespace) -> list[Row]:
     if len(peers) < len(args.peers):
         print("no benchmarks/.venv-sample: run benchmarks/twilio_sample.py first; the sample is left out",
               file=sys.stderr)
-    own = os.sched_getaffinity(0)
-    rig = (own - {PEER_CPU}) or own
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="mosbridge-peers-") as tmp:
-        workdir = Path(tmp)
-        stand_in, realtime_url, stamps = await start_stand_in(rig, workdir)
-        os.sched_setaffinity(0, rig)
-        try:
-            for rnd in range(args.rounds):
-                order = peers if rnd % 2 == 0 else peers[::-1]
-                for calls in args.calls:
-                    for peer in order:
-                        r = await one_run(peer, calls, args.duration, args.seed, realtime_url,
-                                          stamps, stand_in.pid, rig, workdir, args.baseline)
-                        print(f"round {rnd + 1}: {peer} {calls} calls: {r.cpu_ms_per_call_s:.2f} CPU-ms per "
-                              f"call-second, failed {r.failed}", file=sys.stderr, flush=True)
-                        rows.append(r)
-        finally:
-            os.sched_setaffinity(0, own)
-            await stop(stand_in)
+    async with stand_in_rig("mosbridge-peers-") as rig:
+        for rnd in range(args.rounds):
+            order = peers if rnd % 2 == 0 else peers[::-1]
+            for calls in args.calls:
+                for peer in order:
+                    r = await one_run(peer, calls, args.duration, args.seed, rig.realtime_url, rig.stamps,
+                                      rig.stand_in_pid, rig.cpus, rig.workdir, args.baseline)
+                    print(f"round {rnd + 1}: {peer} {calls} calls: {r.cpu_ms_per_call_s:.2f} CPU-ms per "
+                          f"call-second, failed {r.failed}", file=sys.stderr, flush=True)
+                    rows.append(r)
     return rows
 
 
