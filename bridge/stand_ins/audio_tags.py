@@ -63,20 +63,24 @@ def _encode(magic: bytes, widths: tuple[int, ...], values: tuple[int, ...]) -> b
     return magic + bytes(_symbol(s) for s in symbols)
 
 
+_NOT_A_SYMBOL = 0xFF
+# byte -> its symbol (_value), or _NOT_A_SYMBOL: one translate decodes a tag (the stand-in reads
+# one per caller frame of every call in a load run)
+_SYMBOLS = bytes(_NOT_A_SYMBOL if (v := _value(b)) is None else v for b in range(256))
+
+
 def _decode(data: bytes, pos: int, magic: bytes, widths: tuple[int, ...]) -> tuple[int, ...] | None:
     start = pos + len(magic)
-    raw = data[start:start + sum(widths) + _CHECK_SYMBOLS]
-    if len(raw) < sum(widths) + _CHECK_SYMBOLS:
-        return None
-    symbols = [_value(b) for b in raw]
-    if any(s is None for s in symbols):
+    n = sum(widths) + _CHECK_SYMBOLS
+    symbols = data[start:start + n].translate(_SYMBOLS)
+    if len(symbols) < n or _NOT_A_SYMBOL in symbols:
         return None
     values: list[int] = []
     i = 0
     for w in (*widths, _CHECK_SYMBOLS):
         acc = 0
-        for s in symbols[i:i + w]:
-            acc = (acc << SYMBOL_BITS) | (s or 0)
+        for sym in symbols[i:i + w]:
+            acc = (acc << SYMBOL_BITS) | sym
         values.append(acc)
         i += w
     fields = tuple(values[:-1])

@@ -143,6 +143,24 @@ def rms_dbfs(samples: Int16Array) -> float:
     return -math.inf if rms == 0 else 20 * math.log10(rms / 32768.0)
 
 
+_APPEND_SHAPES = tuple((head, len(head)) for head in (
+    '{"type":"input_audio_buffer.append","audio":"', '{"type": "input_audio_buffer.append", "audio": "'))
+
+
+def _plain_append_audio(text: str) -> str | None:
+    """The audio of an ``input_audio_buffer.append`` written as bridges write it (compact or
+    ``json.dumps`` spacing, no event id), without a JSON parse: it comes every 20 ms of every
+    call of a load run. The string between the quotes holds no quote or escape, so it is what
+    ``json.loads`` would give; anything else (None) takes the full parse."""
+    if not text.endswith('"}'):
+        return None
+    for head, n in _APPEND_SHAPES:
+        if text.startswith(head):
+            audio = text[n:-2]
+            return None if '"' in audio or "\\" in audio else audio
+    return None
+
+
 def deep_merge(base: Json, patch: Json) -> Json:
     """`patch` applied onto a copy of `base`: dicts merge recursively, anything else (null too) replaces."""
     out = copy.deepcopy(base)
@@ -506,6 +524,10 @@ class FakeRealtimeSession:
     # -- dispatch ---------------------------------------------------------------------------
 
     def _dispatch(self, text: str, now: float) -> None:
+        audio = _plain_append_audio(text)
+        if audio is not None:
+            self._append({"type": "input_audio_buffer.append", "audio": audio}, None)
+            return
         try:
             event = json.loads(text)
         except (ValueError, TypeError) as exc:
@@ -967,7 +989,11 @@ class FakeRealtimeServer:
     async def _write_stamps(self, log: StampLog) -> None:
         while True:
             await asyncio.sleep(log.interval_s)
-            log.write([(tap, s.client_events) for tap, s in self._stamped.items()])
+            # a session a turn: hundreds at once held the loop for ~16 ms a second, which the
+            # callers' view of every session would count as latency
+            for tap, s in list(self._stamped.items()):
+                log.write([(tap, s.client_events)])
+                await asyncio.sleep(0)
 
     @property
     def port(self) -> int:
@@ -1035,26 +1061,67 @@ class FakeRealtimeServer:
                 self.stamps.write([(tap, session.client_events)])
 
     async def _serve_session(self, ws: ServerConnection, session: FakeRealtimeSession) -> None:
+        """Feed the session what the client sends and what its timer says, sending its events as
+        they come. The timer is a loop callback re-armed when the session's next deadline moves
+        earlier, not a timeout around every read: a load run sends 50 appends a second per call."""
         loop = asyncio.get_running_loop()
-        try:
-            while True:
+        sending = asyncio.Lock()
+        due = asyncio.Event()
+        timer: asyncio.TimerHandle | None = None
+        armed: float | None = None
+
+        def arm() -> None:
+            nonlocal timer, armed
+            deadline = session.get_timer()
+            if deadline is None or (armed is not None and armed <= deadline):
+                return  # an earlier wake re-arms after it has run
+            if timer is not None:
+                timer.cancel()
+            armed = deadline
+            timer = loop.call_at(deadline, due.set)
+
+        async def flush() -> None:
+            async with sending:
                 for text in session.events_to_send():
                     if session.stamps is not None:
                         session.stamps.events_out += 1
                     await ws.send(text)
-                if session.closed:
-                    break
-                deadline = session.get_timer()
-                timeout = None if deadline is None else max(0.0, deadline - loop.time())
-                try:
-                    message = await asyncio.wait_for(ws.recv(), timeout)
-                except TimeoutError:
-                    session.handle_timer(max(deadline or 0.0, loop.time()))
-                    continue
+            arm()
+
+        async def timers() -> None:
+            nonlocal armed
+            while not session.closed:
+                await due.wait()
+                due.clear()
+                at, armed = armed or 0.0, None
+                session.handle_timer(max(at, loop.time()))
+                await flush()
+            reading.cancel()  # the session ended on its own (expiry, a scripted close)
+
+        async def read() -> None:
+            while not session.closed:
+                message = await ws.recv()
                 session.receive(message if isinstance(message, str) else message.decode("utf-8", "replace"),
                                 loop.time())
+                await flush()
+
+        await flush()
+        reading = asyncio.create_task(read())
+        ticking = asyncio.create_task(timers())
+        try:
+            await reading
         except ConnectionClosed:
             return
+        except asyncio.CancelledError:
+            if not session.closed:
+                raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            ticking.cancel()
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await ticking
         if session.abort:
             ws.transport.abort()
         else:

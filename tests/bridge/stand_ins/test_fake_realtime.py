@@ -23,6 +23,7 @@ from bridge.stand_ins.realtime_ws import (
     FakeRealtimeConfig,
     FakeRealtimeServer,
     FakeRealtimeSession,
+    _plain_append_audio,
     decode_audio,
     encode_audio,
     speech_like,
@@ -448,6 +449,40 @@ async def test_loopback_close_after_events_drops_connection() -> None:
             async with asyncio.timeout(2):
                 while True:
                     check_server(str(await ws.recv()))
+
+
+@pytest.mark.parametrize("text", [
+    '{"type":"input_audio_buffer.append","audio":"AAEC/w=="}',  # as mosbridge writes it
+    json.dumps({"type": "input_audio_buffer.append", "audio": "AAEC/w=="}),  # as json.dumps does
+    '{"type":"input_audio_buffer.append","audio":"AAEC\\/w=="}',  # an escaped slash: still valid JSON
+    '{"type":"input_audio_buffer.append","audio":"AA","event_id":"e1"}',
+    '{"type":"input_audio_buffer.append","audio":"A\\"","x":"y"}',
+    '{"type":"input_audio_buffer.append","audio":"AA"} ',
+    '{"audio":"AA","type":"input_audio_buffer.append"}',
+])
+def test_the_append_shortcut_reads_only_what_json_reads_the_same(text: str) -> None:
+    """The stand-in skips the JSON parse for appends written as bridges write them; whatever it
+    reads that way must be what json.loads reads, and anything else takes the parse."""
+    audio = _plain_append_audio(text)
+    if audio is not None:
+        assert json.loads(text) == {"type": "input_audio_buffer.append", "audio": audio}
+    shortcut = text.startswith(('{"type":"input_audio_buffer.append","audio":"AAEC/',
+                                '{"type": "input_audio_buffer.append", "audio": "AAEC/'))
+    assert (audio is not None) == shortcut
+
+
+async def test_loopback_session_ends_by_its_timer_while_the_client_is_silent() -> None:
+    """The session's own deadline (expiry) ends it with no client event to wake the server."""
+    async with FakeRealtimeServer(FakeRealtimeConfig(session_expire_after_s=0.3)) as server, connect(
+            server.url, additional_headers={"Authorization": "Bearer k"}) as ws:
+        seen = []
+        with pytest.raises(ConnectionClosed) as info:
+            async with asyncio.timeout(3):
+                while True:
+                    seen.append(check_server(str(await ws.recv())))
+    assert [e["type"] for e in seen] == ["session.created", "error"]
+    assert seen[1]["error"]["code"] == "session_expired"
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1000
 
 
 def test_cli_parser_defaults_and_validation() -> None:
