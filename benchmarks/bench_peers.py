@@ -3,8 +3,11 @@
 Each peer runs alone on CPU 0 with one process (``mosbridge serve``, pcmu, one worker;
 ``benchmarks/forwarder.py``; ``benchmarks/twilio_sample_app.py`` in the venv that
 ``benchmarks/twilio_sample.py`` makes), in front of one Realtime stand-in (``fake-realtime
---stamps``) on the other CPUs, and is driven by ``mosbridge loadtest --target`` with the same
-seeded callers. Rounds alternate the peers' order so drift of a shared machine hits them alike.
+--stamps``), and is driven by ``mosbridge loadtest --target`` with the same seeded callers. The
+callers and the stand-in are one process on the other CPUs (the rig), on one event loop: two busy
+rig processes sharing a CPU would hand it to each other every few ms, and the frames waiting
+through each hand-off would count as the peer's latency. Rounds alternate the peers' order so
+drift of a shared machine hits them alike.
 Per run: the peer's CPU-ms per call-second (/proc), WebSocket messages per call-second each way
 (what the peer reads plus writes: caller->AI is the callers' messages and the appends; AI->caller
 the stand-in's events and what the callers got), the callers' p99 each way, and AI audio queued
@@ -34,6 +37,8 @@ import aiohttp
 import uvloop
 
 from bridge.loadtest.run import LoadOptions, LoadResult, _cpu_s, _free_ports, _source_path, run_load
+from bridge.stand_ins.realtime_ws import FakeRealtimeConfig, FakeRealtimeServer
+from bridge.stand_ins.stamp_log import StampLog
 
 HERE = Path(__file__).resolve().parent
 SAMPLE_PYTHON = HERE / ".venv-sample" / "bin" / "python"
@@ -104,29 +109,26 @@ class Rig:
     workdir: Path
     realtime_url: str
     stamps: Path
-    stand_in_pid: int
 
 
 @contextlib.asynccontextmanager
 async def stand_in_rig(prefix: str) -> AsyncIterator[Rig]:
     """A temporary work directory and the Realtime stand-in (pcmu, answering 4x real time, writing
-    stamps) on every CPU but the peer's, with this process (the callers) pinned there too; both
+    stamps) on this process's loop, beside the callers, pinned to every CPU but the peer's; both
     undone on exit."""
     own = os.sched_getaffinity(0)
     cpus = (own - {PEER_CPU}) or own
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         workdir = Path(tmp)
         stamps = workdir / "stamps.jsonl"
-        port = _free_ports(1)[0]
-        proc = await start([sys.executable, "-m", "bridge", "fake-realtime", "--port", str(port), "--no-webrtc",
-                            "--speed", "4", "--response-ms", "1500", "--stamps", str(stamps)], {}, cpus, port,
-                           workdir)
+        server = FakeRealtimeServer(FakeRealtimeConfig(speed=4.0, response_ms=1500), StampLog(stamps, time.monotonic))
+        await server.start("127.0.0.1", 0)
         os.sched_setaffinity(0, cpus)
         try:
-            yield Rig(cpus, workdir, f"ws://127.0.0.1:{port}/v1/realtime", stamps, proc.pid)
+            yield Rig(cpus, workdir, f"ws://127.0.0.1:{server.port}/v1/realtime", stamps)
         finally:
             os.sched_setaffinity(0, own)
-            await stop(proc)
+            await server.close()
 
 
 async def stop(proc: asyncio.subprocess.Process) -> None:
@@ -140,7 +142,7 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
 
 
 async def one_run(peer: str, calls: int, duration: float, seed: int, realtime_url: str, stamps: Path,
-                  stand_in_pid: int, rig: set[int], workdir: Path, baseline: Path | None = None) -> Row:
+                  rig: set[int], workdir: Path, baseline: Path | None = None) -> Row:
     port = _free_ports(1)[0]
     cmd, env, url = peer_command(peer, port, realtime_url, workdir, baseline)
     proc = await start(cmd, env, {PEER_CPU}, port, workdir)
@@ -154,13 +156,13 @@ async def one_run(peer: str, calls: int, duration: float, seed: int, realtime_ur
                 await asyncio.sleep(0.1)
     try:
         cpu0 = _cpu_s(proc.pid)
-        rig0 = _cpu_s(os.getpid()) + _cpu_s(stand_in_pid)
+        rig0 = _cpu_s(os.getpid())
         t0 = time.monotonic()
         r = await run_load(LoadOptions(calls=calls, ramp_s=max(2.0, calls / 50.0), duration_s=duration, seed=seed,
                                        target=url, stand_in_stamps=str(stamps), bridge_cpu=None))
         wall = time.monotonic() - t0
         cpu = _cpu_s(proc.pid) - cpu0
-        rig_cpu = _cpu_s(os.getpid()) + _cpu_s(stand_in_pid) - rig0
+        rig_cpu = _cpu_s(os.getpid()) - rig0
     finally:
         await stop(proc)
     return row(peer, calls, r, cpu, 100.0 * rig_cpu / wall / max(1, len(rig)))
@@ -212,7 +214,7 @@ async def bench(args: argparse.Namespace) -> list[Row]:
             for calls in args.calls:
                 for peer in order:
                     r = await one_run(peer, calls, args.duration, args.seed, rig.realtime_url, rig.stamps,
-                                      rig.stand_in_pid, rig.cpus, rig.workdir, args.baseline)
+                                      rig.cpus, rig.workdir, args.baseline)
                     print(f"round {rnd + 1}: {peer} {calls} calls: {r.cpu_ms_per_call_s:.2f} CPU-ms per "
                           f"call-second, failed {r.failed}", file=sys.stderr, flush=True)
                     rows.append(r)

@@ -86,6 +86,11 @@ class TextWriter:
             log.warning("aiohttp's WebSocketWriter has changed: every message is sent with send_str")
         self._writer = writer if usable else None
 
+    @property
+    def usable(self) -> bool:
+        """This aiohttp has what :meth:`write` needs (otherwise :meth:`ready` is always False)."""
+        return self._writer is not None
+
     def ready(self) -> bool:
         """A message written now goes out as ``send_str`` would send it, without waiting: no
         compression, the writer not closing, the transport not paused."""

@@ -37,8 +37,10 @@ from bridge.core.report import G711_PACKETIZATION_MS, chains
 from bridge.loadtest.arrivals import arrival_times, count_bounds
 from bridge.loadtest.caller_view import CallerView, TaggedCallerTap, caller_view, not_measured
 from bridge.loadtest.percentiles import percentiles as _percentiles
+from bridge.loadtest.rig_gc import no_full_collections
 from bridge.ops.store import open_store
 from bridge.stand_ins.audio_tags import NONCE_LIMIT, CallerTag, tag_caller_frame
+from bridge.stand_ins.frame_pacer import FramePacer
 from bridge.stand_ins.realtime_ws import speech_like
 from bridge.stand_ins.simulate import burst_r, playout_truth, truth_mos
 from bridge.stand_ins.stamp_log import StampLog, read_stamps
@@ -46,6 +48,7 @@ from bridge.stand_ins.twilio_caller import FRAME_S, CallerTap, ScheduledFrame, S
 from quality.lag import lag_figures
 
 SPEECH_S, LISTEN_S, BARGE_S = 1.2, 2.6, 0.4
+_GOLDEN = (5 ** 0.5 - 1) / 2  # n * this, mod 1: phases spread evenly whatever the count
 START_ATTEMPTS = 3
 RIG_SATURATED_PCT = 90.0  # the callers and stand-in this busy deliver frames late and in bursts
 STARTUP_TIMEOUT_S = 60.0  # a cold machine imports aiortc and friends slowly; a dead child fails at once
@@ -90,11 +93,11 @@ class CallPlan:
     hangup_s: float = 0.0  # s after the call's start; later if its last frame is sent later
 
     def caller(self, media_url: str, params: dict[str, str], delay_ms: float,
-               tap: CallerTap | None = None) -> SimulatedCaller:
+               tap: CallerTap | None = None, pacer: FramePacer | None = None) -> SimulatedCaller:
         """The simulated caller of this plan, answering pings after a network of ``delay_ms`` each way."""
         return SimulatedCaller(media_url, stream_sid="MZ" + self.call_sid[2:], call_sid=self.call_sid, params=params,
                                pong_delay_s=2 * delay_ms / 1000.0, speech_ends=self.speech_ends, keep_messages=False,
-                               tap=tap)
+                               tap=tap, pacer=pacer)
 
     def hangup_after(self, at_least_s: float) -> float:
         """When the caller hangs up, in s after the call's start: not before its last frame is sent."""
@@ -146,7 +149,10 @@ def run_nonce(run_id: str) -> int:
 def call_starts(opts: LoadOptions) -> list[tuple[float, float]]:
     """(start, hangup after start) of every call: on the ramp, or at the arrivals of ``rate``."""
     if opts.rate is None:
-        starts = [opts.ramp_s * n / max(1, opts.calls) for n in range(opts.calls)]
+        # Each call at a phase of its own within the 20 ms frame, as independent calls are: on a
+        # ramp of calls/50 s, even starts are 20 ms apart and every call's frames would leave at
+        # the same instant, one burst per frame for the bridge and the stand-in.
+        starts = [opts.ramp_s * n / max(1, opts.calls) + FRAME_S * (n * _GOLDEN % 1.0) for n in range(opts.calls)]
         return [(t, opts.duration_s - t - 0.5) for t in starts]
     times = arrival_times(opts.rate, opts.duration_s, opts.arrivals, random.Random(opts.seed))
     return [(t, opts.call_seconds) for t in times]
@@ -412,11 +418,12 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     results: dict[str, Any] = {}
     rss_samples: list[tuple[float, float]] = []
     conn = aiohttp.TCPConnector(limit=0)
+    pacer = FramePacer()  # one timer sends every caller's frames: the rig's cost, not the bridge's
     t_start = loop.time()
 
     async def one(plan: CallPlan, http: aiohttp.ClientSession) -> None:
         await asyncio.sleep(max(0.0, t_start + plan.start_at - loop.time()))
-        caller = plan.caller(media_url, {"tenant": opts.tenant}, opts.delay_ms, taps.get(plan.index))
+        caller = plan.caller(media_url, {"tenant": opts.tenant}, opts.delay_ms, taps.get(plan.index), pacer)
         state["live"] += 1
         state["peak"] = max(state["peak"], state["live"])
         try:
@@ -465,7 +472,8 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     async with aiohttp.ClientSession(connector=conn) as http:
         ticker = asyncio.create_task(progress(http))
         try:
-            await asyncio.wait_for(asyncio.gather(*(one(p, http) for p in plans)), opts.run_s + 30.0)
+            with no_full_collections():
+                await asyncio.wait_for(asyncio.gather(*(one(p, http) for p in plans)), opts.run_s + 30.0)
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

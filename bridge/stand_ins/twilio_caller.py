@@ -22,6 +22,7 @@ import aiohttp
 
 from bridge.codecs.g711 import FRAME_BYTES
 from bridge.protocols import twilio as tw
+from bridge.stand_ins.frame_pacer import FramePacer, PacedStream, writer_for
 
 FRAME_S = 0.020
 
@@ -97,6 +98,16 @@ class TwilioPlayout:
             return self._play_until
         return max(self._play_until, queued_at) + len(value) / 8000
 
+    def next_echo_due(self) -> float | None:
+        """When the first queued mark is due to be echoed (None: no mark queued). Until then
+        nothing the bridge can see changes, so a driver need not wake for every frame played."""
+        until = self._play_until
+        for kind, value, queued_at in self._queue:
+            if kind == "mark":
+                return until
+            until = max(until, queued_at) + len(value) / 8000
+        return None
+
     def _echo(self, name: str) -> str:
         self._seq += 1
         self.marks_echoed.append(name)
@@ -171,14 +182,16 @@ class SimulatedCaller:
     ``pong_delay_s`` delays answers to the bridge's pings (a network delay both ways shows in
     its RTT); ``speech_ends`` lists when the caller stops talking (s after start), to time the
     first AI audio that follows each (the caller's end-to-end view of a turn); ``tap`` sees each
-    frame sent and each audio received, stamped by its own clock (load runs).
+    frame sent and each audio received, stamped by its own clock (load runs); ``pacer`` sends the
+    frames, one shared by every caller of a load run (``FramePacer``), else one of its own.
     """
 
     def __init__(self, url: str, *, stream_sid: str, call_sid: str, params: dict[str, str],
                  headers: dict[str, str] | None = None, pong_delay_s: float = 0.0,
                  speech_ends: Sequence[float] = (), keep_messages: bool = True,
-                 tap: CallerTap | None = None) -> None:
+                 tap: CallerTap | None = None, pacer: FramePacer | None = None) -> None:
         self.url = url
+        self.pacer = pacer
         self.stream_sid = stream_sid
         self.call_sid = call_sid
         self.params = params
@@ -206,13 +219,20 @@ class SimulatedCaller:
             wake = asyncio.Event()
             pending_turns = list(self.speech_ends)
 
+            writer = writer_for(ws)
+
             async def send(texts: list[str]) -> None:
+                if not texts:
+                    return
                 async with lock:
                     for text in texts:
                         if ws.closed:  # the bridge hung up: nothing more to say
                             return
                         with contextlib.suppress(ConnectionResetError):
-                            await ws.send_str(text)
+                            if writer.ready():
+                                writer.write(text)
+                            else:
+                                await ws.send_str(text)
                             self.messages_sent += 1
 
             async def pong(data: bytes) -> None:
@@ -241,8 +261,9 @@ class SimulatedCaller:
                     wake.set()
 
             async def ticker() -> None:
+                # wakes for marks only: playing a frame changes nothing the bridge sees
                 while True:
-                    due = self.playout.next_due()
+                    due = self.playout.next_echo_due()
                     if due is None:
                         wake.clear()
                         await wake.wait()
@@ -251,22 +272,28 @@ class SimulatedCaller:
                     await send(self.playout.advance(loop.time()))
 
             tasks = [asyncio.create_task(reader()), asyncio.create_task(ticker())]
-            sent = 0
             chunk = 0  # Twilio counts its media messages: the counter never skips
             sent_at: list[tuple[int, float]] = []
+            tap = self.tap
+
+            def text(i: int) -> str:
+                frame = frames[i]
+                return frame.text or media_message(self.stream_sid, i + 2, chunk, frame.media_ms, frame.payload_b64)
+
+            def on_sent(i: int) -> None:
+                nonlocal chunk
+                frame = frames[i]
+                if frame.text is None:
+                    chunk += 1
+                    if tap is not None:
+                        tap.sent(frame.media_ms)
+                sent_at.append((frame.media_ms, loop.time() - t0))
+
+            stream = PacedStream(writer, [t0 + f.send_at for f in frames], text, on_sent, lambda: ws.closed)
             try:
-                for i, frame in enumerate(frames):
-                    delay = t0 + frame.send_at - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    if frame.text is None:
-                        chunk += 1
-                        if self.tap is not None:
-                            self.tap.sent(frame.media_ms)
-                    await send([frame.text or media_message(self.stream_sid, i + 2, chunk, frame.media_ms,
-                                                            frame.payload_b64)])
-                    sent += 1
-                    sent_at.append((frame.media_ms, loop.time() - t0))
+                (self.pacer or FramePacer()).add(stream)
+                sent = await stream.done
+                self.messages_sent += sent
                 rest = t0 + hangup_after_s - loop.time()
                 if rest > 0:
                     await asyncio.sleep(rest)
@@ -275,6 +302,7 @@ class SimulatedCaller:
                 await send([stop_message(self.stream_sid, self.call_sid, len(frames) + 2)])
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(tasks[0], 5.0)
+                self.playout.advance(loop.time())
             finally:
                 for t in tasks:
                     t.cancel()
