@@ -50,7 +50,7 @@ class _TaskWriter:
 
 
 class PacedStream:
-    """One caller's frames: ``texts(i)`` builds frame ``i`` and ``due[i]`` is when to send it (on
+    """One caller's frames: ``text(i)`` builds frame ``i`` and ``due[i]`` is when to send it (on
     the loop's clock); ``on_sent(i)`` runs just before frame ``i`` is written. ``done`` resolves
     when the last frame has gone, or when the socket closed (the rest are not sent)."""
 
@@ -75,7 +75,7 @@ class FramePacer:
     def __init__(self, slack_s: float = 0.0005, retry_s: float = 0.001) -> None:
         self.slack_s = slack_s
         self.retry_s = retry_s
-        self.wakes = 0  # timer wakes so far, for the benchmark's account
+        self.wakes = 0  # timer wakes so far
         self._heap: list[tuple[float, int, PacedStream]] = []
         self._order = itertools.count()
         self._timer: asyncio.TimerHandle | None = None

@@ -89,15 +89,6 @@ class TwilioPlayout:
             self._play_until = start + duration
         return out
 
-    def next_due(self) -> float | None:
-        """When ``advance`` can next change anything (None: nothing queued)."""
-        if not self._queue:
-            return None
-        kind, value, queued_at = self._queue[0]
-        if kind == "mark":
-            return self._play_until
-        return max(self._play_until, queued_at) + len(value) / 8000
-
     def next_echo_due(self) -> float | None:
         """When the first queued mark is due to be echoed (None: no mark queued). Until then
         nothing the bridge can see changes, so a driver need not wake for every frame played."""
