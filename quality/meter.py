@@ -131,8 +131,20 @@ class DirectionMeter:
         if not seqs:
             return
         times = self._times
-        for i, seq in enumerate(seqs):
-            self._update(seq, times[2 * i], times[2 * i + 1])
+        n, clock, slots = len(seqs), self._clock, self._slots
+        if self._chunks.highest == seqs[0] - 1 and slots.highest == clock.highest_slot:
+            # Each frame is the next count and the next slot (a step of at most 1.5 frames is one
+            # slot on, MediaClock.update), all timed: _update's every branch is known, so each
+            # meter takes the run in one call.
+            self._chunks.advance(n)
+            clock.advance(n, times[-2])
+            slots.advance(n)
+            self._timed = True
+            self._jitter.update_run(times, clock.offset)
+            self._playout.update_run(times, clock.offset)
+        else:
+            for i, seq in enumerate(seqs):
+                self._update(seq, times[2 * i], times[2 * i + 1])
         del seqs[:]
         del times[:]
 

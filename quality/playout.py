@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import math
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,6 +39,9 @@ class PlayoutStats:
 
 class Playout(Protocol):
     def update(self, arrival_s: float, media_ts_s: float) -> bool: ...
+    def update_run(self, times: Sequence[float], offset: float) -> None:
+        """Frames as (media timestamp, arrival) pairs end to end, ``offset`` added to each
+        timestamp: the same as :meth:`update` per frame."""
     def stats(self) -> PlayoutStats: ...
 
 
@@ -95,6 +99,10 @@ class FixedPlayout:
         self._min_transit = min(self._min_transit, transit)
         target = self._anchor + self.depth_s
         return self._acc.add(transit > target + ON_TIME_S, target - self._min_transit)
+
+    def update_run(self, times: Sequence[float], offset: float) -> None:
+        for i in range(0, len(times), 2):
+            self.update(times[i + 1], times[i] + offset)
 
     def stats(self) -> PlayoutStats:
         return self._acc.stats()
@@ -156,6 +164,37 @@ class QuantilePlayout:
         ring[pos] = transit
         self._pos = pos + 1 if pos + 1 < self.window else 0
         return played
+
+    def update_run(self, times: Sequence[float], offset: float) -> None:
+        """:meth:`update` per frame, unrolled: once the window is full its quantile's rank is
+        fixed, and the accumulator's sums are kept in locals until the end."""
+        w, ring, window, pos, acc = self._sorted, self._ring, self.window, self._pos, self._acc
+        q_rank, min_depth = self.quantile, self.min_depth_s
+        full_k = min(window, math.ceil(q_rank * (window + 1))) - 1
+        frames, late, sum_delay, max_delay = acc.frames, acc.late, acc.sum_delay, acc.max_delay
+        insort, bisect_left = bisect.insort, bisect.bisect_left
+        for i in range(0, len(times), 2):
+            transit = times[i + 1] - (times[i] + offset)
+            n = len(w)
+            if n:
+                k = full_k if n == window else min(n, math.ceil(q_rank * (n + 1))) - 1
+                low = w[0]
+                q = max(w[k], low + min_depth)
+                depth = q - low
+                late += transit > q + ON_TIME_S
+            else:
+                depth = min_depth
+            frames += 1
+            sum_delay += depth
+            if depth > max_delay:
+                max_delay = depth
+            insort(w, transit)
+            if n == window:  # one more than the window now: the oldest leaves
+                del w[bisect_left(w, ring[pos])]
+            ring[pos] = transit
+            pos = pos + 1 if pos + 1 < window else 0
+        self._pos = pos
+        acc.frames, acc.late, acc.sum_delay, acc.max_delay = frames, late, sum_delay, max_delay
 
     def stats(self) -> PlayoutStats:
         return self._acc.stats()

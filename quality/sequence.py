@@ -140,12 +140,37 @@ class SequenceTracker:
         self.reordered += 1
         return Arrival.LATE, 0
 
+    def advance(self, n: int) -> None:
+        """``n`` numbers in a row after the highest, each the next one: what ``n`` calls of
+        :meth:`update` that all return ``IN_ORDER`` do (the same state), in one."""
+        h = self._highest
+        if h is None:
+            raise ValueError("advance needs a first number fed through update")
+        pending = self._pending
+        for s in range(h + 1, h + n + 1):
+            pending[s] = True
+        self._highest = h + n
+        self.received += n
+        self._finalise(h + n - self._window)
+
     def _finalise(self, upto: int) -> None:
-        assert self._finalised_upto is not None
-        for k in range(self._finalised_upto + 1, upto + 1):
-            self._counter.update(not self._pending.pop(k, False))
-        if upto > self._finalised_upto:
-            self._finalised_upto = upto
+        """Count the fates of every number up to ``upto``, in order, a run of one fate at a time
+        (``LossCounter.update_many`` is the same as its packets one by one)."""
+        done = self._finalised_upto
+        assert done is not None
+        if upto <= done:
+            return
+        pop, counter = self._pending.pop, self._counter
+        fate, run = False, 0
+        for k in range(done + 1, upto + 1):
+            lost = not pop(k, False)
+            if lost is fate:
+                run += 1
+            else:
+                counter.update_many(fate, run)
+                fate, run = lost, 1
+        counter.update_many(fate, run)
+        self._finalised_upto = upto
 
     def stats(self) -> SequenceStats:
         """Snapshot including the still-pending window (missing packets there count as lost)."""
@@ -215,6 +240,23 @@ class MediaClock:
     def highest_ts(self) -> float | None:
         """The highest media timestamp the clock is anchored on (seconds); None before the first."""
         return self._highest_ts
+
+    @property
+    def highest_slot(self) -> int:
+        return self._highest_slot
+
+    @property
+    def offset(self) -> float:
+        """What :meth:`update` adds to a timestamp for its continuous media time (re-anchorings)."""
+        return self._offset
+
+    def advance(self, n: int, media_ts_s: float) -> None:
+        """``n`` frames in a row, each a step of at most 1.5 frames (``NEXT``, nothing missing),
+        the last at ``media_ts_s``: what their ``update`` calls do, in one."""
+        if self._highest_ts is None:
+            raise ValueError("advance needs a first timestamp fed through update")
+        self._highest_ts = media_ts_s
+        self._highest_slot += n
 
     def update(self, media_ts_s: float) -> tuple[ClockStep, int, float]:
         """Feed one media timestamp in seconds; return (what the step was, the frame's slot,

@@ -56,3 +56,21 @@ def test_a_spike_stays_in_the_max_after_j_has_forgotten_it() -> None:
     assert j.last_ms < 0.01  # 150 packets later the running J is back to nothing
     assert j.max_ms == pytest.approx(100.0 / 16 + (100.0 - 100.0 / 16) / 16)  # |D| = 100 ms twice in a row
     assert 0.5 < j.mean_ms < j.max_ms
+
+
+def test_update_run_is_update_per_packet_to_the_last_bit() -> None:
+    import random
+
+    rng = random.Random(7)
+    times: list[float] = []
+    for i in range(200):
+        times += [i * 0.020, i * 0.020 + 0.05 + rng.expovariate(1 / 0.004)]
+    stepped, batched = InterarrivalJitter(), InterarrivalJitter()
+    stepped.update(-1.0, -1.02)
+    batched.update(-1.0, -1.02)
+    for i in range(0, len(times), 2):
+        stepped.update(times[i + 1], times[i] + 0.5)
+    batched.update_run(times, 0.5)
+    assert (batched.sum_ms, batched.max_ms, batched.last_ms, batched.samples) == \
+        (stepped.sum_ms, stepped.max_ms, stepped.last_ms, stepped.samples)
+    assert batched.samples == 200

@@ -96,3 +96,20 @@ def test_jitter_alone_maps_through_the_exponential_quantile() -> None:
     buf, late = buffer_for_jitter(5.0)
     assert buf == pytest.approx(5.0 * math.log(100.0))  # 23.03 ms
     assert late == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("make", [lambda: QuantilePlayout(window=40), lambda: QuantilePlayout(),
+                                  lambda: FixedPlayout(depth_s=0.030)])
+def test_update_run_is_update_per_frame_to_the_last_bit(make: object) -> None:
+    """Runs of 50 frames, before and after the window fills, against one update per frame."""
+    rng = random.Random(11)
+    stepped, batched = make(), make()  # type: ignore[operator]
+    for start in range(0, 1500, 50):
+        times: list[float] = []
+        for i in range(start, start + 50):
+            times += [i * 0.020, i * 0.020 + 0.04 + rng.expovariate(1 / 0.006)]
+        for i in range(0, len(times), 2):
+            stepped.update(times[i + 1], times[i] + 2.0)
+        batched.update_run(times, 2.0)
+        assert batched.stats() == stepped.stats()
+    assert stepped.stats().late > 0

@@ -183,3 +183,36 @@ def test_media_clock_jump_backwards_re_anchors_too() -> None:
     assert [g.update(t)[:2] for t in (0.0, 0.020, 0.080)] == [
         (ClockStep.JUMP, 1), (ClockStep.NEXT, 2), (ClockStep.NEXT, 5)]
     assert (g.jumps, g.missing_frames) == (1, 2)
+
+
+def test_advance_leaves_the_state_n_in_order_updates_leave() -> None:
+    """A tracker with a hole, a late fill and a loss run pending takes 40 in order either way;
+    stats then and after more of a hostile stream must match."""
+    stepped, batched = SequenceTracker(window=8), SequenceTracker(window=8)
+    for t in (stepped, batched):
+        for s in (1, 2, 5, 3, 9, 10):
+            t.update(s)
+    for s in range(11, 51):
+        assert stepped.update(s) == (Arrival.IN_ORDER, 0)
+    batched.advance(40)
+    assert batched.stats() == stepped.stats() and batched.highest == stepped.highest == 50
+    rng = random.Random(3)
+    for _ in range(300):
+        s = stepped.highest + rng.choice([1, 1, 1, 2, 4, -3, 0])
+        assert batched.update(s) == stepped.update(s)
+    assert batched.stats() == stepped.stats()
+    with pytest.raises(ValueError):
+        SequenceTracker().advance(3)
+
+
+def test_media_clock_advance_is_n_next_steps() -> None:
+    stepped, batched = MediaClock(), MediaClock()
+    for c in (stepped, batched):
+        c.update(0.0)
+        c.update(0.080)  # a gap: three slots missing
+    for i in range(1, 21):
+        assert stepped.update(0.080 + 0.020 * i + (0.009 if i % 3 else 0.0))[0] is ClockStep.NEXT
+    last = 0.080 + 0.020 * 20 + 0.009
+    batched.advance(20, last)
+    assert (batched.highest_slot, batched.highest_ts, batched.gaps, batched.missing_frames) == \
+        (stepped.highest_slot, stepped.highest_ts, stepped.gaps, stepped.missing_frames) == (24, last, 1, 3)
