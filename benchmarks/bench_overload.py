@@ -7,19 +7,34 @@ as densely as the baseline's and the rest are refused while they talk; each setu
 CPU, and a denser ramp would charge the admitted calls for the arrival rate, not for admission.
 "Steady" columns cover the time between the end of the ramp and the first hangups.
 
-Run: ``.venv/bin/python benchmarks/bench_overload.py [--capacity 100] [--duration 20]``.
+The rig is ``bench_peers.py``'s: ``mosbridge serve`` (pcmu, one worker) alone on CPU 0, and the
+callers with the Realtime stand-in in this process on the other CPUs, so the callers' view is the
+bridge's and not a second rig process's hand-offs. CPU-ms per call-second counts admitted calls.
+
+Run: ``.venv/bin/python benchmarks/bench_overload.py [--capacity 100] [--duration 20] [--rounds 1]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import sys
+from pathlib import Path
 
+import aiohttp
 import uvloop
 
-from bridge.loadtest.run import LoadOptions, LoadResult, run_load
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.bench_peers import PEER_CPU, Rig, peer_command, stand_in_rig, start, stop
+from bridge.loadtest.run import LoadOptions, LoadResult, _cpu_s, _free_ports, run_load
+from bridge.stand_ins.twilio_caller import FRAME_S
 
 
-def row(label: str, r: LoadResult) -> str:
+def row(label: str, r: LoadResult, cpu_ms: float) -> str:
     lat, view = r.bridge_latency_ms, r.caller_view
 
     def p99(d: dict[str, object] | None) -> str:
@@ -31,28 +46,58 @@ def row(label: str, r: LoadResult) -> str:
     return (f"| {label} | {r.calls['started']} | {r.calls['completed']} | {r.refused} | {r.calls['failed']} "
             f"| {p99(lat.get('inbound'))} | {p99(lat.get('outbound'))} | {sum(r.deadline_misses.values())} "
             f"| {steady} | {lag} | {p99(view.get('to_ai_ms'))} | {p99(view.get('to_caller_ms'))} "
-            f"| {(r.mos.get('mean_abs_error') or float('nan')):.3f} |")
+            f"| {(r.mos.get('mean_abs_error') or float('nan')):.3f} | {cpu_ms:.2f} |")
+
+
+async def one_run(rig: Rig, calls: int, ramp_s: float, duration: float,
+                  env: dict[str, str]) -> tuple[LoadResult, float]:
+    """One run against a fresh ``mosbridge serve`` on CPU 0; (result, CPU-ms per admitted call-second)."""
+    port = _free_ports(1)[0]
+    cmd, peer_env, url = peer_command("mosbridge", port, rig.realtime_url, rig.workdir)
+    peer_env = {**peer_env, "MOSBRIDGE_OVERLOAD_LOOP_LAG_MS": "0", **env}
+    proc = await start(cmd, peer_env, {PEER_CPU}, port, rig.workdir)
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                with contextlib.suppress(aiohttp.ClientError, OSError):
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as health:
+                        if health.status == 200:
+                            break
+                await asyncio.sleep(0.1)
+        cpu0 = _cpu_s(proc.pid)
+        r = await run_load(LoadOptions(calls=calls, ramp_s=ramp_s, duration_s=duration, loss_pct=1.0, jitter_ms=5.0,
+                                       target=url, database_url=peer_env["MOSBRIDGE_DATABASE_URL"],
+                                       stand_in_stamps=str(rig.stamps), bridge_cpu=None))
+        cpu = _cpu_s(proc.pid) - cpu0
+    finally:
+        await stop(proc)
+    admitted_s = r.frames["caller_sent"] * FRAME_S  # the completed calls' frames: refused ones sent none
+    return r, 1000.0 * cpu / (admitted_s or 1.0)
 
 
 async def bench(args: argparse.Namespace) -> None:
     n = args.capacity
     runs = [(f"{n} calls, no limit", n, {}), (f"{2 * n} calls, admits {n}", 2 * n, {"MOSBRIDGE_MAX_CALLS": str(n)}),
             (f"{2 * n} calls, no limit", 2 * n, {})]
+    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs; mosbridge on CPU {PEER_CPU}, "
+          "callers and stand-in on the others")
     print("| run | started | completed | refused | failed | bridge p99 in (ms) | bridge p99 out (ms) "
           "| deadline misses | steady misses | steady loop lag p99 (ms) | caller p99 to AI (ms) "
-          "| caller p99 to caller (ms) | MOS error |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| caller p99 to caller (ms) | MOS error | CPU-ms per admitted call-s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     ramp = min(5.0, args.duration / 4)  # for N calls
-    for label, calls, env in runs:
-        opts = LoadOptions(calls=calls, ramp_s=ramp * calls / n, duration_s=args.duration,
-                           loss_pct=1.0, jitter_ms=5.0, bridge_env={"MOSBRIDGE_OVERLOAD_LOOP_LAG_MS": "0", **env})
-        print(row(label, await run_load(opts)), flush=True)
+    async with stand_in_rig("mosbridge-overload-") as rig:
+        for _ in range(args.rounds):
+            for label, calls, env in runs:
+                r, cpu_ms = await one_run(rig, calls, ramp * calls / n, args.duration, env)
+                print(row(label, r, cpu_ms), flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--capacity", type=int, default=100)
     ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--rounds", type=int, default=1)
     uvloop.run(bench(ap.parse_args()))
 
 

@@ -585,8 +585,11 @@ class FakeRealtimeSession:
 
     def _ingest(self, samples: Int16Array) -> None:
         v = self._vad
-        buf = np.concatenate([v.pending, samples]) if v.pending.size else samples
         win = v.rate * VAD_WINDOW_MS // 1000
+        if samples.size == win and not v.pending.size:  # a bridge's 20 ms append: one window as it is
+            self._vad_window(samples)
+            return
+        buf = np.concatenate([v.pending, samples]) if v.pending.size else samples
         whole = buf.size // win * win
         for start in range(0, whole, win):
             self._vad_window(buf[start:start + win])

@@ -10,10 +10,11 @@ so they compare with the callers' stamps in another process.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from bridge.stand_ins.audio_tags import find_caller_tags, tag_ai_audio
 
@@ -79,10 +80,11 @@ class StampLog:
 
     def write(self, sessions: list[tuple[SessionStamps, int]]) -> None:
         """Each (session, its client events so far)'s news."""
-        lines = [json.dumps(r, separators=(",", ":")) + "\n" for s, n in sessions if (r := s.take(n)) is not None]
+        # orjson: the stdlib encoder took 5 % of a load rig's CPU; its floats read back the same
+        lines = [orjson.dumps(r) + b"\n" for s, n in sessions if (r := s.take(n)) is not None]
         if lines:
-            with self.path.open("a") as f:
-                f.write("".join(lines))
+            with self.path.open("ab") as f:
+                f.write(b"".join(lines))
 
 
 def merge_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -107,5 +109,5 @@ def read_stamps(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]
         f.seek(offset)
         data = f.read()
     end = data.rfind(b"\n") + 1
-    records = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+    records = [orjson.loads(line) for line in data[:end].splitlines() if line.strip()]
     return records, offset + end

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import statistics
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ from bridge.stand_ins.audio_tags import (
     tag_ai_audio,
     tag_caller_frame,
 )
-from bridge.stand_ins.stamp_log import SessionStamps, merge_records
+from bridge.stand_ins.stamp_log import SessionStamps, StampLog, merge_records, read_stamps
 
 
 class Clock:
@@ -104,3 +105,28 @@ def test_sessions_of_other_runs_are_not_joined() -> None:
     assert record is not None
     view = caller_view({0: tap}, nonce=9, records=[record])
     assert view.to_ai_ms is None and view.counts["calls_with_sessions"] == 0
+
+
+def test_stamps_written_a_session_at_a_time_read_back_exact_and_whole(tmp_path: Path) -> None:
+    """The file between the stand-in and the rig: every stamp reads back to the same float, a
+    session's lines add up, and a line still being written waits for the next read."""
+    clock = Clock()
+    log = StampLog(tmp_path / "stamps.jsonl", clock)
+    a, b = log.session(), log.session()
+    clock.t = 100.0 + 1 / 3
+    a.input(tag_caller_frame(b"\xff" * 160, CallerTag(9, 1, 0)))
+    b.tag_response(b"\xff" * 400)
+    clock.t = 101.1 + 1e-9
+    b.delta(0, 400)
+    log.write([(a, 3), (b, 1)])
+    clock.t = 102.0
+    a.input(tag_caller_frame(b"\xff" * 160, CallerTag(9, 1, 1)))
+    log.write([(a, 5), (b, 1)])  # b has nothing new: no line
+    with log.path.open("ab") as f:
+        f.write(b'{"session": 1, "events_in"')  # half a line
+    records, offset = read_stamps(log.path)
+    assert offset == log.path.stat().st_size - len(b'{"session": 1, "events_in"') and len(records) == 3
+    merged = {r["session"]: r for r in merge_records(records)}
+    assert merged[1]["inputs"] == [[9, 1, 0, 100.0 + 1 / 3], [9, 1, 1, 102.0]] and merged[1]["events_in"] == 5
+    assert merged[2]["outputs"] == [[0, 400, 101.1 + 1e-9]] and merged[2]["events_in"] == 1
+    assert read_stamps(log.path, offset) == ([], offset)
