@@ -43,29 +43,35 @@ class LatencyHistogram:
         self._max = 0.0
         self._pending = array("d")
 
-    def record(self, seconds: float) -> None:
+    def record(self, seconds: float, n: int = 1) -> None:
+        """``n`` samples of ``seconds`` (a message carrying n frames)."""
         pending = self._pending
-        pending.append(seconds)
+        if n == 1:
+            pending.append(seconds)
+        else:
+            pending.extend([seconds] * n)
         if len(pending) >= PENDING_MAX:
             self._fold()
 
     def _fold(self) -> None:
+        """Bucket the pending values, in order, with the running figures in locals."""
         pending = self._pending
-        if pending:
-            for seconds in pending:
-                self._bucket(seconds)
-            del pending[:]
-
-    def _bucket(self, seconds: float) -> None:
-        self._count += 1
-        if seconds <= 0.0:
-            self._zero += 1
+        if not pending:
             return
-        self._sum += seconds
-        if seconds > self._max:
-            self._max = seconds
-        k = math.floor(math.log10(seconds) * _SUB)
-        self._buckets[k] = self._buckets.get(k, 0) + 1
+        buckets, log10, floor = self._buckets, math.log10, math.floor
+        count, zero, total, top = self._count, self._zero, self._sum, self._max
+        for seconds in pending:
+            count += 1
+            if seconds <= 0.0:
+                zero += 1
+                continue
+            total += seconds
+            if seconds > top:
+                top = seconds
+            k = floor(log10(seconds) * _SUB)
+            buckets[k] = buckets.get(k, 0) + 1
+        self._count, self._zero, self._sum, self._max = count, zero, total, top
+        del pending[:]
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add ``other``'s samples to this one: the same result as recording them here."""

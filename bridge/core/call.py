@@ -175,9 +175,7 @@ class CallCore:
         for item in items:
             if item.direction is not None:
                 waited = now - item.ingress
-                latency = self.latency[item.direction]
-                for _ in range(item.frames):  # per 20 ms frame, however many a message carries
-                    latency.record(waited)
+                self.latency[item.direction].record(waited, item.frames)  # per 20 ms frame of the message
                 if waited > DEADLINE_S:
                     self.deadline_misses[item.direction] += item.frames
 
@@ -544,22 +542,21 @@ class CallCore:
         per = self.config.outbound_chunk_ms // 20
         if not per:
             for frame in frames:
-                self._out.append(Outgoing(Peer.TWILIO, tw.OutboundMedia.from_audio(self.stream_sid, frame).serialize(),
-                                          now, Direction.OUTBOUND))
+                self._out.append(Outgoing(Peer.TWILIO, tw.media_text(self.stream_sid, frame), now, Direction.OUTBOUND))
             self._mark(item_id, response_id, len(frames) * FRAME_BYTES, now)
         else:
             chunks = [b"".join(frames[i:i + per]) for i in range(0, len(frames), per)] or [b""]
             chunks[-1] += tail
             for audio in chunks:
-                self._out.append(Outgoing(Peer.TWILIO, tw.OutboundMedia.from_audio(self.stream_sid, audio).serialize(),
-                                          now, Direction.OUTBOUND, frames=-(-len(audio) // FRAME_BYTES)))
+                self._out.append(Outgoing(Peer.TWILIO, tw.media_text(self.stream_sid, audio), now, Direction.OUTBOUND,
+                                          frames=-(-len(audio) // FRAME_BYTES)))
                 self._mark(item_id, response_id, len(audio), now)
         self.responses.audio_sent(response_id, now)
 
     def _mark(self, item_id: str, response_id: str, nbytes: int, now: float) -> None:
         self.playback.audio_sent(item_id, nbytes, now)
         name = self.playback.new_mark(item_id, response_id, now)
-        self._out.append(Outgoing(Peer.TWILIO, tw.OutboundMark(self.stream_sid, name).serialize(), now))
+        self._out.append(Outgoing(Peer.TWILIO, tw.mark_text(self.stream_sid, name), now))
         self.counters[Count.MARKS_SENT] += 1
 
     def _on_speech_started(self, now: float) -> None:

@@ -561,9 +561,23 @@ class OutboundMedia:
         return {"event": "media", "streamSid": self.stream_sid, "media": {"payload": self.payload}}
 
     def serialize(self) -> str:
-        # Hot path (every 20 ms of AI audio): base64 needs no escaping, the sid is quoted once.
-        return '{"event":"media","streamSid":' + _quoted(self.stream_sid) + ',"media":{"payload":"' + \
-            self.payload + '"}}'
+        return _media_text(self.stream_sid, self.payload)
+
+
+def media_text(stream_sid: str, audio: bytes) -> str:
+    """``OutboundMedia.from_audio(stream_sid, audio).serialize()`` without the record: every
+    message of AI audio goes this way."""
+    return _media_text(stream_sid, binascii.b2a_base64(audio, newline=False).decode("ascii"))
+
+
+def _media_text(stream_sid: str, payload: str) -> str:
+    # base64 needs no escaping; the sid is quoted once a call
+    return '{"event":"media","streamSid":' + _quoted(stream_sid) + ',"media":{"payload":"' + payload + '"}}'
+
+
+def mark_text(stream_sid: str, name: str) -> str:
+    """``OutboundMark(stream_sid, name).serialize()`` without the record (a mark per message of AI audio)."""
+    return '{"event":"mark","streamSid":' + _quoted(stream_sid) + ',"mark":{"name":' + compact_json.dumps(name) + '}}'
 
 
 @lru_cache(maxsize=4096)
@@ -591,9 +605,7 @@ class OutboundMark:
         return {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": self.name}}
 
     def serialize(self) -> str:
-        # Hot path (a mark per message of AI audio): the sid is quoted once per call.
-        return '{"event":"mark","streamSid":' + _quoted(self.stream_sid) + ',"mark":{"name":' + \
-            compact_json.dumps(self.name) + '}}'
+        return mark_text(self.stream_sid, self.name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,8 @@ from bridge.protocols.twilio import (
     TwilioProtocolError,
     UnknownTwilioEvent,
     WrongFieldType,
+    mark_text,
+    media_text,
     parse_twilio,
     parse_twilio_outbound,
 )
@@ -459,3 +461,15 @@ def test_outbound_mark_text_is_the_json_of_its_fields(sid: str, name: str) -> No
     mark = OutboundMark(sid, name)
     assert json.loads(mark.serialize()) == {"event": "mark", "streamSid": sid, "mark": {"name": name}}
     assert parse_twilio_outbound(mark.serialize()) == mark
+
+
+@pytest.mark.parametrize("sid", [SID, 'M"Z\\1', ""])
+def test_media_and_mark_text_are_the_json_of_their_fields(sid: str) -> None:
+    """What the core writes for AI audio, built as text: the standard library reads back the fields,
+    the payload is the standard base64 of the audio, and the records serialize the same text."""
+    audio = bytes(range(256)) * 3 + b"\x00\xff"
+    text = media_text(sid, audio)
+    assert json.loads(text) == {"event": "media", "streamSid": sid,
+                                "media": {"payload": base64.b64encode(audio).decode("ascii")}}
+    assert text == OutboundMedia.from_audio(sid, audio).serialize()
+    assert json.loads(mark_text(sid, "m7")) == {"event": "mark", "streamSid": sid, "mark": {"name": "m7"}}
