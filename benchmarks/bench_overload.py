@@ -17,19 +17,16 @@ Run: ``.venv/bin/python benchmarks/bench_overload.py [--capacity 100] [--duratio
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import os
 import platform
 import sys
 from pathlib import Path
 
-import aiohttp
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_peers import PEER_CPU, Rig, peer_command, stand_in_rig, start, stop
+from benchmarks.bench_peers import PEER_CPU, Rig, peer_command, stand_in_rig, start, stop, wait_healthy
 from bridge.loadtest.run import LoadOptions, LoadResult, _cpu_s, _free_ports, run_load
 from bridge.stand_ins.twilio_caller import FRAME_S
 
@@ -57,13 +54,7 @@ async def one_run(rig: Rig, calls: int, ramp_s: float, duration: float,
     peer_env = {**peer_env, "MOSBRIDGE_OVERLOAD_LOOP_LAG_MS": "0", **env}
     proc = await start(cmd, peer_env, {PEER_CPU}, port, rig.workdir)
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                with contextlib.suppress(aiohttp.ClientError, OSError):
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as health:
-                        if health.status == 200:
-                            break
-                await asyncio.sleep(0.1)
+        await wait_healthy(port)
         cpu0 = _cpu_s(proc.pid)
         r = await run_load(LoadOptions(calls=calls, ramp_s=ramp_s, duration_s=duration, loss_pct=1.0, jitter_ms=5.0,
                                        target=url, database_url=peer_env["MOSBRIDGE_DATABASE_URL"],

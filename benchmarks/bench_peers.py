@@ -131,6 +131,17 @@ async def stand_in_rig(prefix: str) -> AsyncIterator[Rig]:
             await server.close()
 
 
+async def wait_healthy(port: int) -> None:
+    """mosbridge's readiness is its health check, not its port: wait (up to 20 s) for ``/healthz``."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as health:
+                    if health.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+
+
 async def stop(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is None:
         proc.send_signal(signal.SIGTERM)
@@ -146,14 +157,8 @@ async def one_run(peer: str, calls: int, duration: float, seed: int, realtime_ur
     port = _free_ports(1)[0]
     cmd, env, url = peer_command(peer, port, realtime_url, workdir, baseline)
     proc = await start(cmd, env, {PEER_CPU}, port, workdir)
-    if peer in ("mosbridge", "baseline"):  # its readiness is its health check, not its port
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                with contextlib.suppress(aiohttp.ClientError, OSError):
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as health:
-                        if health.status == 200:
-                            break
-                await asyncio.sleep(0.1)
+    if peer in ("mosbridge", "baseline"):
+        await wait_healthy(port)
     try:
         cpu0 = _cpu_s(proc.pid)
         rig0 = _cpu_s(os.getpid())

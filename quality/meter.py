@@ -135,7 +135,8 @@ class DirectionMeter:
         if self._chunks.highest == seqs[0] - 1 and slots.highest == clock.highest_slot:
             # Each frame is the next count and the next slot (a step of at most 1.5 frames is one
             # slot on, MediaClock.update), all timed: _update's every branch is known, so each
-            # meter takes the run in one call.
+            # meter takes the run in one call. The test always holds for deferred frames; the loop
+            # below is the general algorithm, kept for trackers that would disagree.
             self._chunks.advance(n)
             clock.advance(n, times[-2])
             slots.advance(n)
