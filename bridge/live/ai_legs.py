@@ -162,9 +162,11 @@ class RealtimeWsLeg:
             return True
         if text is None or not text.ready():
             return False
-        try:
-            for item in batch:  # a batch that pauses the transport is written whole: the next one waits
-                text.write(item.text)
+        try:  # a batch that pauses the transport is written whole: the next one waits
+            if len(batch) == 1:  # a caller frame: no list
+                text.write(batch[0].text)
+            else:
+                text.write_all([item.text for item in batch])
         except ConnectionError:
             pass  # closing: the rest is dropped, as send drops it
         return True

@@ -17,14 +17,17 @@ timestamps (``SO_TIMESTAMPING``), which asyncio's transports do not expose, woul
 (``send_str``, the writer's ``send_frame``, the caller's own) before it reaches the one synchronous
 call that frames and writes the message, and it only ever waits when compression or flow control
 asks it to. The bridge pays that wrapping per caller frame, so it calls the framing write itself
-when neither applies, and ``send_str`` otherwise.
+when neither applies, and ``send_str`` otherwise. Several messages due at once (a chunk of AI
+audio and its mark) are framed by that same call and written together: one system call, not one
+a message.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from aiohttp import WSMsgType
 
@@ -81,7 +84,8 @@ class TextWriter:
     def __init__(self, ws: object) -> None:
         writer = getattr(ws, "_writer", None)
         usable = all(hasattr(writer, a) for a in ("_write_websocket_frame", "_output_size", "_limit", "compress",
-                                                  "_closing")) and hasattr(getattr(writer, "protocol", None), "_paused")
+                                                  "_closing", "transport")) \
+            and hasattr(getattr(writer, "protocol", None), "_paused")
         if writer is not None and not usable:
             log.warning("aiohttp's WebSocketWriter has changed: every message is sent with send_str")
         self._writer = writer if usable else None
@@ -106,3 +110,39 @@ class TextWriter:
         w._write_websocket_frame(text.encode(), WSMsgType.TEXT, 0)
         if w._output_size > w._limit:
             w._output_size = 0  # as send_frame does before it waits for a paused transport
+
+    def write_all(self, texts: Sequence[str]) -> None:
+        """Frame each of ``texts`` as :meth:`write` does and write them in one ``writelines`` (one
+        ``writev`` on uvloop): the messages go out in order, as one segment on the wire."""
+        if len(texts) == 1:
+            self.write(texts[0])
+            return
+        w = self._writer
+        assert w is not None
+        transport = w.transport
+        frames = _Frames(transport)
+        w.transport = frames  # aiohttp's framing (and a client's masking) writes into the list
+        try:
+            for text in texts:
+                w._write_websocket_frame(text.encode(), WSMsgType.TEXT, 0)
+        finally:
+            w.transport = transport
+        transport.writelines(frames.parts)
+        if w._output_size > w._limit:
+            w._output_size = 0
+
+
+class _Frames:
+    """Stands in for the transport while :meth:`TextWriter.write_all` frames: collects the bytes."""
+
+    __slots__ = ("_transport", "parts")
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self.parts: list[bytes] = []
+
+    def is_closing(self) -> bool:
+        return bool(self._transport.is_closing())
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)

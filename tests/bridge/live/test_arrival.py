@@ -11,9 +11,11 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+import uvloop
 
 from bridge.live.aiohttp_internals import ArrivalClock, TextWriter, client_protocol
 from bridge.stand_ins.twilio_caller import start_message
@@ -149,6 +151,56 @@ async def test_the_text_writer_sends_what_send_str_sends_both_ways_and_steps_asi
         assert writer.ready()
         await ws.close()
     assert server_writers
+
+
+class _CountingTransport:
+    """The real transport, with its writes counted."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls = {"write": 0, "writelines": 0}
+
+    def write(self, data: bytes) -> None:
+        self.calls["write"] += 1
+        self.inner.write(data)
+
+    def writelines(self, parts: list[bytes]) -> None:
+        self.calls["writelines"] += 1
+        self.inner.writelines(parts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def _write_all_both_ways() -> tuple[list[str], dict[str, int]]:
+    """A client writes three messages at once; the server answers each with two at once."""
+    async def handler(request: aiohttp.web.Request) -> aiohttp.web.WebSocketResponse:
+        ws = aiohttp.web.WebSocketResponse()
+        await ws.prepare(request)
+        writer = TextWriter(ws)
+        async for msg in ws:
+            writer.write_all([f"media {msg.data}", f"mark {msg.data}"])
+        return ws
+
+    texts = ["x", "é" * 200, "y" * 70_000]  # the three header lengths, masked from the client
+    async with _ws_server(handler) as url, aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        writer = TextWriter(ws)
+        counting = _CountingTransport(ws._writer.transport)
+        ws._writer.transport = counting  # type: ignore[assignment]
+        writer.write_all(texts)
+        got = [await ws.receive_str() for _ in range(2 * len(texts))]
+        writes = dict(counting.calls)
+        await ws.close()
+    return got, writes
+
+
+@pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+def test_messages_written_together_arrive_whole_and_in_order_from_one_write(run: Callable[..., Any]) -> None:
+    """``write_all`` frames with aiohttp's own framing (a client's masking too), so the peer's parser reads
+    every message back, in order, and the transport is written once for all of them."""
+    got, writes = run(_write_all_both_ways())
+    assert got == [f"{kind} {t}" for t in ("x", "é" * 200, "y" * 70_000) for kind in ("media", "mark")]
+    assert writes == {"write": 0, "writelines": 1}
 
 
 def test_a_text_writer_on_a_changed_aiohttp_warns_and_is_never_ready(caplog: pytest.LogCaptureFixture) -> None:
