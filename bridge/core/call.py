@@ -49,7 +49,7 @@ from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import PurePath as Path
-from typing import Concatenate, Literal, ParamSpec
+from typing import Concatenate, Literal, ParamSpec, TypeVar
 
 from bridge.codecs import CodecError, Transcoder, make_transcoder
 from bridge.codecs.g711 import FRAME_BYTES
@@ -91,6 +91,8 @@ DRIVER_FAULTS = frozenset({Count.TWILIO_ERROR, Count.TWILIO_UNRESPONSIVE})
 
 
 P = ParamSpec("P")
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 def guarded(method: Callable[Concatenate[CallCore, P], None]) -> Callable[Concatenate[CallCore, P], None]:
@@ -101,10 +103,19 @@ def guarded(method: Callable[Concatenate[CallCore, P], None]) -> Callable[Concat
         try:
             method(self, *args, **kwargs)
         except Exception as exc:
-            self.counters[Count.INTERNAL_ERRORS] += 1
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            self._problem("internal_error", f"{method.__name__}: {type(exc).__name__}: {exc} "
-                          f"(at {Path(where.filename).name}:{where.lineno}); the call goes on", "error")
+            self._internal_error(method.__name__, exc)
+    guarded.__name__, guarded.__qualname__, guarded.__doc__ = method.__name__, method.__qualname__, method.__doc__
+    return guarded
+
+
+def guarded_frame(method: Callable[[CallCore, A, B], None]) -> Callable[[CallCore, A, B], None]:
+    """``guarded`` for the inputs every frame passes (two positional arguments): the same guard
+    without an ``*args`` tuple and ``**kwargs`` dict per call (0.3 µs each, two a caller frame)."""
+    def guarded(self: CallCore, a: A, b: B, /) -> None:
+        try:
+            method(self, a, b)
+        except Exception as exc:
+            self._internal_error(method.__name__, exc)
     guarded.__name__, guarded.__qualname__, guarded.__doc__ = method.__name__, method.__qualname__, method.__doc__
     return guarded
 
@@ -170,7 +181,7 @@ class CallCore:
     def next_event(self) -> Event | None:
         return self._events.pop(0) if self._events else None
 
-    @guarded
+    @guarded_frame
     def record_sent(self, items: Iterable[Outgoing], now: float) -> None:
         for item in items:
             if item.direction is not None:
@@ -278,7 +289,7 @@ class CallCore:
 
     # ------------------------------------------------------------------ Twilio side
 
-    @guarded
+    @guarded_frame
     def receive_twilio(self, text: str | bytes, now: float) -> None:
         if self.state is State.ENDED:
             return
@@ -400,7 +411,7 @@ class CallCore:
 
     # ------------------------------------------------------------------ Realtime side
 
-    @guarded
+    @guarded_frame
     def receive_realtime(self, text: str | bytes, now: float) -> None:
         if self.state is State.ENDED:
             return
@@ -609,6 +620,13 @@ class CallCore:
         """Bad input: counted and reported as a Problem; the call goes on."""
         self.counters[counter] += 1
         self._problem(counter, detail)
+
+    def _internal_error(self, name: str, exc: Exception) -> None:
+        """What an input's guard does with the bug it met: counted, and a Problem naming where."""
+        self.counters[Count.INTERNAL_ERRORS] += 1
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        self._problem("internal_error", f"{name}: {type(exc).__name__}: {exc} "
+                      f"(at {Path(where.filename).name}:{where.lineno}); the call goes on", "error")
 
     def _problem(self, kind: str, detail: str, level: str = "warning") -> None:
         sid = f"{self.call_sid}: " if self.call_sid else ""

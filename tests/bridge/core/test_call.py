@@ -379,3 +379,22 @@ def test_a_lagging_event_loop_is_reported_and_named_as_a_cause() -> None:
     assert calm["bridge_host"]["loop_lag"]["saturated"] is False and "measurement" not in calm["assumptions"]
     assert calm["mos"] == busy["mos"]  # a flag beside the MOS, not a change to it
     assert "bridge_host" not in report_with(None)  # an older capture: nothing claimed
+
+
+def test_a_bug_met_by_a_per_frame_input_is_counted_named_and_the_call_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-frame inputs' guard (``guarded_frame``) does what every input's does: the bug is counted,
+    named in an error Problem, and the next frame is bridged."""
+    core = started_core()
+    drain(core)
+    events(core)
+    core.record_sent([object()], 0.01)  # type: ignore[list-item]
+    monkeypatch.setattr(core.responses, "speech_stopped", lambda now: 1 / 0)
+    core.receive_realtime(ai("input_audio_buffer.speech_stopped", audio_end_ms=10, item_id="u1"), 0.015)
+    core.receive_twilio(media(1), 0.02)
+    problems = [e for e in events(core) if isinstance(e, Problem)]
+    assert [(p.kind, p.level, p.detail.split(": ")[1]) for p in problems] == [
+        ("internal_error", "error", "record_sent"), ("internal_error", "error", "receive_realtime")]
+    assert "AttributeError" in problems[0].detail and "ZeroDivisionError" in problems[1].detail
+    assert core.counters["internal_errors"] == 2
+    assert [a["type"] for a in drain(core)] == ["input_audio_buffer.append"]
+    assert not core.ended

@@ -203,6 +203,25 @@ def test_messages_written_together_arrive_whole_and_in_order_from_one_write(run:
     assert writes == {"write": 0, "writelines": 1}
 
 
+async def test_messages_written_together_to_a_closing_socket_raise_as_send_str_does() -> None:
+    """A call's flush treats ConnectionError as "closing, drop it"; ``write_all`` must raise it (and
+    leave the writer on its real transport) rather than hand a dead transport its frames."""
+    async def handler(request: aiohttp.web.Request) -> aiohttp.web.WebSocketResponse:
+        ws = aiohttp.web.WebSocketResponse()
+        await ws.prepare(request)
+        async for _ in ws:
+            pass
+        return ws
+
+    async with _ws_server(handler) as url, aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        writer = TextWriter(ws)
+        transport = ws._writer.transport
+        transport.close()
+        with pytest.raises(ConnectionError):
+            writer.write_all(["media", "mark"])
+        assert ws._writer.transport is transport
+
+
 def test_a_text_writer_on_a_changed_aiohttp_warns_and_is_never_ready(caplog: pytest.LogCaptureFixture) -> None:
     class _Ws:
         _writer = object()
