@@ -330,6 +330,10 @@ class FakeRealtimeSession:
         out, self._out = self._out, []
         return out
 
+    @property
+    def has_events_to_send(self) -> bool:
+        return bool(self._out)
+
     def get_timer(self) -> float | None:
         if self.closed:
             return None
@@ -597,9 +601,8 @@ class FakeRealtimeSession:
 
     def _vad_window(self, window: Int16Array) -> None:
         v = self._vad
-        start_ms = self._input_ms()
+        before = v.samples_in  # the window's start, in ms as _input_ms counts, only if speech starts
         v.samples_in += window.size
-        end_ms = self._input_ms()
         self._input_buffer_ms += VAD_WINDOW_MS
         td = self._turn_detection
         if td is None:
@@ -615,6 +618,7 @@ class FakeRealtimeSession:
                 v.item_id = self._new_id("item")
                 v.captured = [*v.preroll, window]
                 v.preroll = []
+                start_ms = v.elapsed_ms + before * 1000.0 / v.rate
                 self._emit({"type": "input_audio_buffer.speech_started",
                             "audio_start_ms": max(0, round(start_ms) - prefix), "item_id": v.item_id})
                 if td.get("interrupt_response", True) is not False:
@@ -630,7 +634,7 @@ class FakeRealtimeSession:
             item_id = v.item_id or self._new_id("item")
             v.speaking = False
             v.item_id = None
-            self._emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": round(end_ms),
+            self._emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": round(self._input_ms()),
                         "item_id": item_id})
             self._commit_buffer(item_id)
             if td.get("create_response", True) is not False and self._response is None:
@@ -1106,7 +1110,10 @@ class FakeRealtimeServer:
                 message = await ws.recv()
                 session.receive(message if isinstance(message, str) else message.decode("utf-8", "replace"),
                                 loop.time())
-                await flush()
+                if session.has_events_to_send:
+                    await flush()
+                else:  # most appends: no lock and no coroutine for nothing to send
+                    arm()
 
         await flush()
         reading = asyncio.create_task(read())
