@@ -43,6 +43,7 @@ def row(label: str, r: LoadResult, cpu_ms: float) -> str:
     return (f"| {label} | {r.calls['started']} | {r.calls['completed']} | {r.refused} | {r.calls['failed']} "
             f"| {p99(lat.get('inbound'))} | {p99(lat.get('outbound'))} | {sum(r.deadline_misses.values())} "
             f"| {steady} | {lag} | {p99(view.get('to_ai_ms'))} | {p99(view.get('to_caller_ms'))} "
+            f"| {p99(view.get('steady_to_ai_ms'))} / {p99(view.get('steady_to_caller_ms'))} "
             f"| {(r.mos.get('mean_abs_error') or float('nan')):.3f} | {cpu_ms:.2f} |")
 
 
@@ -74,8 +75,9 @@ async def bench(args: argparse.Namespace) -> None:
           "callers and stand-in on the others")
     print("| run | started | completed | refused | failed | bridge p99 in (ms) | bridge p99 out (ms) "
           "| deadline misses | steady misses | steady loop lag p99 (ms) | caller p99 to AI (ms) "
-          "| caller p99 to caller (ms) | MOS error | CPU-ms per admitted call-s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| caller p99 to caller (ms) | steady caller p99 to AI / to caller (ms) | MOS error "
+          "| CPU-ms per admitted call-s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     ramp = min(5.0, args.duration / 4)  # for N calls
     async with stand_in_rig("mosbridge-overload-") as rig:
         for _ in range(args.rounds):

@@ -57,6 +57,8 @@ class Row:
     to_caller_msgs: float
     p99_to_ai_ms: float | None
     p99_to_caller_ms: float | None
+    steady_p99_to_ai_ms: float | None  # frames sent while every call was up and none had hung up
+    steady_p99_to_caller_ms: float | None
     queued_p50_ms: float | None
     queued_max_ms: float | None
     rig_cpu_pct: float
@@ -185,8 +187,9 @@ def row(peer: str, calls: int, r: LoadResult, cpu_s: float, rig_pct: float) -> R
     return Row(peer, calls, r.calls.get("failed", 0), 1000.0 * cpu_s / cs,
                (m.get("caller_sent", 0) + m.get("ai_received", 0)) / cs,
                (m.get("ai_sent", 0) + m.get("caller_received", 0)) / cs,
-               p("to_ai_ms", "p99"), p("to_caller_ms", "p99"),
-               p("queued_at_hangup_ms", "p50"), p("queued_at_hangup_ms", "max"), rig_pct)
+               p("to_ai_ms", "p99"), p("to_caller_ms", "p99"), p("steady_to_ai_ms", "p99"),
+               p("steady_to_caller_ms", "p99"), p("queued_at_hangup_ms", "p50"), p("queued_at_hangup_ms", "max"),
+               rig_pct)
 
 
 def table(rows: list[Row]) -> str:
@@ -194,11 +197,13 @@ def table(rows: list[Row]) -> str:
         return "-" if x is None else f"{x:.{d}f}"
 
     out = ["| peer | calls | failed | CPU-ms per call-s | msgs per call-s caller->AI | msgs per call-s AI->caller "
-           "| caller p99 to AI (ms) | caller p99 to caller (ms) | queued at hangup p50 / max (ms) | rig CPU % |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "| caller p99 to AI (ms) | caller p99 to caller (ms) | steady caller p99 to AI / to caller (ms) "
+           "| queued at hangup p50 / max (ms) | rig CPU % |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r.peer} | {r.calls} | {r.failed} | {r.cpu_ms_per_call_s:.2f} | {r.to_ai_msgs:.1f} "
                    f"| {r.to_caller_msgs:.1f} | {f(r.p99_to_ai_ms, 2)} | {f(r.p99_to_caller_ms, 2)} "
+                   f"| {f(r.steady_p99_to_ai_ms, 2)} / {f(r.steady_p99_to_caller_ms, 2)} "
                    f"| {f(r.queued_p50_ms)} / {f(r.queued_max_ms)} | {r.rig_cpu_pct:.0f} |")
     return "\n".join(out)
 

@@ -146,6 +146,8 @@ def _human_caller_view(r: LoadResult) -> list[str]:
     lines = [f"callers saw   caller->AI ms {_fmt(v.get('to_ai_ms'))}  "
              f"({c.get('frames_matched', 0)} of {c.get('frames_sent', 0)} frames reached the stand-in)",
              f"              AI->caller ms {_fmt(v.get('to_caller_ms'))}  ({c.get('tags_matched', 0)} tags)",
+             f"  steady window caller->AI ms {_fmt(v.get('steady_to_ai_ms'))}",
+             f"                AI->caller ms {_fmt(v.get('steady_to_caller_ms'))}",
              f"              AI audio queued at hangup, ms per call {_fmt(v.get('queued_at_hangup_ms'))}"]
     if r.messages:
         lines.append("messages     " + "  ".join(f"{k} {n}" for k, n in r.messages.items()))

@@ -69,9 +69,13 @@ class CallerView:
     queued_at_hangup_ms: dict[str, float] | None = None  # per call
     counts: dict[str, int] = field(default_factory=dict)
     not_measured: str | None = None  # why there are no figures
+    # the same two latencies over the frames sent in the steady window (every call up, none hung up)
+    steady_to_ai_ms: dict[str, float] | None = None
+    steady_to_caller_ms: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"to_ai_ms": self.to_ai_ms, "to_caller_ms": self.to_caller_ms,
+                "steady_to_ai_ms": self.steady_to_ai_ms, "steady_to_caller_ms": self.steady_to_caller_ms,
                 "queued_at_hangup_ms": self.queued_at_hangup_ms, "counts": self.counts,
                 "not_measured": self.not_measured}
 
@@ -80,9 +84,13 @@ def not_measured(reason: str) -> CallerView:
     return CallerView(not_measured=reason)
 
 
-def caller_view(taps: dict[int, TaggedCallerTap], nonce: int, records: Iterable[dict[str, Any]]) -> CallerView:
+def caller_view(taps: dict[int, TaggedCallerTap], nonce: int, records: Iterable[dict[str, Any]],
+                steady: tuple[float, float] | None = None) -> CallerView:
     """Join the callers' taps (by call index) with the stand-in's session records of this run
-    (``bridge.stand_ins.stamp_log``): sessions belong to the call whose tagged frames they got."""
+    (``bridge.stand_ins.stamp_log``): sessions belong to the call whose tagged frames they got.
+    ``steady`` (from, to), on the stamps' clock, also gives the latencies of what was sent in that
+    window: a capacity figure without the ramp's set-ups and the hangups' reports in it."""
+    lo, hi = steady if steady is not None else (float("inf"), float("-inf"))
     arrivals: dict[int, list[tuple[int, float]]] = defaultdict(list)  # call -> (frame, arrived)
     outputs: dict[int, list[tuple[int, int, float]]] = {}  # session -> deltas in stream order
     sessions_of: dict[int, set[int]] = defaultdict(set)
@@ -102,6 +110,8 @@ def caller_view(taps: dict[int, TaggedCallerTap], nonce: int, records: Iterable[
             sessions_of[c].add(session)
     to_ai: list[float] = []
     to_caller: list[float] = []
+    steady_to_ai: list[float] = []
+    steady_to_caller: list[float] = []
     queued: list[float] = []
     tags_received = 0
     for call, tap in taps.items():
@@ -109,6 +119,8 @@ def caller_view(taps: dict[int, TaggedCallerTap], nonce: int, records: Iterable[
             sent = tap.sent_at.get(frame)
             if sent is not None:
                 to_ai.append(1000.0 * (t - sent))
+                if lo <= sent <= hi:
+                    steady_to_ai.append(to_ai[-1])
         mine = sessions_of.get(call, set())
         for session, offset, t in tap.tags:
             deltas = outputs.get(session) if session in mine else None
@@ -119,6 +131,8 @@ def caller_view(taps: dict[int, TaggedCallerTap], nonce: int, records: Iterable[
             if k >= 0 and deltas[k][0] <= last < deltas[k][1]:
                 to_caller.append(1000.0 * (t - deltas[k][2]))
                 tags_received += 1
+                if lo <= deltas[k][2] <= hi:
+                    steady_to_caller.append(to_caller[-1])
         if tap.hangup_at is not None:
             hangup = tap.hangup_at
             behind = 0
@@ -130,4 +144,6 @@ def caller_view(taps: dict[int, TaggedCallerTap], nonce: int, records: Iterable[
               "tags_matched": tags_received, "calls": len(taps), "calls_with_sessions": len(sessions_of),
               **messages}
     return CallerView(to_ai_ms=percentiles(to_ai) or None, to_caller_ms=percentiles(to_caller) or None,
-                      queued_at_hangup_ms=percentiles(queued) or None, counts=counts)
+                      queued_at_hangup_ms=percentiles(queued) or None, counts=counts,
+                      steady_to_ai_ms=percentiles(steady_to_ai) or None,
+                      steady_to_caller_ms=percentiles(steady_to_caller) or None)

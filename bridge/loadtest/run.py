@@ -420,6 +420,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     conn = aiohttp.TCPConnector(limit=0)
     pacer = FramePacer()  # one timer sends every caller's frames: the rig's cost, not the bridge's
     t_start = loop.time()
+    clock_start = clock()  # t_start on the stamps' clock
 
     async def one(plan: CallPlan, http: aiohttp.ClientSession) -> None:
         await asyncio.sleep(max(0.0, t_start + plan.start_at - loop.time()))
@@ -500,7 +501,8 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
         view = not_measured(view_missing)
     else:
         assert stamps_path is not None
-        view = await _caller_view(stamps_path, stamps_from, taps, run_nonce(run_id))
+        window = (clock_start + steady_from, clock_start + steady_to) if steady_to - steady_from >= 2.0 else None
+        view = await _caller_view(stamps_path, stamps_from, taps, run_nonce(run_id), window)
     out.caller_view = view.to_dict()
     out.messages = {"caller_sent": sum(r.messages_sent for r in results.values()),
                     "caller_received": sum(r.messages_received for r in results.values()),
@@ -565,7 +567,8 @@ def _view_missing(opts: LoadOptions, stamps_path: Path | None) -> str | None:
     return None
 
 
-async def _caller_view(path: Path, offset: int, taps: dict[int, TaggedCallerTap], nonce: int) -> CallerView:
+async def _caller_view(path: Path, offset: int, taps: dict[int, TaggedCallerTap], nonce: int,
+                       steady: tuple[float, float] | None) -> CallerView:
     """Read the stand-in's records of this run, written every ``StampLog.interval_s`` and as its
     sessions end: wait one interval, then (up to ``STAMPS_WAIT_S``) until every call that ran
     has its session there."""
@@ -580,7 +583,7 @@ async def _caller_view(path: Path, offset: int, taps: dict[int, TaggedCallerTap]
         if want <= seen or time.monotonic() >= deadline:
             break
         await asyncio.sleep(0.2)
-    return caller_view(taps, nonce, records)
+    return caller_view(taps, nonce, records, steady)
 
 
 async def _lag_buckets(http: aiohttp.ClientSession, url: str) -> dict[float, float] | None:

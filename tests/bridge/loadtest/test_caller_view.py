@@ -95,6 +95,33 @@ def test_the_join_gives_latency_each_way_whatever_the_framing() -> None:
     assert AI_TAG_LEN < 160
 
 
+def test_the_steady_window_keeps_only_what_was_sent_inside_it() -> None:
+    """A ramp's slow frames (sent before the window) and a hangup's (after) count in the whole run's
+    figures but not in the steady window's, which is judged by when each frame or delta was sent."""
+    clock = Clock()
+    stand_in = SessionStamps(session=3, clock=clock)
+    tap = TaggedCallerTap(clock)
+    for frame, sent, arrived in ((0, 100.0, 100.050), (1, 101.0, 101.004), (2, 103.5, 103.530)):
+        clock.t = sent
+        tap.sent(frame * 20)
+        clock.t = arrived
+        stand_in.input(tag_caller_frame(b"\xff" * 160, CallerTag(9, 1, frame)))
+    audio = stand_in.tag_response(b"\xff" * 2 * AI_TAG_SPACING)  # two tags, one delta each
+    for k, (sent, read) in enumerate(((100.5, 100.580), (101.5, 101.506))):
+        clock.t = sent
+        stand_in.delta(k * AI_TAG_SPACING, (k + 1) * AI_TAG_SPACING)
+        clock.t = read
+        tap.received(audio[k * AI_TAG_SPACING:(k + 1) * AI_TAG_SPACING])
+    record = stand_in.take(events_in=3)
+    assert record is not None
+    view = caller_view({1: tap}, nonce=9, records=merge_records([record]), steady=(100.8, 103.0))
+    assert view.to_ai_ms is not None and view.to_ai_ms["max"] == pytest.approx(50.0)
+    assert view.steady_to_ai_ms is not None and view.steady_to_ai_ms["max"] == pytest.approx(4.0)
+    assert view.to_caller_ms is not None and view.to_caller_ms["max"] == pytest.approx(80.0)
+    assert view.steady_to_caller_ms is not None and view.steady_to_caller_ms["max"] == pytest.approx(6.0)
+    assert caller_view({1: tap}, nonce=9, records=merge_records([record])).steady_to_ai_ms is None
+
+
 def test_sessions_of_other_runs_are_not_joined() -> None:
     clock = Clock()
     other = SessionStamps(session=1, clock=clock)
