@@ -33,7 +33,7 @@ class LatencyHistogram:
     and are bucketed together, in order, before any read, for the same result at less cost.
     """
 
-    __slots__ = ("_buckets", "_count", "_max", "_pending", "_sum", "_zero")
+    __slots__ = ("_buckets", "_count", "_feeds", "_max", "_pending", "_sum", "_zero")
 
     def __init__(self) -> None:
         self._buckets: dict[int, int] = {}
@@ -42,6 +42,18 @@ class LatencyHistogram:
         self._sum = 0.0
         self._max = 0.0
         self._pending = array("d")
+        self._feeds: LatencyHistogram | None = None
+
+    def feed(self, total: LatencyHistogram) -> None:
+        """From now on, also record in ``total`` every value recorded here (handed on when this one
+        buckets them, or at :meth:`flush`): one figure over many histograms that costs no merge of
+        them all when it is read."""
+        self._fold()  # what is pending was recorded before: this histogram's alone
+        self._feeds = total
+
+    def flush(self) -> None:
+        """Bucket what is pending now (and hand it on to the histogram this one feeds)."""
+        self._fold()
 
     def record(self, seconds: float, n: int = 1) -> None:
         """``n`` samples of ``seconds`` (a message carrying n frames)."""
@@ -58,6 +70,11 @@ class LatencyHistogram:
         pending = self._pending
         if not pending:
             return
+        feeds = self._feeds
+        if feeds is not None:
+            feeds._pending.extend(pending)
+            if len(feeds._pending) >= PENDING_MAX:
+                feeds._fold()
         buckets, log10, floor = self._buckets, math.log10, math.floor
         count, zero, total, top = self._count, self._zero, self._sum, self._max
         for seconds in pending:

@@ -313,6 +313,7 @@ class Bridge:
         self.calls.add(driver)
         self.metrics.calls_live.set(len(self.calls))
         self.stats.calls_started += 1
+        self.stats.track(driver.core)
         try:
             await driver.run()
         finally:

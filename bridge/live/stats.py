@@ -18,8 +18,8 @@ class BridgeStats:
 
     def __init__(self, metrics: BridgeMetrics) -> None:
         self.metrics = metrics
-        # ended calls' bridge latency; live calls' is read from their cores when asked
-        self._ended_latency = {d: LatencyHistogram() for d in Direction}
+        # every call's bridge latency, fed by each call's own histograms (track)
+        self._latency = {d: LatencyHistogram() for d in Direction}
         self._ended_misses = dict.fromkeys(Direction, 0)
         self.loop_lag = LatencyHistogram()
         self.lag_counts = LagCounts()
@@ -49,24 +49,27 @@ class BridgeStats:
             self.gc_pauses[generation].record(pause_s)
             self.metrics.gc_pause.labels(generation=str(generation)).observe(pause_s)
 
-    def call_ended(self, core: CallCore) -> None:
-        """Keep an ended call's bridge latency in the process figures."""
+    def track(self, core: CallCore) -> None:
+        """Count a new call's bridge latency in the process figures as its core records it."""
         for d in Direction:
-            self._ended_latency[d].merge(core.latency[d])
+            core.latency[d].feed(self._latency[d])
+
+    def call_ended(self, core: CallCore) -> None:
+        """Keep an ended call's last latencies and its deadline misses in the process figures."""
+        for d in Direction:
+            core.latency[d].flush()
             self._ended_misses[d] += core.deadline_misses[d]
 
     def latency(self, live: Iterable[CallCore]) -> tuple[dict[Direction, LatencyHistogram], dict[Direction, int]]:
-        """Bridge latency and deadline misses per direction over the ended calls and ``live`` ones:
-        each call's core records every frame once, and these add them up."""
-        latency = {d: LatencyHistogram() for d in Direction}
+        """Bridge latency and deadline misses per direction over the ended calls and ``live`` ones
+        (tracked): each call's core records every frame once and hands it on; reading costs each
+        live call a flush of at most ``PENDING_MAX`` values, not a merge of its histogram."""
         misses = dict(self._ended_misses)
-        for d in Direction:
-            latency[d].merge(self._ended_latency[d])
         for core in live:
             for d in Direction:
-                latency[d].merge(core.latency[d])
+                core.latency[d].flush()
                 misses[d] += core.deadline_misses[d]
-        return latency, misses
+        return self._latency, misses
 
     def to_dict(self, live: Collection[CallCore]) -> dict[str, Any]:
         self.flush_gc_pauses()

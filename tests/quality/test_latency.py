@@ -51,6 +51,39 @@ def test_merged_histograms_summarise_the_union_of_their_samples() -> None:
         assert exact * 1000.0 * (1 - 1e-12) <= got_ms <= exact * 1000.0 * 10 ** (1 / 100)
 
 
+def test_histograms_feeding_one_total_summarise_the_union_as_it_is_recorded() -> None:
+    """Per-call histograms that feed one total (the bridge's /stats, ``BridgeStats.track``): once each
+    is flushed, the total holds every value recorded since it began feeding, checked against the exact
+    order statistics of the union; a value still pending in a call's histogram reaches it at flush."""
+    rng = random.Random(11)
+    total = LatencyHistogram()
+    before = LatencyHistogram()
+    before.record(5.0)  # recorded before it fed: not the total's
+    before.feed(total)
+    calls = [before] + [LatencyHistogram() for _ in range(29)]
+    for h in calls[1:]:
+        h.feed(total)
+    union: list[float] = []
+    for _ in range(5000):
+        v = rng.choice([0.0, rng.expovariate(1000.0), rng.uniform(0.0, 0.05)])
+        rng.choice(calls).record(v)
+        union.append(v)
+    for h in calls:
+        h.flush()
+    s = total.summary()
+    union.sort()
+    assert s.count == len(union) == 5000
+    assert s.max_ms == pytest.approx(union[-1] * 1000.0)
+    assert s.mean_ms == pytest.approx(sum(v for v in union if v > 0) / len(union) * 1000.0)
+    for pct, got_ms in ((50, s.p50_ms), (99, s.p99_ms)):
+        exact = union[math.ceil(pct / 100 * len(union)) - 1]
+        assert exact * 1000.0 * (1 - 1e-12) <= got_ms <= exact * 1000.0 * 10 ** (1 / 100)
+    calls[3].record(0.5)
+    assert total.summary().count == 5000  # pending in its call's histogram
+    calls[3].flush()
+    assert total.summary().count == 5001 and total.summary().max_ms == pytest.approx(500.0)
+
+
 def test_values_bucketed_together_give_what_bucketing_each_at_once_gives() -> None:
     import random
 
