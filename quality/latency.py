@@ -90,17 +90,6 @@ class LatencyHistogram:
         self._count, self._zero, self._sum, self._max = count, zero, total, top
         del pending[:]
 
-    def merge(self, other: LatencyHistogram) -> None:
-        """Add ``other``'s samples to this one: the same result as recording them here."""
-        self._fold()
-        other._fold()
-        self._count += other._count
-        self._zero += other._zero
-        self._sum += other._sum
-        self._max = max(self._max, other._max)
-        for k, n in other._buckets.items():
-            self._buckets[k] = self._buckets.get(k, 0) + n
-
     def percentile(self, pct: float) -> float:
         """The ``pct`` percentile in seconds (0 if nothing recorded)."""
         self._fold()
