@@ -442,6 +442,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     # all calls up: after the ramp, or once the first calls to arrive could have hung up
     steady_from = (opts.call_seconds if opts.rate is not None else opts.ramp_s) + 1.0
     steady_to = opts.duration_s - 1.0
+    has_steady = steady_to - steady_from >= 2.0  # a window long enough to read
     lag_buckets: list[dict[float, float]] = []
     window_misses: list[dict[str, int]] = []
 
@@ -450,10 +451,9 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
         while True:
             await asyncio.sleep(1.0)
             t = loop.time() - t_start
-            at_edge = steady_to - steady_from >= 2.0 and len(lag_buckets) < 2 and \
-                t >= (steady_from if not lag_buckets else steady_to)
-            # /stats merges every live call's histograms (4 ms at 100 calls): read it only when
-            # its figures are used, so the rig's watching costs the bridge nothing a peer is spared
+            at_edge = has_steady and len(lag_buckets) < 2 and t >= (steady_from if not lag_buckets else steady_to)
+            # read /stats only when its figures are used: the peers bench_peers sets mosbridge
+            # beside have no such endpoint, so the rig's watching must not cost mosbridge alone
             stats = await _stats(http, stats_url) if at_edge or opts.progress is not None else None
             if at_edge:
                 buckets = await _lag_buckets(http, metrics_url)
@@ -501,7 +501,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
         view = not_measured(view_missing)
     else:
         assert stamps_path is not None
-        window = (clock_start + steady_from, clock_start + steady_to) if steady_to - steady_from >= 2.0 else None
+        window = (clock_start + steady_from, clock_start + steady_to) if has_steady else None
         view = await _caller_view(stamps_path, stamps_from, taps, run_nonce(run_id), window)
     out.caller_view = view.to_dict()
     out.messages = {"caller_sent": sum(r.messages_sent for r in results.values()),
