@@ -63,7 +63,10 @@ async def test_a_call_over_the_webrtc_leg(tmp_path: Path, idle_audio: IdleAudio)
     leg = loose(report)["ai_leg"]
     assert leg["transport"] == "webrtc" and leg["rtp"]["packets_sent"] > 100
     assert leg["rtp"]["packets_received"] >= 40 and leg["rtp"]["packets_lost"] == 0
-    assert 0.0 <= leg["rtp"]["jitter_ms"] < 20.0 and 0.0 < leg["rtp"]["rtt_ms"] < 50.0
+    # Loopback RTT from RTCP (RFC 3550 §6.4.1) is a few ms plus any stall of the one event loop that
+    # runs bridge, stand-in and caller here (70 ms seen on a loaded CI machine); the bound catches a
+    # unit slip (seconds, or 1/65536 s NTP units, read as ms), not the machine's load.
+    assert 0.0 <= leg["rtp"]["jitter_ms"] < 20.0 and 0.0 < leg["rtp"]["rtt_ms"] < 250.0
     assert report["playback"]["frames"] >= 40 and report["counters"].get("ai_bad_audio", 0) == 0
     assert report["inbound"]["bridge_latency_ms"]["p99"] < 20.0
     assert metrics[("mosbridge_calls_total", (("end_reason", "stop"), ("tenant", "acme")))] == 1
