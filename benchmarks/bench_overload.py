@@ -11,27 +11,36 @@ The rig is ``bench_peers.py``'s: ``mosbridge serve`` (pcmu, one worker) alone on
 callers with the Realtime stand-in in this process on the other CPUs, so the callers' view is the
 bridge's and not a second rig process's hand-offs. CPU-ms per call-second counts admitted calls.
 
-Run: ``.venv/bin/python benchmarks/bench_overload.py [--capacity 100] [--duration 20] [--rounds 1]``.
+``--wire`` adds what the bridge added each way on the loopback wire over the steady window
+(``benchmarks/wire.py``: dumpcap's kernel stamps, so the rig's own lateness is not in it).
+
+Run: ``.venv/bin/python benchmarks/bench_overload.py [--capacity 100] [--duration 20] [--rounds 1] [--wire]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
 import platform
 import sys
+import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_peers import PEER_CPU, Rig, peer_command, stand_in_rig, start, stop, wait_healthy
+from benchmarks.wire import capture, steady_window, wire_latency
 from bridge.loadtest.run import LoadOptions, LoadResult, _cpu_s, _free_ports, run_load
 from bridge.stand_ins.twilio_caller import FRAME_S
 
 
-def row(label: str, r: LoadResult, cpu_ms: float) -> str:
+def row(label: str, r: LoadResult, cpu_ms: float, wire: dict[str, Any] | None = None) -> str:
     lat, view = r.bridge_latency_ms, r.caller_view
 
     def p99(d: dict[str, object] | None) -> str:
@@ -44,27 +53,37 @@ def row(label: str, r: LoadResult, cpu_ms: float) -> str:
             f"| {p99(lat.get('inbound'))} | {p99(lat.get('outbound'))} | {sum(r.deadline_misses.values())} "
             f"| {steady} | {lag} | {p99(view.get('to_ai_ms'))} | {p99(view.get('to_caller_ms'))} "
             f"| {p99(view.get('steady_to_ai_ms'))} / {p99(view.get('steady_to_caller_ms'))} "
-            f"| {(r.mos.get('mean_abs_error') or float('nan')):.3f} | {cpu_ms:.2f} |")
+            f"| {(r.mos.get('mean_abs_error') or float('nan')):.3f} | {cpu_ms:.2f} |"
+            + ("" if wire is None else f" {p99(wire.get('to_ai_ms'))} / {p99(wire.get('to_caller_ms'))} |"))
 
 
-async def one_run(rig: Rig, calls: int, ramp_s: float, duration: float,
-                  env: dict[str, str]) -> tuple[LoadResult, float]:
-    """One run against a fresh ``mosbridge serve`` on CPU 0; (result, CPU-ms per admitted call-second)."""
+async def one_run(rig: Rig, calls: int, ramp_s: float, duration: float, env: dict[str, str],
+                  wire: bool = False) -> tuple[LoadResult, float, dict[str, Any] | None]:
+    """One run against a fresh ``mosbridge serve`` on CPU 0; (result, CPU-ms per admitted call-second,
+    the wire's figures with ``wire``)."""
     port = _free_ports(1)[0]
     cmd, peer_env, url = peer_command("mosbridge", port, rig.realtime_url, rig.workdir)
     peer_env = {**peer_env, "MOSBRIDGE_OVERLOAD_LOOP_LAG_MS": "0", **env}
     proc = await start(cmd, peer_env, {PEER_CPU}, port, rig.workdir)
+    pcap = rig.workdir / f"wire-{port}.pcapng"
     try:
         await wait_healthy(port)
-        cpu0 = _cpu_s(proc.pid)
-        r = await run_load(LoadOptions(calls=calls, ramp_s=ramp_s, duration_s=duration, loss_pct=1.0, jitter_ms=5.0,
-                                       target=url, database_url=peer_env["MOSBRIDGE_DATABASE_URL"],
-                                       stand_in_stamps=str(rig.stamps), bridge_cpu=None))
-        cpu = _cpu_s(proc.pid) - cpu0
+        with capture(pcap, [port, urlsplit(rig.realtime_url).port or 0], rig.cpus) if wire \
+                else contextlib.nullcontext():
+            cpu0 = _cpu_s(proc.pid)
+            t0 = time.monotonic()
+            r = await run_load(LoadOptions(calls=calls, ramp_s=ramp_s, duration_s=duration, loss_pct=1.0,
+                                           jitter_ms=5.0, target=url, database_url=peer_env["MOSBRIDGE_DATABASE_URL"],
+                                           stand_in_stamps=str(rig.stamps), bridge_cpu=None))
+            cpu = _cpu_s(proc.pid) - cpu0
     finally:
         await stop(proc)
     admitted_s = r.frames["caller_sent"] * FRAME_S  # the completed calls' frames: refused ones sent none
-    return r, 1000.0 * cpu / (admitted_s or 1.0)
+    figures = None
+    if wire:
+        figures = await asyncio.to_thread(wire_latency, pcap, steady_window(t0, ramp_s, duration))
+        pcap.unlink()
+    return r, 1000.0 * cpu / (admitted_s or 1.0), figures
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -76,14 +95,14 @@ async def bench(args: argparse.Namespace) -> None:
     print("| run | started | completed | refused | failed | bridge p99 in (ms) | bridge p99 out (ms) "
           "| deadline misses | steady misses | steady loop lag p99 (ms) | caller p99 to AI (ms) "
           "| caller p99 to caller (ms) | steady caller p99 to AI / to caller (ms) | MOS error "
-          "| CPU-ms per admitted call-s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| CPU-ms per admitted call-s |" + (" wire p99 to AI / to caller (ms) |" if args.wire else ""))
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.wire else ""))
     ramp = min(5.0, args.duration / 4)  # for N calls
     async with stand_in_rig("mosbridge-overload-") as rig:
         for _ in range(args.rounds):
             for label, calls, env in runs:
-                r, cpu_ms = await one_run(rig, calls, ramp * calls / n, args.duration, env)
-                print(row(label, r, cpu_ms), flush=True)
+                r, cpu_ms, wire = await one_run(rig, calls, ramp * calls / n, args.duration, env, args.wire)
+                print(row(label, r, cpu_ms, wire), flush=True)
 
 
 def main() -> None:
@@ -91,6 +110,8 @@ def main() -> None:
     ap.add_argument("--capacity", type=int, default=100)
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--wire", action="store_true", help="also read what the bridge added on the wire "
+                    "(dumpcap and tshark, benchmarks/wire.py)")
     uvloop.run(bench(ap.parse_args()))
 
 

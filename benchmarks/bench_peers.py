@@ -11,10 +11,13 @@ drift of a shared machine hits them alike.
 Per run: the peer's CPU-ms per call-second (/proc), WebSocket messages per call-second each way
 (what the peer reads plus writes: caller->AI is the callers' messages and the appends; AI->caller
 the stand-in's events and what the callers got), the callers' p99 each way, and AI audio queued
-at hangup (``bridge.loadtest.caller_view``).
+at hangup (``bridge.loadtest.caller_view``). ``--wire`` also captures the peer's sockets with
+dumpcap and reads, over the steady window, what the peer added each way on the wire
+(``benchmarks/wire.py``): kernel stamps, so the rig's own lateness is not in it; the capture's tap
+costs the peer some kernel CPU, so a ``--wire`` run's CPU column is not the one to compare.
 
 Run: ``.venv/bin/python benchmarks/bench_peers.py [--calls 50 100 200] [--duration 20] [--rounds 2]
-[--baseline DIR]``; ``--baseline`` adds mosbridge from another checkout as the peer ``baseline``, for
+[--baseline DIR] [--wire]``; ``--baseline`` adds mosbridge from another checkout as the peer ``baseline``, for
 a before/after in one run (``git worktree add ../before HEAD~1``).
 """
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import platform
 import signal
@@ -32,10 +36,15 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import uvloop
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.wire import capture, steady_window, wire_latency
 from bridge.loadtest.run import LoadOptions, LoadResult, _cpu_s, _free_ports, _source_path, run_load
 from bridge.stand_ins.realtime_ws import FakeRealtimeConfig, FakeRealtimeServer
 from bridge.stand_ins.stamp_log import StampLog
@@ -62,6 +71,7 @@ class Row:
     queued_p50_ms: float | None
     queued_max_ms: float | None
     rig_cpu_pct: float
+    wire: dict[str, Any] | None = None  # benchmarks/wire.py's figures, with --wire
 
 
 def peer_command(peer: str, port: int, realtime_url: str, workdir: Path,
@@ -155,24 +165,33 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
 
 
 async def one_run(peer: str, calls: int, duration: float, seed: int, realtime_url: str, stamps: Path,
-                  rig: set[int], workdir: Path, baseline: Path | None = None) -> Row:
+                  rig: set[int], workdir: Path, baseline: Path | None = None, wire: bool = False) -> Row:
     port = _free_ports(1)[0]
     cmd, env, url = peer_command(peer, port, realtime_url, workdir, baseline)
     proc = await start(cmd, env, {PEER_CPU}, port, workdir)
     if peer in ("mosbridge", "baseline"):
         await wait_healthy(port)
+    pcap = workdir / f"wire-{port}.pcapng"
+    opts = LoadOptions(calls=calls, ramp_s=max(2.0, calls / 50.0), duration_s=duration, seed=seed,
+                       target=url, stand_in_stamps=str(stamps), bridge_cpu=None)
     try:
-        cpu0 = _cpu_s(proc.pid)
-        rig0 = _cpu_s(os.getpid())
-        t0 = time.monotonic()
-        r = await run_load(LoadOptions(calls=calls, ramp_s=max(2.0, calls / 50.0), duration_s=duration, seed=seed,
-                                       target=url, stand_in_stamps=str(stamps), bridge_cpu=None))
-        wall = time.monotonic() - t0
-        cpu = _cpu_s(proc.pid) - cpu0
-        rig_cpu = _cpu_s(os.getpid()) - rig0
+        with capture(pcap, [port, urlsplit(realtime_url).port or 0], rig) if wire \
+                else contextlib.nullcontext():
+            cpu0 = _cpu_s(proc.pid)
+            rig0 = _cpu_s(os.getpid())
+            t0 = time.monotonic()
+            r = await run_load(opts)
+            wall = time.monotonic() - t0
+            cpu = _cpu_s(proc.pid) - cpu0
+            rig_cpu = _cpu_s(os.getpid()) - rig0
     finally:
         await stop(proc)
-    return row(peer, calls, r, cpu, 100.0 * rig_cpu / wall / max(1, len(rig)))
+    out = row(peer, calls, r, cpu, 100.0 * rig_cpu / wall / max(1, len(rig)))
+    if wire:
+        window = steady_window(t0, opts.ramp_s, opts.duration_s)
+        out = dataclasses.replace(out, wire=await asyncio.to_thread(wire_latency, pcap, window))
+        pcap.unlink()
+    return out
 
 
 def row(peer: str, calls: int, r: LoadResult, cpu_s: float, rig_pct: float) -> Row:
@@ -196,15 +215,27 @@ def table(rows: list[Row]) -> str:
     def f(x: float | None, d: int = 1) -> str:
         return "-" if x is None else f"{x:.{d}f}"
 
+    def on_wire(w: dict[str, Any] | None, key: str, q: str) -> float | None:
+        return None if w is None or not w.get(key) else float(w[key][q])
+
+    wired = any(r.wire is not None for r in rows)
     out = ["| peer | calls | failed | CPU-ms per call-s | msgs per call-s caller->AI | msgs per call-s AI->caller "
            "| caller p99 to AI (ms) | caller p99 to caller (ms) | steady caller p99 to AI / to caller (ms) "
-           "| queued at hangup p50 / max (ms) | rig CPU % |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| queued at hangup p50 / max (ms) | rig CPU % |"
+           + (" wire p50 / p99 / max to AI (ms) | wire p50 / p99 / max to caller (ms) "
+              "| caller frames per 5 ms, mean / p99 / max |" if wired else ""),
+           "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if wired else "")]
     for r in rows:
-        out.append(f"| {r.peer} | {r.calls} | {r.failed} | {r.cpu_ms_per_call_s:.2f} | {r.to_ai_msgs:.1f} "
-                   f"| {r.to_caller_msgs:.1f} | {f(r.p99_to_ai_ms, 2)} | {f(r.p99_to_caller_ms, 2)} "
-                   f"| {f(r.steady_p99_to_ai_ms, 2)} / {f(r.steady_p99_to_caller_ms, 2)} "
-                   f"| {f(r.queued_p50_ms)} / {f(r.queued_max_ms)} | {r.rig_cpu_pct:.0f} |")
+        line = (f"| {r.peer} | {r.calls} | {r.failed} | {r.cpu_ms_per_call_s:.2f} | {r.to_ai_msgs:.1f} "
+                f"| {r.to_caller_msgs:.1f} | {f(r.p99_to_ai_ms, 2)} | {f(r.p99_to_caller_ms, 2)} "
+                f"| {f(r.steady_p99_to_ai_ms, 2)} / {f(r.steady_p99_to_caller_ms, 2)} "
+                f"| {f(r.queued_p50_ms)} / {f(r.queued_max_ms)} | {r.rig_cpu_pct:.0f} |")
+        if wired:
+            line += "".join(" " + " / ".join(f(on_wire(r.wire, k, q), 2) for q in ("p50", "p99", "max")) + " |"
+                            for k in ("to_ai_ms", "to_caller_ms"))
+            a = (r.wire or {}).get("arrivals") or {}
+            line += " " + " / ".join(f(a.get(k), 0) for k in ("per_5ms_mean", "per_5ms_p99", "per_5ms_max")) + " |"
+        out.append(line)
     return "\n".join(out)
 
 
@@ -224,9 +255,11 @@ async def bench(args: argparse.Namespace) -> list[Row]:
             for calls in args.calls:
                 for peer in order:
                     r = await one_run(peer, calls, args.duration, args.seed, rig.realtime_url, rig.stamps,
-                                      rig.cpus, rig.workdir, args.baseline)
+                                      rig.cpus, rig.workdir, args.baseline, args.wire)
                     print(f"round {rnd + 1}: {peer} {calls} calls: {r.cpu_ms_per_call_s:.2f} CPU-ms per "
                           f"call-second, failed {r.failed}", file=sys.stderr, flush=True)
+                    if r.wire is not None:
+                        print(f"  on the wire: {r.wire}", file=sys.stderr, flush=True)
                     rows.append(r)
     return rows
 
@@ -240,6 +273,8 @@ def main() -> None:
     ap.add_argument("--peers", nargs="+", choices=PEERS, default=["mosbridge", "forwarder", "sample"])
     ap.add_argument("--baseline", type=Path, help="also run mosbridge from this checkout (e.g. a worktree of the "
                     "commit before a change) as the peer 'baseline', alternating with the others")
+    ap.add_argument("--wire", action="store_true", help="also capture the peer's sockets (dumpcap) and read what "
+                    "it added each way on the wire (benchmarks/wire.py)")
     args = ap.parse_args()
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
           f"peer on CPU {PEER_CPU}, callers and stand-in on the others")
