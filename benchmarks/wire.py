@@ -8,7 +8,8 @@ audio on the wire is what the peer added, its socket's receive queue included; a
 the AI's ``response.output_audio.delta`` to the Twilio ``media`` messages that carry it on.
 Pairing is by content (pcmu both ways, so the audio bytes are the same on both legs), in order.
 
-Run by ``bench_peers.py --wire``; ``python benchmarks/wire.py PCAP`` reads a capture.
+Run by ``bench_peers.py --wire`` and ``bench_overload.py --wire``; ``python benchmarks/wire.py PCAP``
+reads a capture.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 SEP = "\x1e"  # between several WebSocket messages in one packet (JSON text never holds it unescaped)
-LOOKAHEAD = 64  # frames a caller frame may be searched ahead for its append (gaps, held frames)
+LOOKAHEAD = 64  # caller frames searched ahead for an append's own (frames the peer dropped or held)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class Message:
 
 @contextlib.contextmanager
 def capture(path: Path, ports: list[int], cpus: set[int]) -> Iterator[None]:
-    """dumpcap on loopback, TCP to or from ``ports``, into ``path``; pinned to ``cpus`` (the rig's)."""
+    """dumpcap on loopback, TCP to or from ``ports``, into ``path``; pinned to ``cpus`` (the rig's).
+    It blocks while dumpcap starts and stops: between runs, when the rig's loop holds no call."""
     dumpcap = shutil.which("dumpcap")
     if dumpcap is None:
         raise SystemExit("--wire needs dumpcap and tshark: scripts/bootstrap.sh --dev installs Debian's tshark")
@@ -88,7 +90,11 @@ def messages(pcap: Path) -> list[Message]:
             t, conn, texts = line.rstrip("\n").split("\t", 2)
             for text in texts.split(SEP):
                 with contextlib.suppress(ValueError):
-                    out.append(Message(float(t), int(conn), json.loads(text)))
+                    data = json.loads(text)
+                    if isinstance(data, dict):
+                        out.append(Message(float(t), int(conn), data))
+    if proc.returncode:
+        raise RuntimeError(f"tshark exited {proc.returncode} reading {pcap}")
     return out
 
 
