@@ -44,6 +44,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import traceback
 from array import array
 from collections import Counter, deque
@@ -99,24 +100,24 @@ def guarded(method: Callable[Concatenate[CallCore, P], None]) -> Callable[Concat
     """A core input that meets a bug counts it (``internal_errors``) and reports it as a Problem
     instead of raising: the call goes on, and since the guard is the core's own, a capture of
     that call replays to the same report."""
+    @functools.wraps(method)
     def guarded(self: CallCore, /, *args: P.args, **kwargs: P.kwargs) -> None:
         try:
             method(self, *args, **kwargs)
         except Exception as exc:
             self._internal_error(method.__name__, exc)
-    guarded.__name__, guarded.__qualname__, guarded.__doc__ = method.__name__, method.__qualname__, method.__doc__
     return guarded
 
 
 def guarded_frame(method: Callable[[CallCore, A, B], None]) -> Callable[[CallCore, A, B], None]:
     """``guarded`` for the inputs every frame passes (two positional arguments): the same guard
     without an ``*args`` tuple and ``**kwargs`` dict per call (0.3 µs each, two a caller frame)."""
+    @functools.wraps(method)
     def guarded(self: CallCore, a: A, b: B, /) -> None:
         try:
             method(self, a, b)
         except Exception as exc:
             self._internal_error(method.__name__, exc)
-    guarded.__name__, guarded.__qualname__, guarded.__doc__ = method.__name__, method.__qualname__, method.__doc__
     return guarded
 
 
