@@ -20,22 +20,19 @@ Run: ``.venv/bin/python benchmarks/bench_overload.py [--capacity 100] [--duratio
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import os
 import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_peers import PEER_CPU, Rig, peer_command, stand_in_rig, start, stop, wait_healthy
-from benchmarks.wire import capture, steady_window, wire_latency
+from benchmarks.wire import around, read, steady_window
 from bridge.loadtest.run import LoadOptions, LoadResult, _cpu_s, _free_ports, run_load
 from bridge.stand_ins.twilio_caller import FRAME_S
 
@@ -68,8 +65,7 @@ async def one_run(rig: Rig, calls: int, ramp_s: float, duration: float, env: dic
     pcap = rig.workdir / f"wire-{port}.pcapng"
     try:
         await wait_healthy(port)
-        with capture(pcap, [port, urlsplit(rig.realtime_url).port or 0], rig.cpus) if wire \
-                else contextlib.nullcontext():
+        with around(wire, pcap, port, rig.realtime_url, rig.cpus):
             cpu0 = _cpu_s(proc.pid)
             t0 = time.monotonic()
             r = await run_load(LoadOptions(calls=calls, ramp_s=ramp_s, duration_s=duration, loss_pct=1.0,
@@ -81,8 +77,7 @@ async def one_run(rig: Rig, calls: int, ramp_s: float, duration: float, env: dic
     admitted_s = r.frames["caller_sent"] * FRAME_S  # the completed calls' frames: refused ones sent none
     figures = None
     if wire:
-        figures = await asyncio.to_thread(wire_latency, pcap, steady_window(t0, ramp_s, duration))
-        pcap.unlink()
+        figures = await read(pcap, steady_window(t0, ramp_s, duration))
     return r, 1000.0 * cpu / (admitted_s or 1.0), figures
 
 

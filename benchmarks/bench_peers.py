@@ -37,14 +37,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.wire import capture, steady_window, wire_latency
+from benchmarks.wire import around, read, steady_window
 from bridge.loadtest.run import LoadOptions, LoadResult, _cpu_s, _free_ports, _source_path, run_load
 from bridge.stand_ins.realtime_ws import FakeRealtimeConfig, FakeRealtimeServer
 from bridge.stand_ins.stamp_log import StampLog
@@ -175,8 +174,7 @@ async def one_run(peer: str, calls: int, duration: float, seed: int, realtime_ur
     opts = LoadOptions(calls=calls, ramp_s=max(2.0, calls / 50.0), duration_s=duration, seed=seed,
                        target=url, stand_in_stamps=str(stamps), bridge_cpu=None)
     try:
-        with capture(pcap, [port, urlsplit(realtime_url).port or 0], rig) if wire \
-                else contextlib.nullcontext():
+        with around(wire, pcap, port, realtime_url, rig):
             cpu0 = _cpu_s(proc.pid)
             rig0 = _cpu_s(os.getpid())
             t0 = time.monotonic()
@@ -189,8 +187,7 @@ async def one_run(peer: str, calls: int, duration: float, seed: int, realtime_ur
     out = row(peer, calls, r, cpu, 100.0 * rig_cpu / wall / max(1, len(rig)))
     if wire:
         window = steady_window(t0, opts.ramp_s, opts.duration_s)
-        out = dataclasses.replace(out, wire=await asyncio.to_thread(wire_latency, pcap, window))
-        pcap.unlink()
+        out = dataclasses.replace(out, wire=await read(pcap, window))
     return out
 
 

@@ -15,6 +15,7 @@ reads a capture.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import contextlib
 import json
@@ -26,8 +27,10 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -66,6 +69,19 @@ def capture(path: Path, ports: list[int], cpus: set[int]) -> Iterator[None]:
     counts = re.search(r"received/dropped on interface '[^']*': (\d+)/(\d+)", log.read_text(errors="replace"))
     if counts is None or int(counts[2]):
         print(f"dumpcap: {log.read_text(errors='replace').strip()}", file=sys.stderr)
+
+
+def around(on: bool, path: Path, peer_port: int, realtime_url: str, cpus: set[int]) -> AbstractContextManager[None]:
+    """``capture`` of the peer's and the stand-in's sockets when ``on``, else nothing."""
+    return capture(path, [peer_port, urlsplit(realtime_url).port or 0], cpus) if on else contextlib.nullcontext()
+
+
+async def read(path: Path, window: tuple[float, float]) -> dict[str, object]:
+    """``wire_latency`` of a capture, off the rig's loop; the capture is removed once read."""
+    try:
+        return await asyncio.to_thread(wire_latency, path, window)
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def steady_window(t0: float, ramp_s: float, duration_s: float) -> tuple[float, float]:
