@@ -26,9 +26,12 @@ if ((DEV)); then
     # tshark (Wireshark's RTP stream analysis, the independent check of jitter and loss), chromium
     # and chromium-driver (the dashboard in a headless browser), fonts-dejavu-core (text in its
     # screenshots), postgresql (initdb and pg_ctl: the tests start a throwaway cluster of their own),
-    # podman, runc and debootstrap (the container image built and run by tests/deploy/test_image.py).
+    # podman, runc and debootstrap (the container image built and run by tests/deploy/test_image.py),
+    # nodejs (the load rig of benchmarks/node_rig; its npm packages are installed below).
     APT_PACKAGES+=(opus-tools espeak-ng sox prometheus tshark chromium chromium-driver fonts-dejavu-core postgresql
-                   podman runc debootstrap)
+                   podman runc debootstrap nodejs)
+    # npm ships inside some nodejs builds (NodeSource's) and conflicts with Debian's npm package there
+    command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
 fi
 
 missing=()
@@ -61,4 +64,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$want" != "$have" 
     PYTHONWARNINGS="ignore:Editable installation" \
         "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".$extras"
     echo "$want" > "$stamp"
+fi
+
+# The Node load rig's packages (ws), from its lock file, when the lock is newer than the install.
+rig=benchmarks/node_rig
+if ((DEV)) && { [ ! -d "$rig/node_modules" ] || [ "$rig/package-lock.json" -nt "$rig/node_modules" ]; }; then
+    npm ci --prefix "$rig" --no-audit --no-fund --loglevel=error >/dev/null
+    touch "$rig/node_modules"
 fi
