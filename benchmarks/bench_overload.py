@@ -14,12 +14,18 @@ bridge's and not a second rig process's hand-offs. CPU-ms per call-second counts
 ``--wire`` adds what the bridge added each way on the loopback wire over the steady window
 (``benchmarks/wire.py``: dumpcap's kernel stamps, so the rig's own lateness is not in it).
 
-Run: ``.venv/bin/python benchmarks/bench_overload.py [--capacity 100] [--duration 20] [--rounds 1] [--wire]``.
+``--rig node`` drives the calls from the Node rig (``benchmarks/node_rig.py``) instead, which keeps
+time at twice 200 calls; the bridge's own figures are then read from its ``/stats`` and ``/metrics``.
+
+Run: ``.venv/bin/python benchmarks/bench_overload.py [--capacity 100] [--duration 20] [--rounds 1] [--wire]
+[--rig node]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import os
 import platform
 import sys
@@ -27,13 +33,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_peers import PEER_CPU, Rig, peer_command, stand_in_rig, start, stop, wait_healthy
+from benchmarks.node_rig import NodeRig
 from benchmarks.wire import around, read, steady_window
-from bridge.loadtest.run import LoadOptions, LoadResult, _cpu_s, _free_ports, run_load
+from bridge.loadtest.run import (
+    LoadOptions,
+    LoadResult,
+    _cpu_s,
+    _free_ports,
+    _lag_buckets,
+    _stats,
+    bridge_figures,
+    run_load,
+)
 from bridge.stand_ins.twilio_caller import FRAME_S
 
 
@@ -67,10 +84,13 @@ async def one_run(rig: Rig, calls: int, ramp_s: float, duration: float, env: dic
         await wait_healthy(port)
         with around(wire, pcap, port, rig.realtime_url, rig.cpus):
             cpu0 = _cpu_s(proc.pid)
-            t0 = time.monotonic()
-            r = await run_load(LoadOptions(calls=calls, ramp_s=ramp_s, duration_s=duration, loss_pct=1.0,
-                                           jitter_ms=5.0, target=url, database_url=peer_env["MOSBRIDGE_DATABASE_URL"],
-                                           stand_in_stamps=str(rig.stamps), bridge_cpu=None))
+            opts = LoadOptions(calls=calls, ramp_s=ramp_s, duration_s=duration, loss_pct=1.0, jitter_ms=5.0,
+                               target=url, database_url=peer_env["MOSBRIDGE_DATABASE_URL"], bridge_cpu=None)
+            if rig.node is None:
+                t0 = time.monotonic()
+                r = await run_load(dataclasses.replace(opts, stand_in_stamps=str(rig.stamps)))
+            else:
+                r, t0 = await node_run(rig.node, opts, f"http://127.0.0.1:{port}")
             cpu = _cpu_s(proc.pid) - cpu0
     finally:
         await stop(proc)
@@ -79,6 +99,28 @@ async def one_run(rig: Rig, calls: int, ramp_s: float, duration: float, env: dic
     if wire:
         figures = await read(pcap, steady_window(t0, ramp_s, duration))
     return r, 1000.0 * cpu / (admitted_s or 1.0), figures
+
+
+async def node_run(node: NodeRig, opts: LoadOptions, base_url: str) -> tuple[LoadResult, float]:
+    """The Node rig's run, with the bridge's own figures read as ``run_load`` reads them: ``/stats``
+    and the lag histogram at the steady window's edges, and ``/stats`` at the end."""
+    lag_buckets: list[dict[float, float]] = []
+    window_misses: list[dict[str, int]] = []
+    edges: list[asyncio.Task[None]] = []
+    async with aiohttp.ClientSession() as http:
+        async def at_edges(t0: float) -> None:
+            for at in (t0 + opts.ramp_s + 1.0, t0 + opts.duration_s - 1.0):
+                await asyncio.sleep(max(0.0, at - time.monotonic()))
+                stats = await _stats(http, base_url + "/stats")
+                buckets = await _lag_buckets(http, base_url + "/metrics")
+                if stats is not None and buckets is not None:
+                    lag_buckets.append(buckets)
+                    window_misses.append({d: stats[d]["deadline_misses"] for d in ("inbound", "outbound")})
+
+        r, t0 = await node.run(opts, on_start=lambda t0: edges.append(asyncio.create_task(at_edges(t0))))
+        await asyncio.gather(*edges)
+        bridge_figures(r, await _stats(http, base_url + "/stats"), lag_buckets, window_misses)
+    return r, t0
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -93,7 +135,7 @@ async def bench(args: argparse.Namespace) -> None:
           "| CPU-ms per admitted call-s |" + (" wire p99 to AI / to caller (ms) |" if args.wire else ""))
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.wire else ""))
     ramp = min(5.0, args.duration / 4)  # for N calls
-    async with stand_in_rig("mosbridge-overload-") as rig:
+    async with stand_in_rig("mosbridge-overload-", args.rig == "node") as rig:
         for _ in range(args.rounds):
             for label, calls, env in runs:
                 r, cpu_ms, wire = await one_run(rig, calls, ramp * calls / n, args.duration, env, args.wire)
@@ -107,6 +149,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--wire", action="store_true", help="also read what the bridge added on the wire "
                     "(dumpcap and tshark, benchmarks/wire.py)")
+    ap.add_argument("--rig", choices=("python", "node"), default="python", help="who drives the calls: this "
+                    "process or the Node rig (benchmarks/node_rig.py), which keeps time at 200 calls and more")
     uvloop.run(bench(ap.parse_args()))
 
 

@@ -20,8 +20,8 @@ and stand-in on one Node.js loop, about 40 % of a CPU at 200 calls where this pr
 and adds how late it sent the callers' frames.
 
 Run: ``.venv/bin/python benchmarks/bench_peers.py [--calls 50 100 200] [--duration 20] [--rounds 2]
-[--baseline DIR] [--wire] [--rig node]``; ``--baseline`` adds mosbridge from another checkout as the peer ``baseline``, for
-a before/after in one run (``git worktree add ../before HEAD~1``).
+[--baseline DIR] [--wire] [--rig node]``; ``--baseline`` adds mosbridge from another checkout as the
+peer ``baseline``, for a before/after in one run (``git worktree add ../before HEAD~1``).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import orjson
 from bridge.codecs.g711 import ulaw_decode, ulaw_encode
 from bridge.loadtest.caller_view import CallerView, TaggedCallerTap, caller_view
 from bridge.loadtest.percentiles import percentiles
-from bridge.loadtest.run import LoadOptions, LoadResult, _cpu_s, plan_calls, run_nonce
+from bridge.loadtest.run import CallPlan, LoadOptions, LoadResult, _cpu_s, mos_from_reports, plan_calls, run_nonce
 from bridge.stand_ins.audio_tags import find_caller_tags
 from bridge.stand_ins.realtime_ws import FakeRealtimeConfig, speech_like
 from bridge.stand_ins.twilio_caller import CONNECTED, FRAME_S, media_message, start_message, stop_message
@@ -36,6 +36,7 @@ from bridge.stand_ins.twilio_caller import CONNECTED, FRAME_S, media_message, st
 HERE = Path(__file__).resolve().parent / "node_rig"
 RIG_JS = HERE / "rig.js"
 RUN_GRACE_S = 60.0  # past the planned end, how long a run may take before the rig is taken for stuck
+STARTUP_S = 60.0  # how long rig.js may take to read a plan
 
 
 def available() -> str | None:
@@ -58,12 +59,12 @@ def config_for(stand_in: FakeRealtimeConfig) -> dict[str, Any]:
             "instructions": stand_in.instructions}
 
 
-def plan_lines(opts: LoadOptions, run_id: str, leg: int = 0) -> tuple[list[bytes], float]:
-    """One JSON line per call for rig.js: its target, start, when it hangs up, and every text it
-    sends, as ``SimulatedCaller`` writes them; and the run's call-seconds as ``run_load`` counts them."""
+def plan_lines(opts: LoadOptions, run_id: str, leg: int = 0) -> tuple[list[bytes], list[CallPlan]]:
+    """The run's plans, and one JSON line per call for rig.js: its target, start, when it hangs up,
+    and every text it sends, as ``SimulatedCaller`` writes them."""
     lines: list[bytes] = []
-    call_seconds = 0.0
-    for p in plan_calls(opts, run_id):
+    plans = plan_calls(opts, run_id)
+    for p in plans:
         sid = "MZ" + p.call_sid[2:]
         frames = []
         for i, f in enumerate(p.frames):
@@ -74,8 +75,7 @@ def plan_lines(opts: LoadOptions, run_id: str, leg: int = 0) -> tuple[list[bytes
             "hangup_after": p.hangup_after(p.hangup_s),
             "open": [CONNECTED, start_message(sid, p.call_sid, {"tenant": opts.tenant})], "frames": frames,
             "stop": stop_message(sid, p.call_sid, len(p.frames) + 2)}))
-        call_seconds += len(p.frames) and (p.frames[-1].send_at + FRAME_S)
-    return lines, call_seconds
+    return lines, plans
 
 
 class _Clock:
@@ -127,39 +127,52 @@ class NodeRig:
     realtime_url: str
     workdir: Path
 
-    async def run(self, opts: LoadOptions) -> tuple[LoadResult, float]:
-        """``opts``' calls (count mode, ``opts.target``), with what ``bench_peers.row`` reads: failures,
-        call-seconds, messages, caller view; and when the run started, on the monotonic clock."""
-        results, t0 = await self.run_legs([opts])
+    async def run(self, opts: LoadOptions,
+                  on_start: Callable[[float], None] | None = None) -> tuple[LoadResult, float]:
+        """``opts``' calls (count mode, ``opts.target``), with what ``bench_peers.row`` reads (failures,
+        call-seconds, messages, caller view, and with ``opts.database_url`` the reports' MOS against
+        the plans'); and when the run started, on the monotonic clock, also given to ``on_start``
+        as soon as it is known."""
+        results, t0 = await self.run_legs([opts], on_start)
         return results[0], t0
 
-    async def run_legs(self, legs: list[LoadOptions]) -> tuple[list[LoadResult], float]:
+    async def run_legs(self, legs: list[LoadOptions],
+                       on_start: Callable[[float], None] | None = None) -> tuple[list[LoadResult], float]:
         """Several loads at once, from one start (``bench_paired``: one leg per peer)."""
         assert all(o.target is not None and o.rate is None for o in legs)
         base = int(time.time())
         run_ids = [f"{(base + k) % 100000:05d}{o.seed % 100:02d}" for k, o in enumerate(legs)]
-        lines, call_seconds = [], []
+        lines: list[bytes] = []
+        plans: list[list[CallPlan]] = []
         for k, (opts, run_id) in enumerate(zip(legs, run_ids, strict=True)):
-            mine, seconds = plan_lines(opts, run_id, k)
+            mine, leg_plans = plan_lines(opts, run_id, k)
             lines += mine
-            call_seconds.append(seconds)
+            plans.append(leg_plans)
         plan, out = self.workdir / "plan.jsonl", self.workdir / "result.json"
         plan.write_bytes(b"\n".join(lines) + b"\n")
         out.unlink(missing_ok=True)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(json.dumps({"run": str(plan), "out": str(out)}).encode() + b"\n")
         await self.proc.stdin.drain()
-        line = await asyncio.wait_for(self.proc.stdout.readline(), max(o.run_s for o in legs) + RUN_GRACE_S)
-        if not line:
-            raise RuntimeError("rig.js exited during a run (its stderr is in the work directory)")
-        t0 = float(json.loads(line)["t0"])
+        started = await self._line(STARTUP_S)
+        if on_start is not None:
+            on_start(float(started["started"]))
+        t0 = float((await self._line(max(o.run_s for o in legs) + RUN_GRACE_S))["t0"])
         result = orjson.loads(out.read_bytes())
         return [self._result(opts, {"calls": [c for c in result["calls"] if c["leg"] == k],
-                                    "sessions": result["sessions"], "gc": result["gc"]}, run_id, seconds, t0)
-                for k, (opts, run_id, seconds) in enumerate(zip(legs, run_ids, call_seconds, strict=True))], t0
+                                    "sessions": result["sessions"], "gc": result["gc"]}, run_id, leg_plans, t0)
+                for k, (opts, run_id, leg_plans) in enumerate(zip(legs, run_ids, plans, strict=True))], t0
+
+    async def _line(self, timeout_s: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout_s)
+        if not line:
+            raise RuntimeError("rig.js exited during a run (its stderr is in the work directory)")
+        out: dict[str, Any] = json.loads(line)
+        return out
 
     @staticmethod
-    def _result(opts: LoadOptions, result: dict[str, Any], run_id: str, call_seconds: float,
+    def _result(opts: LoadOptions, result: dict[str, Any], run_id: str, plans: list[CallPlan],
                 t0: float) -> LoadResult:
         steady = (t0 + opts.ramp_s + 1.0, t0 + opts.duration_s - 1.0)
         v = view(result, run_nonce(run_id), steady if steady[1] - steady[0] >= 2.0 else None)
@@ -168,7 +181,7 @@ class NodeRig:
         r.calls = {"started": len(calls), "completed": sum(c["failed"] is None and not c["refused"] for c in calls),
                    "failed": sum(c["failed"] is not None for c in calls)}
         r.refused = sum(bool(c["refused"]) for c in calls)
-        r.call_seconds = call_seconds
+        r.call_seconds = sum(len(p.frames) and (p.frames[-1].send_at + FRAME_S) for p in plans)
         # how late the rig sent the callers' frames: a rig that falls behind sends in bursts
         late = [1000.0 * (t - due) for c in calls for _, t, due in c["sent"]]
         r.caller_view = {**v.to_dict(), "rig_send_late_ms": percentiles(late) or None, "rig_gc": result["gc"]}
@@ -176,6 +189,9 @@ class NodeRig:
                       "caller_received": sum(c["messages_received"] for c in calls),
                       **{k: v.counts[k] for k in ("ai_received", "ai_sent") if k in v.counts}}
         r.frames = {"caller_sent": sum(c["frames_sent"] for c in calls)}
+        if opts.database_url:
+            answered = {plans[int(c["index"])].call_sid for c in calls if c["failed"] is None and not c["refused"]}
+            r.mos, r.calls["completed"] = mos_from_reports(plans, opts, opts.database_url, answered)
         return r
 
     def cpu_s(self) -> float:

@@ -15,8 +15,8 @@
 // Protocol on stdin/stdout, one JSON object a line:
 //   out  {"realtime_port": P}                       once the stand-in listens
 //   in   {"run": PLAN_FILE, "out": RESULT_FILE}      PLAN_FILE: a line per call, each with its target
-//   out  {"done": RESULT_FILE, "t0": MONOTONIC_S}   every call has ended, the stamps are written;
-//                                                   t0: the run's start, 0.2 s after the plan was read
+//   out  {"started": MONOTONIC_S}                   the plan is read; the run starts then (0.2 s on)
+//   out  {"done": RESULT_FILE, "t0": MONOTONIC_S}   every call has ended, the stamps are written
 // Run: node rig.js CONFIG_FILE   (CONFIG: see benchmarks/node_rig.py, `config_for`)
 'use strict';
 
@@ -452,7 +452,7 @@ class Caller {
   constructor(plan, t0, done) {
     this.plan = plan;
     this.done = done;
-    this.result = { leg: plan.leg, index: plan.index, failed: null, refused: false, sent: [], received: [], hangup_at: null, messages_sent: 0, messages_received: 0, frames_sent: 0, clears: 0 };
+    this.result = { leg: plan.leg, index: plan.index, failed: null, refused: false, sent: [], received: [], hangup_at: null, messages_sent: 0, messages_received: 0, frames_sent: 0 };
     this.next = 0;
     this.playUntil = 0;
     this.marks = []; // [due, name]
@@ -469,6 +469,7 @@ class Caller {
       this.result.refused = res.statusCode === 503;
       this.result.failed = this.result.refused ? null : `upgrade answered ${res.statusCode}`;
       this.finish();
+      req.destroy(); // with this listener, ending the refused upgrade is ours to do
     });
     ws.on('error', (err) => {
       if (!this.finished && this.result.hangup_at === null) this.result.failed = String(err.message || err);
@@ -498,7 +499,6 @@ class Caller {
         this.marks.push([Math.max(this.playUntil, t), msg.mark.name]);
         this.armMarks();
       } else if (msg.event === 'clear') {
-        this.result.clears += 1;
         this.playUntil = t;
         const names = this.marks.map((m) => m[1]);
         this.marks = [];
@@ -572,6 +572,7 @@ async function run(cmd) {
   gcPauses = [];
   const plans = fs.readFileSync(cmd.run, 'utf8').split('\n').filter((l) => l).map((l) => JSON.parse(l));
   const t0 = now() + 0.2;
+  process.stdout.write(`${JSON.stringify({ started: t0 })}\n`);
   const results = await new Promise((resolve) => {
     const out = [];
     if (!plans.length) resolve(out);

@@ -509,16 +509,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
                     **{k: view.counts[k] for k in ("ai_received", "ai_sent") if k in view.counts}}
     out.frames = {"caller_sent": sum(r.frames_sent for r in results.values()),
                   "caller_received": sum(r.media_received for r in results.values())}
-    if stats:
-        for d in ("inbound", "outbound"):
-            out.frames[f"bridge_{d}"] = stats[d]["frames"]
-            out.deadline_misses[d] = stats[d]["deadline_misses"]
-            out.bridge_latency_ms[d] = stats[d]["bridge_latency_ms"]
-        out.event_loop_lag_ms = stats.get("event_loop_lag_ms")
-        out.gc_pause_ms = stats.get("gc_pause_ms")
-    if len(lag_buckets) == 2:
-        out.steady_loop_lag = steady_lag(lag_buckets[0], lag_buckets[1])
-        out.steady_deadline_misses = {d: window_misses[1][d] - window_misses[0][d] for d in window_misses[0]}
+    bridge_figures(out, stats, lag_buckets, window_misses)
     turns = [x * 1000.0 for r in results.values() for x in r.turn_latency_s]
     out.caller_turn_latency_ms = _percentiles(turns) or None
     call_seconds = sum(len(p.frames) and (p.frames[-1].send_at + FRAME_S) for p in plans)
@@ -531,10 +522,34 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
     if pid and rss_idle is not None:
         out.rss_mb = {"idle": rss_idle, "peak": rss_peak}
         out.rss_mb_per_call = (rss_peak - rss_idle) / max(1, opts.calls if opts.rate is None else state["peak"])
+    out.mos, out.calls["completed"] = mos_from_reports(plans, opts, db_url, set(results))
+    return out
+
+
+def bridge_figures(out: LoadResult, stats: dict[str, Any] | None, lag_buckets: list[dict[float, float]],
+                   window_misses: list[dict[str, int]]) -> None:
+    """Into ``out``: the bridge's own figures from its ``/stats`` after the run, and with the lag
+    histogram and deadline misses read at the steady window's two edges, the window's."""
+    if stats:
+        for d in ("inbound", "outbound"):
+            out.frames[f"bridge_{d}"] = stats[d]["frames"]
+            out.deadline_misses[d] = stats[d]["deadline_misses"]
+            out.bridge_latency_ms[d] = stats[d]["bridge_latency_ms"]
+        out.event_loop_lag_ms = stats.get("event_loop_lag_ms")
+        out.gc_pause_ms = stats.get("gc_pause_ms")
+    if len(lag_buckets) == 2 and len(window_misses) == 2:
+        out.steady_loop_lag = steady_lag(lag_buckets[0], lag_buckets[1])
+        out.steady_deadline_misses = {d: window_misses[1][d] - window_misses[0][d] for d in window_misses[0]}
+
+
+def mos_from_reports(plans: list[CallPlan], opts: LoadOptions, db_url: str | None,
+                     answered: set[str]) -> tuple[dict[str, Any], int]:
+    """The stored reports' MOS against each plan's ground truth (``expected_mos``) for the calls
+    whose callers finished (``answered``: call SIDs), and how many calls ended on ``stop``."""
     reported: list[float] = []
     expected: list[float] = []
     errors: list[float] = []
-    saturated = 0
+    saturated = completed = 0
     if db_url:
         store = open_store(db_url)
         for plan in plans:
@@ -542,20 +557,18 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
             if rep is None:
                 continue
             if rep.get("end_reason") == "stop":
-                out.calls["completed"] += 1
+                completed += 1
             saturated += bool(rep.get("bridge_host", {}).get("loop_lag", {}).get("saturated"))
             mos = rep.get("mos")
             if mos is None:  # a fallback report: the bridge could not score the call
                 continue
             reported.append(mos)
-            caller = results.get(plan.call_sid)
-            if caller is not None:
+            if plan.call_sid in answered:
                 expected.append(expected_mos(plan, opts))
                 errors.append(abs(mos - expected[-1]))
-    out.mos = {"reported": _percentiles(reported), "expected": _percentiles(expected),
-               "mean_abs_error": sum(errors) / len(errors) if errors else None, "reports": len(reported),
-               "reports_flagged_saturated": saturated}
-    return out
+    return ({"reported": _percentiles(reported), "expected": _percentiles(expected),
+             "mean_abs_error": sum(errors) / len(errors) if errors else None, "reports": len(reported),
+             "reports_flagged_saturated": saturated}, completed)
 
 
 def _view_missing(opts: LoadOptions, stamps_path: Path | None) -> str | None:

@@ -205,3 +205,26 @@ async def test_its_stand_in_refuses_a_session_without_a_key(tmp_path: Path) -> N
                 async with connect(node.realtime_url, additional_headers=headers):
                     pass
             assert refused.value.response.status_code == 401
+
+
+async def test_its_callers_count_a_503_upgrade_as_refused_and_another_status_as_failed(tmp_path: Path) -> None:
+    statuses = iter([503, 503, 500])
+
+    async def media(request: web.Request) -> web.Response:
+        return web.Response(status=next(statuses), text="full\n")
+
+    app = web.Application()
+    app.router.add_get("/media", media)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = _free_ports(1)[0]
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with rig(tmp_path) as node:
+            result, _ = await node.run(LoadOptions(calls=3, ramp_s=0.3, duration_s=2.0, seed=1,
+                                                   target=f"ws://127.0.0.1:{port}/media"))
+    finally:
+        await runner.cleanup()
+    assert result.refused == 2
+    assert result.calls == {"started": 3, "completed": 0, "failed": 1}
+    assert result.frames["caller_sent"] == 0
