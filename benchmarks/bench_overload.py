@@ -140,6 +140,9 @@ async def bench(args: argparse.Namespace) -> None:
             for label, calls, env in runs:
                 r, cpu_ms, wire = await one_run(rig, calls, ramp * calls / n, args.duration, env, args.wire)
                 print(row(label, r, cpu_ms, wire), flush=True)
+                if rig.node is not None:
+                    print(f"  {label}: the rig sent frames late by {r.caller_view.get('rig_send_late_ms')} ms; "
+                          f"its GC: {r.caller_view.get('rig_gc')}", file=sys.stderr, flush=True)
 
 
 def main() -> None:

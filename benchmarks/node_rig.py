@@ -60,12 +60,12 @@ def config_for(stand_in: FakeRealtimeConfig) -> dict[str, Any]:
 
 
 def plan_lines(opts: LoadOptions, run_id: str, leg: int = 0) -> tuple[list[bytes], list[CallPlan]]:
-    """The run's plans, and one JSON line per call for rig.js: its target, start, when it hangs up,
-    and every text it sends, as ``SimulatedCaller`` writes them."""
+    """One JSON line per call for rig.js (its target, start, when it hangs up, and every text it
+    sends, as ``SimulatedCaller`` writes them), and the run's plans."""
     lines: list[bytes] = []
     plans = plan_calls(opts, run_id)
     for p in plans:
-        sid = "MZ" + p.call_sid[2:]
+        sid = p.stream_sid
         frames = []
         for i, f in enumerate(p.frames):
             # sequenceNumber counts every message from start (1); chunk the media messages before it

@@ -92,10 +92,14 @@ class CallPlan:
     index: int = 0
     hangup_s: float = 0.0  # s after the call's start; later if its last frame is sent later
 
+    @property
+    def stream_sid(self) -> str:
+        return "MZ" + self.call_sid[2:]
+
     def caller(self, media_url: str, params: dict[str, str], delay_ms: float,
                tap: CallerTap | None = None, pacer: FramePacer | None = None) -> SimulatedCaller:
         """The simulated caller of this plan, answering pings after a network of ``delay_ms`` each way."""
-        return SimulatedCaller(media_url, stream_sid="MZ" + self.call_sid[2:], call_sid=self.call_sid, params=params,
+        return SimulatedCaller(media_url, stream_sid=self.stream_sid, call_sid=self.call_sid, params=params,
                                pong_delay_s=2 * delay_ms / 1000.0, speech_ends=self.speech_ends, keep_messages=False,
                                tap=tap, pacer=pacer)
 
