@@ -170,14 +170,21 @@ async def delaying_peer(realtime_url: str) -> AsyncIterator[tuple[str, list[floa
         await twilio.close()
         return twilio
 
+    async with serving_media(media) as url:
+        yield url, slack
+
+
+@contextlib.asynccontextmanager
+async def serving_media(handler: Any) -> AsyncIterator[str]:
+    """``handler`` answering ``/media`` on a free loopback port; yields its ws:// URL."""
     app = web.Application()
-    app.router.add_get("/media", media)
+    app.router.add_get("/media", handler)
     runner = web.AppRunner(app)
     await runner.setup()
     port = _free_ports(1)[0]
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield f"ws://127.0.0.1:{port}/media", slack
+        yield f"ws://127.0.0.1:{port}/media"
     finally:
         await runner.cleanup()
 
@@ -213,18 +220,8 @@ async def test_its_callers_count_a_503_upgrade_as_refused_and_another_status_as_
     async def media(request: web.Request) -> web.Response:
         return web.Response(status=next(statuses), text="full\n")
 
-    app = web.Application()
-    app.router.add_get("/media", media)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = _free_ports(1)[0]
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        async with rig(tmp_path) as node:
-            result, _ = await node.run(LoadOptions(calls=3, ramp_s=0.3, duration_s=2.0, seed=1,
-                                                   target=f"ws://127.0.0.1:{port}/media"))
-    finally:
-        await runner.cleanup()
+    async with serving_media(media) as url, rig(tmp_path) as node:
+        result, _ = await node.run(LoadOptions(calls=3, ramp_s=0.3, duration_s=2.0, seed=1, target=url))
     assert result.refused == 2
     assert result.calls == {"started": 3, "completed": 0, "failed": 1}
     assert result.frames["caller_sent"] == 0
