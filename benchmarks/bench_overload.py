@@ -49,6 +49,7 @@ from bridge.loadtest.run import (
     _lag_buckets,
     _stats,
     bridge_figures,
+    note_edge,
     run_load,
 )
 from bridge.stand_ins.twilio_caller import FRAME_S
@@ -111,11 +112,8 @@ async def node_run(node: NodeRig, opts: LoadOptions, base_url: str) -> tuple[Loa
         async def at_edges(t0: float) -> None:
             for at in (t0 + opts.ramp_s + 1.0, t0 + opts.duration_s - 1.0):
                 await asyncio.sleep(max(0.0, at - time.monotonic()))
-                stats = await _stats(http, base_url + "/stats")
-                buckets = await _lag_buckets(http, base_url + "/metrics")
-                if stats is not None and buckets is not None:
-                    lag_buckets.append(buckets)
-                    window_misses.append({d: stats[d]["deadline_misses"] for d in ("inbound", "outbound")})
+                note_edge(await _stats(http, base_url + "/stats"), await _lag_buckets(http, base_url + "/metrics"),
+                          lag_buckets, window_misses)
 
         r, t0 = await node.run(opts, on_start=lambda t0: edges.append(asyncio.create_task(at_edges(t0))))
         await asyncio.gather(*edges)

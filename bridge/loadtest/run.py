@@ -460,10 +460,7 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
             # beside have no such endpoint, so the rig's watching must not cost mosbridge alone
             stats = await _stats(http, stats_url) if at_edge or opts.progress is not None else None
             if at_edge:
-                buckets = await _lag_buckets(http, metrics_url)
-                if buckets is not None and stats is not None:
-                    lag_buckets.append(buckets)
-                    window_misses.append({d: stats[d]["deadline_misses"] for d in ("inbound", "outbound")})
+                note_edge(stats, await _lag_buckets(http, metrics_url), lag_buckets, window_misses)
             if pid:
                 rss = _rss_mb(pid)
                 rss_peak = max(rss_peak, rss)
@@ -528,6 +525,15 @@ async def _drive(opts: LoadOptions, media_url: str, db_url: str | None, procs: P
         out.rss_mb_per_call = (rss_peak - rss_idle) / max(1, opts.calls if opts.rate is None else state["peak"])
     out.mos, out.calls["completed"] = mos_from_reports(plans, opts, db_url, set(results))
     return out
+
+
+def note_edge(stats: dict[str, Any] | None, buckets: dict[float, float] | None,
+              lag_buckets: list[dict[float, float]], window_misses: list[dict[str, int]]) -> None:
+    """One edge of the steady window: the lag histogram and the deadline misses read there (both, or
+    neither when a read failed), for ``bridge_figures``."""
+    if buckets is not None and stats is not None:
+        lag_buckets.append(buckets)
+        window_misses.append({d: stats[d]["deadline_misses"] for d in ("inbound", "outbound")})
 
 
 def bridge_figures(out: LoadResult, stats: dict[str, Any] | None, lag_buckets: list[dict[float, float]],
