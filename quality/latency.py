@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 _SUB = 100  # buckets per power of ten: values are kept to two significant digits
@@ -33,7 +34,7 @@ class LatencyHistogram:
     and are bucketed together, in order, before any read, for the same result at less cost.
     """
 
-    __slots__ = ("_buckets", "_count", "_feeds", "_max", "_pending", "_sum", "_zero")
+    __slots__ = ("_buckets", "_count", "_max", "_pending", "_sum", "_tap", "_zero")
 
     def __init__(self) -> None:
         self._buckets: dict[int, int] = {}
@@ -42,17 +43,29 @@ class LatencyHistogram:
         self._sum = 0.0
         self._max = 0.0
         self._pending = array("d")
-        self._feeds: LatencyHistogram | None = None
+        self._tap: Callable[[Sequence[float]], None] | None = None
 
-    def feed(self, total: LatencyHistogram) -> None:
-        """From now on, also record in ``total`` every value recorded here (handed on when this one
-        buckets them, or at :meth:`flush`): one figure over many histograms that costs no merge of
-        them all when it is read."""
-        self._fold()  # what is pending was recorded before: this histogram's alone
-        self._feeds = total
+    def tap(self, fn: Callable[[Sequence[float]], None]) -> None:
+        """From now on, hand every batch of recorded values to ``fn`` as they are bucketed, in order:
+        another view of the same values (a Prometheus histogram's buckets) at a call per batch."""
+        self._fold()
+        self._tap = fn
+
+    def merge(self, other: LatencyHistogram) -> None:
+        """Add ``other``'s values to this one's (both bucketed first): one figure over many
+        histograms, read now and then (a bridge's /stats), at a cost per bucket, not per value."""
+        self._fold()
+        other._fold()
+        buckets = self._buckets
+        for k, n in other._buckets.items():
+            buckets[k] = buckets.get(k, 0) + n
+        self._count += other._count
+        self._zero += other._zero
+        self._sum += other._sum
+        self._max = max(self._max, other._max)
 
     def flush(self) -> None:
-        """Bucket what is pending now (and hand it on to the histogram this one feeds)."""
+        """Bucket what is pending now (and hand it to the tap)."""
         self._fold()
 
     def record(self, seconds: float, n: int = 1) -> None:
@@ -70,11 +83,8 @@ class LatencyHistogram:
         pending = self._pending
         if not pending:
             return
-        feeds = self._feeds
-        if feeds is not None:
-            feeds._pending.extend(pending)
-            if len(feeds._pending) >= PENDING_MAX:
-                feeds._fold()
+        if self._tap is not None:
+            self._tap(pending)
         buckets, log10, floor = self._buckets, math.log10, math.floor
         count, zero, total, top = self._count, self._zero, self._sum, self._max
         for seconds in pending:

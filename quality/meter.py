@@ -103,21 +103,30 @@ class DirectionMeter:
         # than max_gap_s, past which a step is a jump instead.
         self._step_max = min(1.5 * frame_s, max_gap_s)
 
+    def in_order(self, seq: int, media_ts_s: float, arrival_s: float) -> bool:
+        """``update`` of the next frame (the next counter, a timestamp step of at most 1.5 frames),
+        whose fate is ``IN_ORDER``: deferred, and True. False, with nothing changed, for any other."""
+        if seq != self._next_seq:
+            return False
+        step = media_ts_s - self._top_ts
+        if not 0.0 <= step <= self._step_max:
+            return False
+        self.last_missing = 0
+        self.last_clock = None
+        self._next_seq = seq + 1
+        self._top_ts = media_ts_s
+        seqs = self._seqs
+        seqs.append(seq)
+        times = self._times
+        times.append(media_ts_s)
+        times.append(arrival_s)
+        if len(seqs) >= self._defer:
+            self._catch_up()
+        return True
+
     def update(self, seq: int, media_ts_s: float, arrival_s: float | None) -> Arrival:
-        if seq == self._next_seq and arrival_s is not None:
-            step = media_ts_s - self._top_ts
-            if 0.0 <= step <= self._step_max:
-                self.last_missing = 0
-                self.last_clock = None
-                self._next_seq = seq + 1
-                self._top_ts = media_ts_s
-                self._seqs.append(seq)
-                times = self._times
-                times.append(media_ts_s)
-                times.append(arrival_s)
-                if len(self._seqs) >= self._defer:
-                    self._catch_up()
-                return Arrival.IN_ORDER
+        if arrival_s is not None and self.in_order(seq, media_ts_s, arrival_s):
+            return Arrival.IN_ORDER
         self._catch_up()
         arrival = self._update(seq, media_ts_s, arrival_s)
         top = self._chunks.highest

@@ -6,11 +6,13 @@ touches a socket, a clock or a random source, so a replayed capture yields the s
 the live call did.
 
     receive_twilio(text, now)      one Media Streams message
+    take_media(text, now)          the same, handing the common caller frame's append straight back
     receive_realtime(text, now)    one Realtime server event
     realtime_connected(now)        a (new) AI connection is up: configure the session
     realtime_closed(now, reason)   the AI connection is gone
     twilio_closed(now)             Twilio's socket closed (with or without ``stop``)
     record_sent(items, now)        the driver sent these items now (bridge latency)
+    record_frame_sent(waited_s)    ... or the append take_media handed back, that long after it came
     record_rtt(peer, rtt_ms, now)  a WebSocket ping (or RTCP) round trip
     receive_ai_packet(seq, opus, now)  WebRTC leg: one RTP packet of AI audio (Opus payload)
     record_rtp(stats, now)         WebRTC leg: the RTP/RTCP figures of the AI leg, for the report
@@ -50,11 +52,11 @@ from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import PurePath as Path
-from typing import Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from bridge.codecs import CodecError, Transcoder, make_transcoder
 from bridge.codecs.g711 import FRAME_BYTES
-from bridge.core.ai_state import AiLeg
+from bridge.core.ai_state import AiLeg, AiState
 from bridge.core.config import CallConfig
 from bridge.core.counters import Count
 from bridge.core.events import (
@@ -144,9 +146,11 @@ class CallCore:
         self.transcoder = transcoder if transcoder is not None else make_transcoder(
             config.ai_format, config.opus_bitrate)
         self._passthrough = self.transcoder.fmt == "pcmu"
+        self._lane = self._passthrough and timed  # take_media's common case can happen at all
         self.inbound = DirectionMeter(self._playout())
         self.playback = Playback()
         self.latency = {Direction.INBOUND: LatencyHistogram(), Direction.OUTBOUND: LatencyHistogram()}
+        self._latency_in = self.latency[Direction.INBOUND]
         self.deadline_misses = {Direction.INBOUND: 0, Direction.OUTBOUND: 0}
         self.rtt = {Peer.TWILIO: LatencyHistogram(), Peer.REALTIME: LatencyHistogram()}
         self.responses = Responses(self.playback, self.counters, config.ai_stall_s)
@@ -190,6 +194,12 @@ class CallCore:
                 self.latency[item.direction].record(waited, item.frames)  # per 20 ms frame of the message
                 if waited > DEADLINE_S:
                     self.deadline_misses[item.direction] += item.frames
+
+    def record_frame_sent(self, waited_s: float) -> None:
+        """``record_sent`` of one caller frame from :meth:`take_media`, sent ``waited_s`` after it arrived."""
+        self._latency_in.record(waited_s)
+        if waited_s > DEADLINE_S:
+            self.deadline_misses[Direction.INBOUND] += 1
 
     @guarded
     def record_rtt(self, peer: Peer, rtt_ms: float, now: float) -> None:
@@ -290,18 +300,58 @@ class CallCore:
 
     # ------------------------------------------------------------------ Twilio side
 
-    @guarded_frame
     def receive_twilio(self, text: str | bytes, now: float) -> None:
-        if self.state is State.ENDED:
-            return
+        append = self.take_media(text, now)
+        if append is not None:
+            self._out.append(Outgoing(Peer.REALTIME, append, now, Direction.INBOUND))
+
+    def take_media(self, text: str | bytes, now: float) -> str | None:
+        """``receive_twilio``, returning the ``input_audio_buffer.append`` for the AI instead of
+        queueing it when the message is the common case: the next in-order caller frame of a
+        started call whose AI leg is up, passed through (``pcmu``) and timed. Such a frame makes
+        nothing else (no event, no other output, no change of timer), so the driver writes the
+        append itself and records it with :meth:`record_frame_sent`. Otherwise None: the message
+        took the general way, and what it made is in ``data_to_send`` and ``next_event``."""
+        try:  # the guard every input has (``guarded``), without a call of its own: once a frame
+            if self.state is State.ENDED:
+                return None
+            try:
+                d = tw.load_twilio(text, self.config.max_message_bytes)
+            except tw.MessageTooLarge as exc:
+                self.bad(Count.OVERSIZE, str(exc))
+                return None
+            except tw.MalformedJson as exc:
+                self.bad(Count.BAD_JSON, str(exc))
+                return None
+            except tw.TwilioProtocolError as exc:
+                self.bad(Count.BAD_MESSAGE, str(exc))
+                return None
+            if self._lane and self.state is State.STARTED and self.ai.state is AiState.UP:
+                frame = tw.inbound_frame(d)
+                if frame is not None:
+                    # What the general way does with it (_within_rate, then _on_media down to
+                    # _send_audio) when every test on that way passes; with nothing changed
+                    # when one would not, for the general way to take it (tests/bridge/core/test_lane.py).
+                    chunk, timestamp, payload = frame
+                    try:
+                        audio = binascii.a2b_base64(payload, strict_mode=True)
+                    except (binascii.Error, ValueError):
+                        audio = b""
+                    if len(audio) == FRAME_BYTES:
+                        tokens = self._tokens_now(now)
+                        if tokens >= 1.0 and self.inbound.in_order(chunk, timestamp / 1000.0, now):
+                            self._tokens = tokens - 1.0
+                            self._tokens_at = now
+                            self.transcoder.to_ai(audio)
+                            return rt.append_text(payload)
+            self._receive_object(d, now)
+        except Exception as exc:
+            self._internal_error("receive_twilio", exc)
+        return None
+
+    def _receive_object(self, d: dict[str, Any], now: float) -> None:
         try:
-            msg = tw.parse_twilio(text, max_bytes=self.config.max_message_bytes)
-        except tw.MessageTooLarge as exc:
-            self.bad(Count.OVERSIZE, str(exc))
-            return
-        except tw.MalformedJson as exc:
-            self.bad(Count.BAD_JSON, str(exc))
-            return
+            msg = tw.parse_object(d)
         except tw.TwilioProtocolError as exc:
             self.bad(Count.BAD_MESSAGE, str(exc))
             return
@@ -319,6 +369,11 @@ class CallCore:
         elif isinstance(msg, tw.UnknownTwilioEvent):
             self.bad(Count.UNKNOWN_TWILIO_EVENT, f"unknown Twilio event {msg.event!r}")
 
+    def _tokens_now(self, now: float) -> float:
+        """The token bucket's level at ``now``, refilled since it was last taken from."""
+        cfg = self.config
+        return min(float(cfg.max_message_burst), self._tokens + (now - self._tokens_at) * cfg.max_messages_per_s)
+
     def _within_rate(self, now: float) -> bool:
         """Token bucket over the Twilio connection's media messages: a burst of
         ``max_message_burst`` (a stalled network's backlog), refilled at ``max_messages_per_s``
@@ -326,8 +381,7 @@ class CallCore:
         take the event loop from every other call on the pod; ``stop``, marks and the rest always
         pass."""
         cfg = self.config
-        refill = (now - self._tokens_at) * cfg.max_messages_per_s
-        self._tokens = min(float(cfg.max_message_burst), self._tokens + refill)
+        self._tokens = self._tokens_now(now)
         self._tokens_at = now
         if self._tokens >= 1.0:
             self._tokens -= 1.0

@@ -68,6 +68,11 @@ class AiLeg(Protocol):
         wait (then :meth:`send` must be awaited)."""
         ...
 
+    def send_text_now(self, text: str) -> bool:
+        """:meth:`send_now` of one text message (a caller frame's append): sent, or False with
+        nothing sent."""
+        ...
+
     async def ping(self, payload: bytes) -> bool:
         """Send a ping whose pong :meth:`receive` yields; False if this leg does not ping."""
         ...
@@ -163,13 +168,24 @@ class RealtimeWsLeg:
         if text is None or not text.ready():
             return False
         try:  # a batch that pauses the transport is written whole: the next one waits
-            if len(batch) == 1:  # a caller frame: no list
+            if len(batch) == 1:
                 text.write(batch[0].text)
             else:
                 text.write_all([item.text for item in batch])
         except ConnectionError:
             pass  # closing: the rest is dropped, as send drops it
         return True
+
+    def send_text_now(self, text: str) -> bool:
+        ws, writer = self._ws, self._text
+        if ws is None or ws.closed:
+            return True
+        if writer is None:
+            return False
+        try:
+            return writer.write_if_ready(text)
+        except ConnectionError:
+            return True  # closing: dropped, as send drops it
 
     async def ping(self, payload: bytes) -> bool:
         ws = self._ws
@@ -259,6 +275,9 @@ class RealtimeRtcLeg:
             else:
                 self._leg.send_event(item.text)
         return True
+
+    def send_text_now(self, text: str) -> bool:
+        return False  # caller audio on this leg is the Opus track, never text: the general path
 
     async def ping(self, payload: bytes) -> bool:
         return False

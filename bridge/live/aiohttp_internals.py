@@ -57,11 +57,12 @@ class ArrivalClock:
 
         protocol._data_received_cb = on_data  # type: ignore[attr-defined]
 
-    def stamp(self) -> float:
+    def stamp(self, now: float | None = None) -> float:
         """When the message just read arrived: the latest chunk's time. A message completed by
         an earlier chunk gets a later time than its own, never an earlier one, and never later
-        than now."""
-        now = self._clock()
+        than ``now`` (the clock's time unless the reader just read it)."""
+        if now is None:
+            now = self._clock()
         return now if self.last is None else min(self.last, now)
 
 
@@ -110,6 +111,17 @@ class TextWriter:
         w._write_websocket_frame(text.encode(), WSMsgType.TEXT, 0)
         if w._output_size > w._limit:
             w._output_size = 0  # as send_frame does before it waits for a paused transport
+
+    def write_if_ready(self, text: str) -> bool:
+        """:meth:`write` if :meth:`ready`, in one call (a caller frame's path); False, with nothing
+        written, if not. Raises ``ConnectionError`` as :meth:`write` does."""
+        w = self._writer
+        if w is None or w.compress or w._closing or w.protocol._paused:
+            return False
+        w._write_websocket_frame(text.encode(), WSMsgType.TEXT, 0)
+        if w._output_size > w._limit:
+            w._output_size = 0
+        return True
 
     def write_all(self, texts: Sequence[str]) -> None:
         """Frame each of ``texts`` as :meth:`write` does and write them in one ``writelines`` (one

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
-from bridge.core.call import DEADLINE_S, CallCore
+from bridge.core.call import CallCore
 from bridge.core.counters import Count
-from bridge.core.events import CallEnded, CallStarted, Event, Outgoing, Peer, Problem, ReconnectRealtime
+from bridge.core.events import CallEnded, CallStarted, Direction, Event, Outgoing, Peer, Problem, ReconnectRealtime
 from bridge.core.inputs import (
     AiClosed,
     AiConnected,
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("mosbridge")
 report_log = logging.getLogger("mosbridge.report")
 
+_TEXT, _BINARY = WSMsgType.TEXT, WSMsgType.BINARY
+_CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
 AI_BACKLOG_WARN = 250  # messages (5 s of caller audio) waiting for the AI socket
 
 
@@ -99,10 +101,10 @@ class CallDriver:
         self._ping_count = 0
         self._lag_start = bridge.stats.lag_counts.snapshot()
 
-    def _arrived(self) -> float:
-        """When the Twilio message just read reached the bridge (see ``bridge.live.aiohttp_internals``), on the
-        call's clock; never before the previous one."""
-        return self._arrival.stamp() - self.t0
+    def _arrived(self, read_at: float) -> float:
+        """When the Twilio message just read (at ``read_at``, monotonic) reached the bridge (see
+        ``bridge.live.aiohttp_internals``), on the call's clock; never before the previous one."""
+        return self._arrival.stamp(read_at) - self.t0
 
     def _ai_arrived(self, leg: AiLeg) -> float:
         """When the AI item just yielded reached the bridge, on the call's clock (see ``_arrived``):
@@ -165,31 +167,37 @@ class CallDriver:
                 await self.twilio.close()
 
     async def _twilio_loop(self) -> None:
-        ws = self.twilio
+        ws, core = self.twilio, self.core
         turn = Turn()
         while True:
             before = time.monotonic()
             msg = await ws.receive()
-            if turn.over(before, time.monotonic()):
+            read_at = time.monotonic()
+            if turn.over(before, read_at):
                 await asyncio.sleep(0)
                 turn.restart()
-            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                read_at = time.monotonic()
+            kind = msg.type
+            if kind is _TEXT or kind is _BINARY:
+                arrived = self._arrived(read_at)
+                if self.capture is None:  # nothing to record: what _apply(TwilioIn(...)) does, minus two calls a frame
+                    append = core.take_media(msg.data, arrived)
+                    if append is not None:  # a caller frame that made nothing else: no flush
+                        self._frame_to_ai(append, arrived)
+                        continue
+                else:
+                    self._apply(TwilioIn(msg.data), arrived)
+            elif kind in _CLOSED:
                 return
-            if msg.type is WSMsgType.ERROR:
+            elif kind is WSMsgType.ERROR:
                 # aiohttp closes the socket on a message over its cap or a protocol violation
                 self._apply(End(f"twilio_error: {type(msg.data).__name__}: {msg.data}"))
                 return
-            arrived = self._arrived()
-            if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
-                if self.capture is None:  # nothing to record: what _apply(TwilioIn(...)) does, minus two calls a frame
-                    self.core.receive_twilio(msg.data, arrived)
-                else:
-                    self._apply(TwilioIn(msg.data), arrived)
-            elif msg.type is WSMsgType.PING:
+            elif kind is WSMsgType.PING:
                 await ws.pong(msg.data)
                 continue
-            elif msg.type is WSMsgType.PONG:
-                self._pong(msg.data, arrived)
+            elif kind is WSMsgType.PONG:
+                self._pong(msg.data, self._arrived(read_at))
                 continue
             if self._lock.locked() or not self._flush_now():  # flush(), without its coroutine per frame
                 await self._flush_waiting()
@@ -370,6 +378,16 @@ class CallDriver:
         else:
             self._sent(items, "ai_out")
 
+    def _frame_to_ai(self, append: str, arrived: float) -> None:
+        """A caller frame's append from ``take_media``: what :meth:`_to_ai` and :meth:`_sent` do
+        with the one item a flush would hold, without the item."""
+        leg = self.leg
+        if self._ai_writing or self._ai_queue or leg is None or not leg.send_text_now(append):
+            self._ai_queue.append(Outgoing(Peer.REALTIME, append, arrived, Direction.INBOUND))
+            self._ai_ready.set()
+            return
+        self.core.record_frame_sent(self.now() - arrived)
+
     def _rearm_if_sooner(self) -> None:
         deadline = self.core.get_timer()
         if deadline is not None and deadline < self._armed:
@@ -399,11 +417,6 @@ class CallDriver:
 
     def _sent(self, items: list[Outgoing], direction: str) -> None:
         now = self.now()
-        frame = self.bridge.metrics.frame
-        for item in items:
-            if item.direction is not None:
-                waited = now - item.ingress
-                frame(item.direction, waited, waited > DEADLINE_S, item.frames)
         if self.capture is not None:
             for item in items:
                 if item.audio is not None:

@@ -21,11 +21,13 @@ from __future__ import annotations
 import os
 import threading
 from bisect import bisect_left
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from bridge import __version__
+from bridge.core.call import DEADLINE_S
 from bridge.core.counters import Count
 from bridge.core.events import Direction
 from bridge.core.report_json import StoredReport
@@ -170,15 +172,21 @@ class BridgeMetrics:
             self.tenant_labels.set(len(self.tenants))
         return label, overflow
 
-    def frame(self, direction: Direction, waited_s: float, missed: bool, frames: int = 1) -> None:
-        """``frames`` frames sent ``waited_s`` after they arrived. Counted here and added to the
-        series by ``flush_frames``: an ``observe`` per frame cost 2-3 % of the bridge's CPU (a
-        locked write per frame, to an mmap with workers). Event-loop thread only, like
-        ``flush_frames``."""
-        self._frame_counts[direction][bisect_left(LATENCY_S_BUCKETS, waited_s)] += frames
-        self._frame_sums[direction] += waited_s * frames
-        if missed:
-            self._frame_misses[direction] += frames
+    def frames(self, direction: Direction, waits_s: Iterable[float]) -> None:
+        """Frames sent these waits after they arrived, one value a 20 ms frame; a wait over
+        ``DEADLINE_S`` is a deadline miss. Counted here and added to the series by
+        ``flush_frames``: an ``observe`` per frame cost 2-3 % of the bridge's CPU (a locked write
+        per frame, to an mmap with workers), so the process-wide latency histogram hands its
+        values on in batches (``BridgeStats``). Event-loop thread only, like ``flush_frames``."""
+        counts = self._frame_counts[direction]
+        total, missed = 0.0, 0
+        for waited in waits_s:
+            counts[bisect_left(LATENCY_S_BUCKETS, waited)] += 1
+            total += waited
+            if waited > DEADLINE_S:
+                missed += 1
+        self._frame_sums[direction] += total
+        self._frame_misses[direction] += missed
 
     def flush_frames(self) -> None:
         """Add the frames counted since the last flush to their series. A Histogram's bucket

@@ -153,7 +153,7 @@ class Bridge:
     async def _cleanup(self, app: web.Application) -> None:
         self._gc_watch.remove()
         self.stats.flush_gc_pauses()
-        self.metrics.flush_frames()  # a worker's last frames reach the shared files
+        self.stats.publish_latency([])  # a worker's last frames reach the shared files
         for task in (self._alert_task, self._lag_task, self._ai_task, self._gauge_task):
             if task is not None:
                 task.cancel()
@@ -189,7 +189,7 @@ class Bridge:
         """With workers, any worker may answer a scrape: each keeps its own gauges current."""
         while True:
             self.metrics.calls_live.set(len(self.calls))
-            self.metrics.flush_frames()
+            self.stats.publish_latency([driver.core for driver in self.calls])
             self.stats.flush_gc_pauses()
             self._refusal()
             await asyncio.sleep(GAUGE_REFRESH_S)
@@ -359,6 +359,7 @@ class Bridge:
             return web.Response(status=401, text="metrics token required", headers={"WWW-Authenticate": "Bearer"})
         self.metrics.calls_live.set(len(self.calls))
         self.stats.flush_gc_pauses()
+        self.stats.publish_latency([driver.core for driver in self.calls])
         return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def stats_view(self, request: web.Request) -> web.Response:

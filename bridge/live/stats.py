@@ -3,7 +3,8 @@ the Prometheus metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import functools
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from bridge.core.call import CallCore
@@ -18,8 +19,7 @@ class BridgeStats:
 
     def __init__(self, metrics: BridgeMetrics) -> None:
         self.metrics = metrics
-        # every call's bridge latency, fed by each call's own histograms (track)
-        self._latency = {d: LatencyHistogram() for d in Direction}
+        self._ended_latency = {d: LatencyHistogram() for d in Direction}  # the ended calls' bridge latency
         self._ended_misses = dict.fromkeys(Direction, 0)
         self.loop_lag = LatencyHistogram()
         self.lag_counts = LagCounts()
@@ -50,26 +50,41 @@ class BridgeStats:
             self.metrics.gc_pause.labels(generation=str(generation)).observe(pause_s)
 
     def track(self, core: CallCore) -> None:
-        """Count a new call's bridge latency in the process figures as its core records it."""
+        """Hand a new call's bridge latency on to ``mosbridge_bridge_latency_seconds`` as its core
+        buckets it (64 frames at a time, and at each :meth:`publish_latency`)."""
         for d in Direction:
-            core.latency[d].feed(self._latency[d])
+            core.latency[d].tap(functools.partial(self._to_metrics, d))
+
+    def _to_metrics(self, direction: Direction, waits_s: Sequence[float]) -> None:
+        self.metrics.frames(direction, waits_s)
 
     def call_ended(self, core: CallCore) -> None:
-        """Keep an ended call's last latencies and its deadline misses in the process figures."""
+        """Keep an ended call's latencies and its deadline misses in the process figures."""
         for d in Direction:
-            core.latency[d].flush()
+            self._ended_latency[d].merge(core.latency[d])
             self._ended_misses[d] += core.deadline_misses[d]
 
-    def latency(self, live: Iterable[CallCore]) -> tuple[dict[Direction, LatencyHistogram], dict[Direction, int]]:
-        """Bridge latency and deadline misses per direction over the ended calls and ``live`` ones
-        (tracked): each call's core records every frame once and hands it on; reading costs each
-        live call a flush of at most ``PENDING_MAX`` values, not a merge of its histogram."""
-        misses = dict(self._ended_misses)
+    def publish_latency(self, live: Iterable[CallCore]) -> None:
+        """Hand every frame the calls recorded so far on to ``mosbridge_bridge_latency_seconds``
+        (before a scrape, and every second with workers)."""
         for core in live:
             for d in Direction:
                 core.latency[d].flush()
+        self.metrics.flush_frames()
+
+    def latency(self, live: Iterable[CallCore]) -> tuple[dict[Direction, LatencyHistogram], dict[Direction, int]]:
+        """Bridge latency and deadline misses per direction over the ended calls and ``live`` ones:
+        each call's core records every frame once, and a read merges the calls' histograms (a cost
+        per bucket and call, at each read, instead of a second record of every frame)."""
+        misses = dict(self._ended_misses)
+        total = {d: LatencyHistogram() for d in Direction}
+        for d in Direction:
+            total[d].merge(self._ended_latency[d])
+        for core in live:
+            for d in Direction:
+                total[d].merge(core.latency[d])
                 misses[d] += core.deadline_misses[d]
-        return self._latency, misses
+        return total, misses
 
     def to_dict(self, live: Collection[CallCore]) -> dict[str, Any]:
         self.flush_gc_pauses()

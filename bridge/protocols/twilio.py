@@ -56,6 +56,9 @@ __all__ = [
     "TwilioProtocolError",
     "UnknownTwilioEvent",
     "WrongFieldType",
+    "inbound_frame",
+    "load_twilio",
+    "parse_object",
     "parse_twilio",
     "parse_twilio_outbound",
 ]
@@ -191,8 +194,9 @@ def _int(parent: Mapping[str, Any], key: str, path: str, event: str) -> int:
     return value
 
 
-def _load(text: str | bytes, max_bytes: int) -> dict[str, Any]:
-    """Size check, then one ``json.loads``; the result must be an object."""
+def load_twilio(text: str | bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
+    """The JSON object of one text frame, for ``inbound_frame`` and ``parse_object``: a size check,
+    then one ``orjson.loads``. Raises ``MessageTooLarge``, ``MalformedJson`` or ``WrongFieldType``."""
     size = len(text)
     if size > max_bytes:
         raise MessageTooLarge(size, max_bytes)
@@ -330,6 +334,52 @@ class StartMessage:
         return _dumps(self.to_json())
 
 
+def _media_fields(d: Mapping[str, Any]) -> tuple[int, str, str, int, int, str] | None:
+    """A ``media`` message's fields (sequence number, stream SID, track, chunk, timestamp, payload) if
+    every one is as Twilio sends it; None otherwise (``MediaMessage._parse_slow`` then names the
+    culprit). Hot path, one per 20 ms per call: plain dict reads and exact type checks."""
+    try:
+        m = d["media"]
+        seq = d["sequenceNumber"]
+        sid = d["streamSid"]
+        track = m["track"]
+        chunk = m["chunk"]
+        ts = m["timestamp"]
+        payload = m["payload"]
+    except (KeyError, TypeError):
+        return None
+    if (
+        type(sid) is str
+        and type(track) is str
+        and type(payload) is str
+        and type(seq) is str
+        and type(chunk) is str
+        and type(ts) is str
+        and seq.isascii()
+        and seq.isdigit()
+        and chunk.isascii()
+        and chunk.isdigit()
+        and ts.isascii()
+        and ts.isdigit()
+        and len(seq) <= MAX_DIGITS
+        and len(chunk) <= MAX_DIGITS
+        and len(ts) <= MAX_DIGITS
+    ):
+        return int(seq), sid, track, int(chunk), int(ts), payload
+    return None
+
+
+def inbound_frame(d: Mapping[str, Any]) -> tuple[int, int, str] | None:
+    """(chunk, timestamp in ms, base64 payload) of a well-formed ``media`` message on the inbound
+    track, the caller's audio; None for any other message (``parse_object`` reads those)."""
+    if d.get("event") != "media":
+        return None
+    fields = _media_fields(d)
+    if fields is None or fields[2] != "inbound":
+        return None
+    return fields[3], fields[4], fields[5]
+
+
 @dataclass(slots=True)  # not frozen: one per 20 ms per call, and frozen __init__ costs 5x
 class MediaMessage:
     """One caller audio chunk (20 ms of mu-law at 8 kHz = 160 bytes on a phone call).
@@ -346,37 +396,8 @@ class MediaMessage:
 
     @classmethod
     def parse(cls, d: Mapping[str, Any]) -> MediaMessage:
-        # Hot path (one per 20 ms per call): plain dict reads and exact type checks; the
-        # generic readers only run to name the culprit once something is wrong.
-        try:
-            m = d["media"]
-            seq = d["sequenceNumber"]
-            sid = d["streamSid"]
-            track = m["track"]
-            chunk = m["chunk"]
-            ts = m["timestamp"]
-            payload = m["payload"]
-        except (KeyError, TypeError):
-            return cls._parse_slow(d)
-        if (
-            type(sid) is str
-            and type(track) is str
-            and type(payload) is str
-            and type(seq) is str
-            and type(chunk) is str
-            and type(ts) is str
-            and seq.isascii()
-            and seq.isdigit()
-            and chunk.isascii()
-            and chunk.isdigit()
-            and ts.isascii()
-            and ts.isdigit()
-            and len(seq) <= MAX_DIGITS
-            and len(chunk) <= MAX_DIGITS
-            and len(ts) <= MAX_DIGITS
-        ):
-            return cls(int(seq), sid, track, int(chunk), int(ts), payload)
-        return cls._parse_slow(d)
+        fields = _media_fields(d)
+        return cls._parse_slow(d) if fields is None else cls(*fields)
 
     @classmethod
     def _parse_slow(cls, d: Mapping[str, Any]) -> MediaMessage:
@@ -647,7 +668,11 @@ def parse_twilio(text: str | bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Tw
     Raises a ``TwilioProtocolError`` subclass on a malformed frame; returns
     ``UnknownTwilioEvent`` for an event not listed in the module docstring.
     """
-    d = _load(text, max_bytes)
+    return parse_object(load_twilio(text, max_bytes))
+
+
+def parse_object(d: dict[str, Any]) -> TwilioMessage:
+    """``parse_twilio`` of a frame already loaded by ``load_twilio``."""
     if d.get("event") == "media":  # 50 a second per call: before _event's checks, which only name a culprit
         return MediaMessage.parse(d)
     event = _event(d)
@@ -666,7 +691,7 @@ def parse_twilio(text: str | bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Tw
 
 def parse_twilio_outbound(text: str | bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> TwilioOutbound:
     """Parse one frame the bridge sends to Twilio (for fake callers, replay and tests)."""
-    d = _load(text, max_bytes)
+    d = load_twilio(text, max_bytes)
     event = _event(d)
     if event == "media":
         return OutboundMedia.parse(d)

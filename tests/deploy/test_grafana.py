@@ -79,8 +79,8 @@ def metric_names(expr: str) -> set[str]:
 @cache
 def exposition() -> str:
     metrics = BridgeMetrics()
-    metrics.frame(Direction.INBOUND, 0.0004, missed=False)
-    metrics.frame(Direction.OUTBOUND, 0.03, missed=True)
+    metrics.frames(Direction.INBOUND, [0.0004])
+    metrics.frames(Direction.OUTBOUND, [0.03])
     metrics.loop_lag.observe(0.0004)
     metrics.call_ended(stored({"tenant": "acme", "end_reason": "stop", "mos": 4.3,
                         "inbound": {"jitter_ms": 3.0, "loss_pct": 0.5}, "counters": {"bad_json": 1}}))

@@ -29,37 +29,47 @@ def test_zero_and_empty() -> None:
     assert h.percentile(100) == pytest.approx(0.002)
 
 
-def test_histograms_feeding_one_total_summarise_the_union_as_it_is_recorded() -> None:
-    """Per-call histograms that feed one total (the bridge's /stats, ``BridgeStats.track``): once each
-    is flushed, the total holds every value recorded since it began feeding, checked against the exact
-    order statistics of the union; a value still pending in a call's histogram reaches it at flush."""
+def test_histograms_merged_into_one_total_summarise_the_union() -> None:
+    """Per-call histograms merged into one total (the bridge's /stats, ``BridgeStats.latency``), some
+    with values still pending: the total holds every value, checked against the exact order
+    statistics of the union; the merged histograms are left as they were."""
     rng = random.Random(11)
-    total = LatencyHistogram()
-    before = LatencyHistogram()
-    before.record(5.0)  # recorded before it fed: not the total's
-    before.feed(total)
-    calls = [before] + [LatencyHistogram() for _ in range(29)]
-    for h in calls[1:]:
-        h.feed(total)
+    calls = [LatencyHistogram() for _ in range(30)]
     union: list[float] = []
     for _ in range(5000):
         v = rng.choice([0.0, rng.expovariate(1000.0), rng.uniform(0.0, 0.05)])
         rng.choice(calls).record(v)
         union.append(v)
+    total = LatencyHistogram()
+    total.record(5.0)
     for h in calls:
-        h.flush()
+        total.merge(h)
+    union.append(5.0)
     s = total.summary()
     union.sort()
-    assert s.count == len(union) == 5000
+    assert s.count == len(union) == 5001
     assert s.max_ms == pytest.approx(union[-1] * 1000.0)
     assert s.mean_ms == pytest.approx(sum(v for v in union if v > 0) / len(union) * 1000.0)
     for pct, got_ms in ((50, s.p50_ms), (99, s.p99_ms)):
         exact = union[math.ceil(pct / 100 * len(union)) - 1]
         assert exact * 1000.0 * (1 - 1e-12) <= got_ms <= exact * 1000.0 * 10 ** (1 / 100)
-    calls[3].record(0.5)
-    assert total.summary().count == 5000  # pending in its call's histogram
-    calls[3].flush()
-    assert total.summary().count == 5001 and total.summary().max_ms == pytest.approx(500.0)
+    assert sum(h.summary().count for h in calls) == 5000
+
+
+def test_a_tap_sees_every_value_once_in_order_as_it_is_bucketed() -> None:
+    """``tap``: the Prometheus histogram's view of a call's latencies (``BridgeStats.track``)."""
+    h = LatencyHistogram()
+    h.record(0.5)  # before the tap: not its
+    seen: list[float] = []
+    h.tap(seen.extend)
+    values = [i / 1000.0 for i in range(1, 151)]
+    for v in values[:-1]:
+        h.record(v)
+    h.record(values[-1], 3)  # a message of three frames: three values
+    assert len(seen) == 128  # two batches of PENDING_MAX so far
+    h.flush()
+    assert seen == values[:-1] + [values[-1]] * 3
+    assert h.summary().count == 1 + 152
 
 
 def test_values_bucketed_together_give_what_bucketing_each_at_once_gives() -> None:

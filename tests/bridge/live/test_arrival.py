@@ -146,9 +146,10 @@ async def test_the_text_writer_sends_what_send_str_sends_both_ways_and_steps_asi
             assert (await ws.receive_str()) == "echo: " + text
         protocol = client_protocol(ws)
         protocol.pause_writing()  # type: ignore[attr-defined]
-        assert not writer.ready()
+        assert not writer.ready() and not writer.write_if_ready("held")
         protocol.resume_writing()  # type: ignore[attr-defined]
-        assert writer.ready()
+        assert writer.ready() and writer.write_if_ready("now")
+        assert (await ws.receive_str()) == "echo: now"  # "held" was never written
         await ws.close()
     assert server_writers
 
@@ -228,4 +229,4 @@ def test_a_text_writer_on_a_changed_aiohttp_warns_and_is_never_ready(caplog: pyt
 
     with caplog.at_level(logging.WARNING, logger="mosbridge"):
         writer = TextWriter(_Ws())
-    assert not writer.ready() and "send_str" in caplog.text
+    assert not writer.ready() and not writer.write_if_ready("x") and "send_str" in caplog.text

@@ -166,7 +166,7 @@ def test_metric_names_and_labels_are_stable() -> None:
     m = BridgeMetrics()
     m.call_ended(_report("acme"))
     m.set_alert("acme", False)
-    m.frame(Direction.INBOUND, 0.001, missed=True)
+    m.frames(Direction.INBOUND, [0.03])
     m.loop_lag.observe(0.0004)
     m.refused.labels(route="media", reason="max_calls").inc()
     fams = _families(m)
@@ -197,17 +197,18 @@ def test_metric_names_and_labels_are_stable() -> None:
 
 
 def test_frames_counted_locally_expose_as_prometheus_observe_would() -> None:
-    """``frame`` counts into buckets and ``flush_frames`` adds them: the exposition must equal
-    prometheus_client's own ``Histogram.observe`` of the same waits, bounds included."""
+    """``frames`` counts into buckets and ``flush_frames`` adds them: the exposition must equal
+    prometheus_client's own ``Histogram.observe`` of the same waits, bounds included, and the waits
+    over the 20 ms deadline are its misses."""
     waits = [0.0, 0.00005, 0.0001, 0.00010001, 0.001, 0.0199, 0.02, 0.021, 0.1, 0.5, 3.0]
     m = BridgeMetrics()
     registry = CollectorRegistry()
     reference = Histogram("mosbridge_bridge_latency_seconds", "", ["direction"], buckets=LATENCY_S_BUCKETS,
                           registry=registry)
+    m.frames(Direction.INBOUND, waits)
     for w in waits:
-        m.frame(Direction.INBOUND, w, missed=w > 0.02)
         reference.labels("inbound").observe(w)
-    m.frame(Direction.OUTBOUND, 0.03, missed=True)
+    m.frames(Direction.OUTBOUND, [0.03])
     got = samples(m.exposition().decode())
     ref = samples(generate_latest(registry).decode())
     latency = {k: v for k, v in got.items() if k[0].startswith("mosbridge_bridge_latency_seconds")
@@ -215,7 +216,7 @@ def test_frames_counted_locally_expose_as_prometheus_observe_would() -> None:
     assert latency == {k: v for k, v in ref.items() if not k[0].endswith("_created")}
     assert got[("mosbridge_deadline_misses_total", (("direction", "inbound"),))] == 4
     assert got[("mosbridge_bridge_latency_seconds_count", (("direction", "outbound"),))] == 1
-    m.frame(Direction.INBOUND, 0.001, missed=False)  # a second flush adds, and only the new frames
+    m.frames(Direction.INBOUND, [0.001])  # a second flush adds, and only the new frames
     again = samples(m.exposition().decode())
     assert again[("mosbridge_bridge_latency_seconds_count", (("direction", "inbound"),))] == len(waits) + 1
     assert again[("mosbridge_deadline_misses_total", (("direction", "inbound"),))] == 4

@@ -186,8 +186,9 @@ async def test_ai_frames_go_out_inline_until_the_socket_pushes_back_and_stay_in_
 
 
 async def test_stats_count_every_frame_the_ai_got_from_live_and_ended_calls(tmp_path: Path) -> None:
-    """/stats adds up the calls' own latency records: each caller frame the AI received is one
-    inbound frame there, whether its call is still live or has ended."""
+    """/stats adds up the calls' own latency records, and /metrics' latency histogram is fed from
+    them: each caller frame the AI received is one inbound frame in both, whether its call is still
+    live or has ended."""
     async with live_bridge(tmp_path, validate_twilio_signature=False) as live, aiohttp.ClientSession() as http:
 
         async def appends() -> int:
@@ -197,6 +198,12 @@ async def test_stats_count_every_frame_the_ai_got_from_live_and_ended_calls(tmp_
         async def inbound_frames() -> int:
             async with http.get(live.base + "/stats") as r:
                 return int((await r.json())["inbound"]["frames"])
+
+        async def metrics_frames() -> int:
+            async with http.get(live.base + "/metrics") as r:
+                text = await r.text()
+            return int(next(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                            if line.startswith('mosbridge_bridge_latency_seconds_count{direction="inbound"}')))
 
         first = SimulatedCaller(live.media_url, stream_sid="MZs1", call_sid="CA-s1", params={})
         await first.run(schedule(silence_frames(0.8)), hangup_after_s=1.0, session=http)  # 40 frames
@@ -208,11 +215,12 @@ async def test_stats_count_every_frame_the_ai_got_from_live_and_ended_calls(tmp_
         assert live.bridge.calls  # the second call is live
         mid = await inbound_frames()
         assert abs(mid - await appends()) <= 10  # a few frames may be on the wire
+        assert abs(await metrics_frames() - await appends()) <= 10
         await call
         async with asyncio.timeout(5):
             while live.bridge.calls:
                 await asyncio.sleep(0.05)
-        assert await inbound_frames() == await appends() >= 100
+        assert await inbound_frames() == await metrics_frames() == await appends() >= 100
 
 
 async def test_stats_and_metrics_time_the_garbage_collectors_pauses(tmp_path: Path) -> None:

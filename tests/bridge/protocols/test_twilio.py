@@ -30,8 +30,11 @@ from bridge.protocols.twilio import (
     TwilioProtocolError,
     UnknownTwilioEvent,
     WrongFieldType,
+    inbound_frame,
+    load_twilio,
     mark_text,
     media_text,
+    parse_object,
     parse_twilio,
     parse_twilio_outbound,
 )
@@ -131,6 +134,17 @@ def test_media_numbers_arrive_as_strings_and_parse_to_int() -> None:
     assert msg == MediaMessage(
         sequence_number=3, stream_sid=SID, track="outbound", chunk=1, timestamp=5, payload=PAYLOAD
     )
+
+
+def test_inbound_frame_reads_only_the_callers_well_formed_media() -> None:
+    """The documented media message is on the outbound track: not the caller's. On ``inbound`` it is
+    read as (chunk, timestamp, payload); a mark, or media with a bad field, is not."""
+    assert inbound_frame(load_twilio(MEDIA)) is None
+    inbound = load_twilio(MEDIA.replace('"outbound"', '"inbound"'))
+    assert inbound_frame(inbound) == (1, 5, PAYLOAD)
+    assert parse_object(inbound) == MediaMessage(3, SID, "inbound", 1, 5, PAYLOAD)
+    assert inbound_frame(load_twilio(MARK)) is None
+    assert inbound_frame(load_twilio(MEDIA.replace('"outbound"', '"inbound"').replace('"1"', '"+1"'))) is None
 
 
 def test_media_audio_decodes_payload() -> None:
