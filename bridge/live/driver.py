@@ -327,13 +327,15 @@ class CallDriver:
     def _flush_now(self) -> bool:
         """The flush when nothing in it waits: Twilio's socket takes a message at once (or is
         closed) and no ``CallEnded`` is due (it closes the sockets). False, with nothing taken,
-        otherwise. This is every caller frame's path on a healthy call, where the general one
-        took the lock and five coroutines a frame (6-12 % of the bridge's CPU, benchmarks/README.md)."""
+        otherwise. This is nearly every flush's path on a healthy call (AI audio and marks, and the
+        caller frames ``take_media`` leaves to the general way: other formats, captured calls, the
+        frame after a gap), where the general one took the lock and five coroutines a frame (6-12 %
+        of the bridge's CPU, benchmarks/README.md)."""
         core = self.core
         if core.ended or not (self._twilio_text.ready() or self.twilio.closed):
             return False
         items = core.data_to_send()
-        if len(items) == 1 and items[0].peer is Peer.REALTIME:  # a caller frame: most flushes
+        if len(items) == 1 and items[0].peer is Peer.REALTIME:  # a caller frame the short way left
             self._to_ai(items)
         elif items:
             to_twilio, to_ai = _by_peer(items)
