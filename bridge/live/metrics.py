@@ -176,8 +176,8 @@ class BridgeMetrics:
         """Frames sent these waits after they arrived, one value a 20 ms frame; a wait over
         ``DEADLINE_S`` is a deadline miss. Counted here and added to the series by
         ``flush_frames``: an ``observe`` per frame cost 2-3 % of the bridge's CPU (a locked write
-        per frame, to an mmap with workers), so the process-wide latency histogram hands its
-        values on in batches (``BridgeStats``). Event-loop thread only, like ``flush_frames``."""
+        per frame, to an mmap with workers), so each call's latency histogram hands its values
+        on as it buckets them (``BridgeStats.track``). Event-loop thread only, like ``flush_frames``."""
         counts = self._frame_counts[direction]
         total, missed = 0.0, 0
         for waited in waits_s:

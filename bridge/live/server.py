@@ -153,7 +153,8 @@ class Bridge:
     async def _cleanup(self, app: web.Application) -> None:
         self._gc_watch.remove()
         self.stats.flush_gc_pauses()
-        self.stats.publish_latency([])  # a worker's last frames reach the shared files
+        # a worker's last frames (those of calls the drain left too) reach the shared files
+        self.stats.publish_latency([driver.core for driver in self.calls])
         for task in (self._alert_task, self._lag_task, self._ai_task, self._gauge_task):
             if task is not None:
                 task.cancel()
