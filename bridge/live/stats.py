@@ -4,7 +4,7 @@ the Prometheus metrics."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from bridge.core.call import CallCore
@@ -53,10 +53,7 @@ class BridgeStats:
         """Hand a new call's bridge latency on to ``mosbridge_bridge_latency_seconds`` as its core
         buckets it (64 frames at a time, and at each :meth:`publish_latency`)."""
         for d in Direction:
-            core.latency[d].tap(functools.partial(self._to_metrics, d))
-
-    def _to_metrics(self, direction: Direction, waits_s: Sequence[float]) -> None:
-        self.metrics.frames(direction, waits_s)
+            core.latency[d].tap(functools.partial(self.metrics.frames, d))
 
     def call_ended(self, core: CallCore) -> None:
         """Keep an ended call's latencies and its deadline misses in the process figures."""
