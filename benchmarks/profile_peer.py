@@ -39,6 +39,7 @@ from benchmarks.bench_paired import OTHER_PEERS
 from benchmarks.bench_peers import PEER_CPU, peer_command, stand_in_rig, start, stop
 from bridge.loadtest.run import LoadOptions, _cpu_s, _free_ports
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout --peer mosbridge runs
 NO_PYTHON = "(no Python frame)"
 SETTLE_S = 4.0  # after the ramp: every call up before sampling starts
 
@@ -82,7 +83,7 @@ async def profile(peer: str, calls: int, duration: float, out: Path) -> float:
             cmd, env, url = peer_command(peer, port, rig.realtime_url, rig.workdir)
         else:
             cmd, env, url = peer_command("mosbridge", port, rig.realtime_url, rig.workdir)
-            env["PYTHONPATH"] = str(Path(peer).resolve())
+            env["PYTHONPATH"] = str(ROOT if peer == "mosbridge" else Path(peer).resolve())
         proc = await start(cmd, {**env, "PYTHONPERFSUPPORT": "1"}, {PEER_CPU}, port, rig.workdir)
         try:
             ramp = max(2.0, calls / 50.0)
@@ -112,8 +113,8 @@ async def profile(peer: str, calls: int, duration: float, out: Path) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--peer", default=str(Path(__file__).resolve().parent.parent),
-                    help="mosbridge checkout to run (default: this one), or forwarder or sample")
+    ap.add_argument("--peer", default="mosbridge",
+                    help="mosbridge (this checkout), forwarder, sample, or the path of another mosbridge checkout")
     ap.add_argument("--calls", type=int, default=100)
     ap.add_argument("--duration", type=float, default=25.0)
     ap.add_argument("--top", type=int, default=40)
@@ -128,7 +129,7 @@ def main() -> None:
         script = subprocess.run(["perf", "script", "-i", str(data), "-F", "ip,sym"],
                                 capture_output=True, text=True, check=True).stdout
     prof = innermost_python(script.splitlines())
-    name = args.peer if args.peer in OTHER_PEERS else f"mosbridge ({args.peer})"
+    name = args.peer if args.peer in (*OTHER_PEERS, "mosbridge") else f"mosbridge ({args.peer})"
     print(f"{name}: {args.calls} calls, {cpu:.2f} CPU-ms per call-second, {prof.samples} samples")
     print("| share | samples | innermost Python function |\n|---|---|---|")
     for name, n in prof.by_function[:args.top]:
