@@ -77,6 +77,10 @@ def innermost_python(script: Iterable[str]) -> Profile:
 
 async def profile(peer: str, calls: int, duration: float, out: Path) -> float:
     """Run ``peer`` under the rig with ``perf`` recording into ``out``; its CPU-ms per call-second."""
+    ramp = max(2.0, calls / 50.0)
+    record_s = duration - ramp - SETTLE_S - 1.0
+    if record_s < 3.0:
+        raise SystemExit(f"--duration {duration:g} leaves {record_s:.1f} s to record: give it more")
     async with stand_in_rig("mosbridge-profile-", node=True) as rig:
         port = _free_ports(1)[0]
         if peer in OTHER_PEERS:
@@ -86,10 +90,6 @@ async def profile(peer: str, calls: int, duration: float, out: Path) -> float:
             env["PYTHONPATH"] = str(ROOT if peer == "mosbridge" else Path(peer).resolve())
         proc = await start(cmd, {**env, "PYTHONPERFSUPPORT": "1"}, {PEER_CPU}, port, rig.workdir)
         try:
-            ramp = max(2.0, calls / 50.0)
-            record_s = duration - ramp - SETTLE_S - 1.0
-            if record_s < 3.0:
-                raise SystemExit(f"--duration {duration:g} leaves {record_s:.1f} s to record: give it more")
             leg = LoadOptions(calls=calls, ramp_s=ramp, duration_s=duration, seed=1, target=url,
                               stand_in_stamps=None, bridge_cpu=None)
 
