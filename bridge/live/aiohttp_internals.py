@@ -20,6 +20,12 @@ asks it to. The bridge pays that wrapping per caller frame, so it calls the fram
 when neither applies, and ``send_str`` otherwise. Several messages due at once (a chunk of AI
 audio and its mark) are framed by that same call and written together: one system call, not one
 a message.
+
+3. A Twilio message handled as it is parsed (:class:`HandoffWebSocket`). ``receive`` hands each
+message to the call's task through a queue: a future resolved, the task scheduled, a task step and
+two coroutines resumed, per caller frame. The bridge gives aiohttp's parser a queue that first
+offers each message to the driver, which handles it in the read callback itself while its task
+waits idle (``CallDriver._take_now``), and leaves the rest to ``receive``.
 """
 
 from __future__ import annotations
@@ -27,9 +33,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType
+from aiohttp import WSMessage, WSMsgType, web
+
+try:  # where aiohttp 3.11 to 3.14 keep it; without it every message reaches the task through receive()
+    from aiohttp._websocket.reader import WebSocketDataQueue as _Queue
+    from aiohttp._websocket.reader import WebSocketReader as _Reader
+except ImportError:  # pragma: no cover
+    _Queue, _Reader = object, None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from aiohttp._websocket.models import WSMessageTextBytes
 
 log = logging.getLogger("mosbridge")
 
@@ -158,3 +173,56 @@ class _Frames:
 
     def write(self, data: bytes) -> None:
         self.parts.append(data)
+
+
+class HandoffQueue(_Queue):
+    """aiohttp's queue of parsed messages, which first offers each one to :attr:`take` while nothing
+    waits in it: a message ``take`` accepts is not queued, so the reader's task is not woken for it.
+    What it declines, and everything after while anything is queued, goes in the queue in order."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.take: Callable[[WSMessage | WSMessageTextBytes], bool] | None = None
+
+    def feed_data(self, data: WSMessage | WSMessageTextBytes, size: int) -> None:
+        take = self.take
+        if take is None or self._buffer or not take(data):
+            super().feed_data(data, size)
+
+    def hand_over(self, marker: WSMessage) -> None:
+        """Queue ``marker`` for ``receive``, waking the reader's task to finish what ``take`` began."""
+        super().feed_data(marker, 0)
+
+
+class HandoffWebSocket(web.WebSocketResponse):
+    """A server WebSocket whose messages go through a :class:`HandoffQueue` (:attr:`handoff`). It is
+    None, with aiohttp's own queue kept, if the upgrade came with bytes past it (aiohttp has parsed
+    them already) or this aiohttp is laid out differently (logged once)."""
+
+    handoff: HandoffQueue | None = None
+    _warned = False  # once a process
+
+    def _post_start(self, request: Any, protocol: Any, writer: Any) -> None:
+        early = getattr(request.protocol, "_message_tail", b"")
+        super()._post_start(request, protocol, writer)
+        if early:
+            return
+        try:
+            if _Reader is None:
+                raise AttributeError("no aiohttp._websocket.reader")
+            conn = request.protocol
+            if conn._payload_parser is not self._parser:
+                raise AttributeError("the connection's parser is not the response's")
+            queue = HandoffQueue(request._protocol, self._reader._limit // 2,  # type: ignore[union-attr]
+                                 loop=self._loop)
+            parser = _Reader(queue, self._max_msg_size, compress=bool(self._compress), decode_text=self._decode_text)
+        except (AttributeError, TypeError) as exc:
+            if not HandoffWebSocket._warned:
+                HandoffWebSocket._warned = True
+                log.warning("aiohttp's WebSocket reader has changed (%s): every Twilio message wakes its "
+                            "call's task", exc)
+            return
+        conn._payload_parser = parser  # nothing has reached the old one: no bytes came before this
+        self._parser = parser
+        self._reader = queue
+        self.handoff = queue

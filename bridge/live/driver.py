@@ -2,8 +2,10 @@
 
 Four tasks per call: the Twilio reader (the handler's own task), the AI session loop (one AI leg
 after another, opened once ``start`` came: ``bridge/live/ai_legs.py``), the AI writer, and a clock
-for the core's timer and the pings. Every input is recorded (when the call is captured) and applied
-through ``bridge/core/inputs.py``, so replay gets the same report. Time is ``time.monotonic()``.
+for the core's timer and the pings. While the Twilio reader's task waits, a message is handled in
+aiohttp's read callback instead, without waking it (``_take_now``), unless the call is captured.
+Every input is recorded (when the call is captured) and applied through ``bridge/core/inputs.py``,
+so replay gets the same report. Time is ``time.monotonic()``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from bridge.core.call import CallCore
 from bridge.core.counters import Count
@@ -40,12 +42,14 @@ from bridge.core.inputs import (
 )
 from bridge.core.isotime import iso_utc
 from bridge.live.ai_legs import AiConnectFailed, AiLeg, Pong
-from bridge.live.aiohttp_internals import ArrivalClock, TextWriter
+from bridge.live.aiohttp_internals import ArrivalClock, HandoffQueue, TextWriter
 from bridge.live.logs import bind_call
 from bridge.live.recorder import CallCapture
-from bridge.live.turns import Turn
+from bridge.live.turns import TURN_S, Turn
 
 if TYPE_CHECKING:
+    from aiohttp._websocket.models import WSMessageTextBytes
+
     from bridge.live.server import Bridge
 
 log = logging.getLogger("mosbridge")
@@ -54,6 +58,7 @@ report_log = logging.getLogger("mosbridge.report")
 _TEXT, _BINARY = WSMsgType.TEXT, WSMsgType.BINARY
 _CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
 AI_BACKLOG_WARN = 250  # messages (5 s of caller audio) waiting for the AI socket
+_HAND_OVER = WSMessage(WSMsgType.TEXT, "", "mosbridge: the reader's task finishes the pass")
 
 
 def _id(call_sid: str) -> str:
@@ -100,6 +105,11 @@ class CallDriver:
         self._pings: dict[bytes, tuple[Peer, float]] = {}
         self._ping_count = 0
         self._lag_start = bridge.stats.lag_counts.snapshot()
+        self._parked = False  # the Twilio reader's task waits in receive(): _take_now may act for it
+        self._failed: Exception | None = None  # what _take_now met, for the reader's task to raise
+        self._handoff: HandoffQueue | None = getattr(twilio_ws, "handoff", None)
+        if self._handoff is not None and self._arrival.hooked:  # the turn needs the chunk's read time
+            self._handoff.take = self._take_now
 
     def _arrived(self, read_at: float) -> float:
         """When the Twilio message just read (at ``read_at``, monotonic) reached the bridge (see
@@ -152,6 +162,8 @@ class CallDriver:
                 await self.flush()
             except Exception:
                 log.exception("%s: error while ending the call", _id(self.core.call_sid))
+            if self._handoff is not None:
+                self._handoff.take = None  # a message after the reader has gone stays queued
             for t in tasks:
                 t.cancel()
             for t in tasks:
@@ -171,8 +183,17 @@ class CallDriver:
         turn = Turn()
         while True:
             before = time.monotonic()
+            self._parked = True
             msg = await ws.receive()
+            self._parked = False
             read_at = time.monotonic()
+            if msg is _HAND_OVER:  # the rest of a pass _take_now began
+                if self._failed is not None:
+                    raise self._failed
+                await self.flush()
+                if self.core.ended:
+                    return
+                continue
             if turn.over(before, read_at):
                 await asyncio.sleep(0)
                 turn.restart()
@@ -203,6 +224,32 @@ class CallDriver:
                 await self._flush_waiting()
             if self.core.ended:
                 return
+
+    def _take_now(self, msg: WSMessage | WSMessageTextBytes) -> bool:
+        """One pass of ``_twilio_loop`` for a message aiohttp has just parsed, run in its read
+        callback while the reader's task waits idle: the task is not woken (a future, a task step
+        and two coroutines a frame, 10 % of the bridge's CPU: benchmarks/README.md). Declined, with
+        nothing done, unless the message is text, the call is not captured, no flush holds the lock
+        and its chunk was read within the reader's turn (a burst read at once goes by turns). A
+        flush that would wait, or an error, is handed to the task, which finishes the pass."""
+        if not self._parked or msg.type is not _TEXT or self.capture is not None or self._lock.locked():
+            return False
+        read_at = time.monotonic()
+        last = self._arrival.last
+        if last is not None and read_at - last > TURN_S:
+            return False
+        arrived = self._arrived(read_at)
+        try:
+            append = self.core.take_media(msg.data, arrived)
+            if append is not None:
+                self._frame_to_ai(append, arrived)
+                return True
+            if self._flush_now():
+                return True
+        except Exception as exc:
+            self._failed = exc
+        self._handoff.hand_over(_HAND_OVER)  # type: ignore[union-attr]
+        return True
 
     async def _ai_loop(self) -> None:
         """One AI session after another until the call ends: the core decides whether to reconnect,

@@ -34,6 +34,7 @@ from bridge.core.call import CallCore
 from bridge.live.admission import Admission, AdmissionLimits, Refusal
 from bridge.live.ai_check import NO_KEY, RECHECK_S, reach
 from bridge.live.ai_legs import TRANSPORT_CAP_FACTOR, AiLeg, RealtimeRtcLeg, RealtimeWsLeg, RtcTarget, WsTarget
+from bridge.live.aiohttp_internals import HandoffWebSocket
 from bridge.live.driver import CallDriver
 from bridge.live.gc_pauses import GcPauseWatch
 from bridge.live.logs import quiet_malformed_requests
@@ -307,8 +308,8 @@ class Bridge:
         if refusal is not None:
             self._refused("media", refusal)
             return web.Response(status=503, text=f"not taking calls: {refusal}", headers={"Retry-After": "1"})
-        ws = web.WebSocketResponse(autoping=False,
-                                   max_msg_size=self.settings.max_message_bytes * TRANSPORT_CAP_FACTOR)
+        ws = HandoffWebSocket(autoping=False,
+                              max_msg_size=self.settings.max_message_bytes * TRANSPORT_CAP_FACTOR)
         await ws.prepare(request)
         driver = CallDriver(self, ws, request.protocol)
         self.calls.add(driver)
