@@ -3,7 +3,7 @@
 Four tasks per call: the Twilio reader (the handler's own task), the AI session loop (one AI leg
 after another, opened once ``start`` came: ``bridge/live/ai_legs.py``), the AI writer, and a clock
 for the core's timer and the pings. While the Twilio reader's task waits, a message is handled in
-aiohttp's read callback instead, without waking it (``_take_now``), unless the call is captured.
+aiohttp's read callback instead, without waking it (``_take_now``).
 Every input is recorded (when the call is captured) and applied through ``bridge/core/inputs.py``,
 so replay gets the same report. Time is ``time.monotonic()``.
 """
@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
+import functools
 import json
 import logging
 import time
@@ -108,8 +110,6 @@ class CallDriver:
         self._parked = False  # the Twilio reader's task waits in receive(): _take_now may act for it
         self._failed: Exception | None = None  # what _take_now met, for the reader's task to raise
         self._handoff: HandoffQueue | None = getattr(twilio_ws, "handoff", None)
-        if self._handoff is not None and self._arrival.hooked:  # the turn needs the chunk's read time
-            self._handoff.take = self._take_now
 
     def _arrived(self, read_at: float) -> float:
         """When the Twilio message just read (at ``read_at``, monotonic) reached the bridge (see
@@ -148,6 +148,10 @@ class CallDriver:
         """The call from upgrade to report. Whatever goes wrong on the way, the call ends with its
         report written and both sockets (and the AI session) closed."""
         bind_call(self.core)  # this call's log lines, from every task it starts, name it
+        if self._handoff is not None and self._arrival.hooked:  # the turn needs the chunk's read time
+            # in this task's context, so the lines it logs name the call too
+            self._handoff.take = functools.partial(  # type: ignore[call-arg]  # mypy: partial of a ParamSpec
+                contextvars.copy_context().run, self._take_now)
         tasks = [asyncio.create_task(self._ai_loop()), asyncio.create_task(self._clock()),
                  asyncio.create_task(self._ai_writer())]
         try:
@@ -179,7 +183,7 @@ class CallDriver:
                 await self.twilio.close()
 
     async def _twilio_loop(self) -> None:
-        ws, core = self.twilio, self.core
+        ws = self.twilio
         turn = Turn()
         while True:
             before = time.monotonic()
@@ -200,14 +204,10 @@ class CallDriver:
                 read_at = time.monotonic()
             kind = msg.type
             if kind is _TEXT or kind is _BINARY:
-                arrived = self._arrived(read_at)
-                if self.capture is None:  # nothing to record: what _apply(TwilioIn(...)) does, minus two calls a frame
-                    append = core.take_media(msg.data, arrived)
-                    if append is not None:  # a caller frame that made nothing else: no flush
-                        self._frame_to_ai(append, arrived)
-                        continue
-                else:
-                    self._apply(TwilioIn(msg.data), arrived)
+                if not self._twilio_message(msg.data, self._arrived(read_at)):
+                    await self._flush_waiting()
+                if self.core.ended:
+                    return
             elif kind in _CLOSED:
                 return
             elif kind is WSMsgType.ERROR:
@@ -216,35 +216,38 @@ class CallDriver:
                 return
             elif kind is WSMsgType.PING:
                 await ws.pong(msg.data)
-                continue
             elif kind is WSMsgType.PONG:
                 self._pong(msg.data, self._arrived(read_at))
-                continue
-            if self._lock.locked() or not self._flush_now():  # flush(), without its coroutine per frame
-                await self._flush_waiting()
-            if self.core.ended:
-                return
+
+    def _twilio_message(self, data: str | bytes, arrived: float) -> bool:
+        """A Twilio message applied and what it made sent, without waiting; False if the flush has
+        to wait (the caller awaits ``_flush_waiting``). A plain caller frame is written by itself."""
+        if self.capture is None:  # nothing to record: what _apply(TwilioIn(...)) does, minus two calls a frame
+            append = self.core.take_media(data, arrived)
+            if append is not None:  # a caller frame that made nothing else: no flush
+                self._frame_to_ai(append, arrived)
+                return True
+        else:
+            self._apply(TwilioIn(data), arrived)
+        return not self._lock.locked() and self._flush_now()  # flush(), without its coroutine
 
     def _take_now(self, msg: WSMessage | WSMessageTextBytes) -> bool:
         """One pass of ``_twilio_loop`` for a message aiohttp has just parsed, run in its read
-        callback while the reader's task waits idle: the task is not woken (a future, a task step
-        and two coroutines a frame, 10 % of the bridge's CPU: benchmarks/README.md). Declined, with
-        nothing done, unless the message is text, the call is not captured, no flush holds the lock
-        and its chunk was read within the reader's turn (a burst read at once goes by turns). A
-        flush that would wait, or an error, is handed to the task, which finishes the pass."""
-        if not self._parked or msg.type is not _TEXT or self.capture is not None or self._lock.locked():
+        callback (in the task's context) while the reader's task waits idle: the task is not woken
+        (a future, a task step and two coroutines a frame, 10 % of the bridge's CPU:
+        benchmarks/README.md). Declined, with nothing done, for a ping, pong or close, and for a
+        message of a chunk read longer than a turn ago (a burst read at once goes by turns). A
+        flush that would wait, the call's end and an error are handed to the task, which finishes
+        the pass."""
+        kind = msg.type
+        if not self._parked or (kind is not _TEXT and kind is not _BINARY):
             return False
         read_at = time.monotonic()
         last = self._arrival.last
         if last is not None and read_at - last > TURN_S:
             return False
-        arrived = self._arrived(read_at)
         try:
-            append = self.core.take_media(msg.data, arrived)
-            if append is not None:
-                self._frame_to_ai(append, arrived)
-                return True
-            if self._flush_now():
+            if self._twilio_message(msg.data, self._arrived(read_at)) and not self.core.ended:
                 return True
         except Exception as exc:
             self._failed = exc

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import io
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +21,7 @@ from aiohttp import WSMessage, WSMsgType, web
 
 from bridge.live.aiohttp_internals import HandoffWebSocket, TextWriter
 from bridge.live.driver import CallDriver
+from bridge.live.logs import JsonFormatter
 from bridge.ops.store import open_store
 from bridge.stand_ins.twilio_caller import SimulatedCaller, media_message, start_message, stop_message
 from tests.bridge.live_rig import Live, live_bridge, schedule, silence_frames
@@ -253,3 +256,27 @@ async def test_an_error_in_the_read_callback_ends_the_call_as_the_reader_would(
     assert report["counters"]["internal_errors"] == 1
     assert report["end_reason"] == "twilio_closed"  # as when the reader itself fails
     assert "the Twilio reader failed" in caplog.text and "broken on purpose" in caplog.text
+
+
+async def test_lines_logged_in_the_read_callback_name_the_call(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())  # formats as the line is logged: in the callback's context
+    logger = logging.getLogger("mosbridge")
+    logger.addHandler(handler)
+    try:
+        async with live_bridge(tmp_path, validate_twilio_signature=False) as live, \
+                aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(live.media_url)
+            await ws.send_str(start_message("MZlog", "CA-log", {"tenant": "t"}))
+            answers = _count_takes(await _driver(live))
+            await asyncio.sleep(0.05)
+            await ws.send_str("{broken json")  # a bad_json problem, logged as it is handled
+            await asyncio.sleep(0.2)
+            await ws.close()
+    finally:
+        logger.removeHandler(handler)
+    assert answers[:1] == [True]
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    [bad] = [line for line in lines if "not valid JSON" in line["message"]]
+    assert (bad.get("call_sid"), bad.get("stream_sid"), bad.get("tenant")) == ("CA-log", "MZlog", "t")
