@@ -1,5 +1,5 @@
-"""The aiohttp internals the bridge uses, in one place; ``tests/bridge/live/test_arrival.py``
-fails loudly if an aiohttp upgrade removes any of them.
+"""The aiohttp internals the bridge uses, in one place; ``tests/bridge/live/test_arrival.py`` and
+``test_handoff.py`` fail loudly if an aiohttp upgrade removes any of them.
 
 1. When a Twilio (or Realtime) message reached the bridge, as close to the socket as asyncio lets
    us see.

@@ -3,9 +3,9 @@
 Four tasks per call: the Twilio reader (the handler's own task), the AI session loop (one AI leg
 after another, opened once ``start`` came: ``bridge/live/ai_legs.py``), the AI writer, and a clock
 for the core's timer and the pings. While the Twilio reader's task waits, a message is handled in
-aiohttp's read callback instead, without waking it (``_take_now``).
-Every input is recorded (when the call is captured) and applied through ``bridge/core/inputs.py``,
-so replay gets the same report. Time is ``time.monotonic()``.
+aiohttp's read callback instead, without waking it (``_take_now``). Every input is recorded (when
+the call is captured) and applied through ``bridge/core/inputs.py``, so replay gets the same
+report. Time is ``time.monotonic()``.
 """
 
 from __future__ import annotations

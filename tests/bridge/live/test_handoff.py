@@ -1,6 +1,7 @@
 """Twilio messages handled as aiohttp parses them (``HandoffWebSocket``, ``CallDriver._take_now``):
 what the read callback takes never reaches ``receive``, what it declines arrives there in order, and
-a live call's report is the same whichever way each message went."""
+a live call counts every frame whichever way each message went. (That a captured call, handled the
+same way, replays to the live report is ``tests/bridge/replay/test_replay_live.py``.)"""
 
 from __future__ import annotations
 
