@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMessage, WSMsgType, web
 
+from bridge.live import aiohttp_internals
 from bridge.live.aiohttp_internals import HandoffWebSocket, TextWriter
 from bridge.live.driver import CallDriver
 from bridge.live.logs import JsonFormatter
@@ -281,3 +282,31 @@ async def test_lines_logged_in_the_read_callback_name_the_call(tmp_path: Path) -
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     [bad] = [line for line in lines if "not valid JSON" in line["message"]]
     assert (bad.get("call_sid"), bad.get("stream_sid"), bad.get("tenant")) == ("CA-log", "MZlog", "t")
+
+
+async def test_an_aiohttp_laid_out_otherwise_keeps_its_own_queue_and_says_so(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """If the reader cannot be built as this aiohttp builds it (here: its signature changed), the
+    socket keeps aiohttp's queue, messages reach ``receive`` as before, and a warning says why."""
+    def changed_reader(*args: Any, **kwargs: Any) -> None:
+        raise TypeError("WebSocketReader() got an unexpected keyword argument 'decode_text'")
+    monkeypatch.setattr(aiohttp_internals, "_Reader", changed_reader)
+    monkeypatch.setattr(HandoffWebSocket, "_warned", False)
+    handoff: list[object] = []
+    received: list[str] = []
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = HandoffWebSocket()
+        await ws.prepare(request)
+        handoff.append(ws.handoff)
+        received.append((await ws.receive()).data)
+        return ws
+
+    with caplog.at_level(logging.WARNING, logger="mosbridge"):
+        async with _server(handler) as port, aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(f"http://127.0.0.1:{port}/ws")
+            await ws.send_str("as before")
+            await asyncio.sleep(0.2)
+            await ws.close()
+    assert handoff == [None] and received == ["as before"]
+    assert "aiohttp's WebSocket reader has changed" in caplog.text and "decode_text" in caplog.text
