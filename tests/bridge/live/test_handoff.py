@@ -100,9 +100,8 @@ async def test_hand_over_wakes_receive_with_the_marker() -> None:
     assert len(got) == 1 and got[0] is marker
 
 
-async def test_an_upgrade_that_brought_a_message_with_it_keeps_aiohttps_queue() -> None:
-    """Bytes that came in the upgrade's own read were parsed by aiohttp's reader before the bridge
-    could give it another queue: that socket keeps aiohttp's, and loses nothing."""
+def _first_message() -> tuple[list[object], list[str], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    """A handler that keeps each socket's ``handoff`` and the first message ``receive`` returns."""
     handoff: list[object] = []
     received: list[str] = []
 
@@ -110,10 +109,15 @@ async def test_an_upgrade_that_brought_a_message_with_it_keeps_aiohttps_queue() 
         ws = HandoffWebSocket()
         await ws.prepare(request)
         handoff.append(ws.handoff)
-        msg = await ws.receive()
-        received.append(msg.data)
+        received.append((await ws.receive()).data)
         return ws
+    return handoff, received, handler
 
+
+async def test_an_upgrade_that_brought_a_message_with_it_keeps_aiohttps_queue() -> None:
+    """Bytes that came in the upgrade's own read were parsed by aiohttp's reader before the bridge
+    could give it another queue: that socket keeps aiohttp's, and loses nothing."""
+    handoff, received, handler = _first_message()
     async with _server(handler) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         key = base64.b64encode(os.urandom(16)).decode()
@@ -292,16 +296,7 @@ async def test_an_aiohttp_laid_out_otherwise_keeps_its_own_queue_and_says_so(
         raise TypeError("WebSocketReader() got an unexpected keyword argument 'decode_text'")
     monkeypatch.setattr(aiohttp_internals, "_Reader", changed_reader)
     monkeypatch.setattr(HandoffWebSocket, "_warned", False)
-    handoff: list[object] = []
-    received: list[str] = []
-
-    async def handler(request: web.Request) -> web.WebSocketResponse:
-        ws = HandoffWebSocket()
-        await ws.prepare(request)
-        handoff.append(ws.handoff)
-        received.append((await ws.receive()).data)
-        return ws
-
+    handoff, received, handler = _first_message()
     with caplog.at_level(logging.WARNING, logger="mosbridge"):
         async with _server(handler) as port, aiohttp.ClientSession() as http:
             ws = await http.ws_connect(f"http://127.0.0.1:{port}/ws")
